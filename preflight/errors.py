@@ -1,0 +1,33 @@
+"""The one exception hierarchy of preflight: every error the library raises is a PreflightError.
+
+The CLI maps these types to exit codes and one-line messages (see status.py); a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+
+class PreflightError(Exception):
+    """Base of every error preflight raises on purpose."""
+
+
+class UsageError(PreflightError):
+    """The caller asked for something that cannot be done as asked (bad option, bad policy file)."""
+
+
+class PolicyError(UsageError):
+    """A policy file is missing, is not JSON, or does not match schemas/policy.schema.json."""
+
+
+class ProbeError(PreflightError):
+    """A source could not be read as media; `kind` is a stable id such as `missing`, `truncated`."""
+
+    kind = "unreadable"
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+
+class NetworkError(PreflightError):
+    """A network call failed: refused, timed out, or answered with something unusable."""

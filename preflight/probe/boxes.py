@@ -1,0 +1,502 @@
+"""A reader of ISO-BMFF / QuickTime boxes: the top-level layout, `moov`, and fragment headers.
+
+It supplies what MediaInfo and ffprobe do not expose reliably: sample durations, edit lists, chunk
+extents (truncation), the `ftyp` brand, and fragment durations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from ..errors import ProbeError
+
+# Top-level box types that mark a file as ISO-BMFF or QuickTime when they come first.
+_TOP_LEVEL_TYPES = {
+    b"ftyp",
+    b"moov",
+    b"mdat",
+    b"free",
+    b"skip",
+    b"wide",
+    b"pnot",
+    b"styp",
+    b"sidx",
+    b"moof",
+    b"uuid",
+    b"pdin",
+    b"meta",
+    b"junk",
+    b"PICT",
+    b"prfl",
+}
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"mvex", b"dinf", b"udta"}
+_UNKNOWN_32 = 0xFFFFFFFF  # mdhd/tkhd/mvhd duration sentinel for "unknown"
+_UNKNOWN_64 = 0xFFFFFFFFFFFFFFFF
+# Share of samples one duration must have to be taken as the nominal frame duration.
+DOMINANT_SHARE = 0.8
+_MAX_HEADER_BOX = 64 << 20  # a moov or moof larger than this is not a file we can trust
+
+
+@dataclass(frozen=True)
+class TopBox:
+    type: str
+    offset: int
+    size: int  # whole box, header included; for a box cut short: what its header claims
+    header: int
+
+
+@dataclass
+class Track:
+    track_id: int = 0
+    handler: str = ""
+    enabled: bool = True
+    codec: str = ""  # sample entry fourcc, e.g. avc1, hvc1, apcn
+    width: int = 0  # coded width from the visual sample entry
+    height: int = 0
+    tkhd_width: float = 0.0  # presentation size from tkhd (pixel aspect applied, no rotation)
+    tkhd_height: float = 0.0
+    rotation: int = 0  # clockwise degrees a player turns the picture
+    par: tuple[int, int] | None = None  # pasp hSpacing:vSpacing
+    timescale: int = 0
+    mdhd_duration: int | None = None  # None when absent or the "unknown" sentinel
+    deltas: Counter[int] = field(default_factory=Counter)  # sample duration -> count
+    last_delta: int | None = None
+    sample_count: int = 0
+    edits: list[tuple[int, int, float]] = field(default_factory=list)  # (dur, media_time, rate)
+    data_end: int = 0  # one past the last byte of sample data the sample table points at
+    fragment_samples: int = 0  # samples found in moof boxes (their durations are in `deltas` too)
+    default_sample_duration: int = 0  # trex
+    table_problem: str = ""  # why the sample table contradicts itself, when it does
+
+    @property
+    def total_ticks(self) -> int:
+        return sum(d * n for d, n in self.deltas.items())
+
+    @property
+    def total_samples(self) -> int:
+        return self.sample_count + self.fragment_samples
+
+    @property
+    def is_video(self) -> bool:
+        # A lone JPEG/PNG frame in a video track is cover art some muxers store as a track.
+        still = self.total_samples <= 1 and self.codec in ("jpeg", "png", "mjpa", "mjpg")
+        return self.handler == "vide" and not still
+
+
+@dataclass
+class Layout:
+    """What the box walk found: the file's shape and every track's timing."""
+
+    size_bytes: int
+    top: list[TopBox]
+    major_brand: str = ""
+    compatible_brands: list[str] = field(default_factory=list)
+    movie_timescale: int = 0
+    movie_duration: int | None = None
+    fragment_duration: int | None = None  # mehd
+    tracks: list[Track] = field(default_factory=list)
+
+    @property
+    def has_ftyp(self) -> bool:
+        return any(b.type == "ftyp" for b in self.top)
+
+    @property
+    def fragmented(self) -> bool:
+        return any(b.type == "moof" for b in self.top)
+
+    @property
+    def faststart(self) -> bool:
+        moov = next((b.offset for b in self.top if b.type == "moov"), None)
+        mdat = next((b.offset for b in self.top if b.type == "mdat"), None)
+        return moov is not None and (mdat is None or moov < mdat)
+
+
+def looks_like_isobmff(head: bytes) -> bool:
+    """True when the first bytes hold a plausible top-level box of ISO-BMFF or QuickTime."""
+    if len(head) < 8:
+        return False
+    size = struct.unpack(">I", head[:4])[0]
+    return head[4:8] in _TOP_LEVEL_TYPES and (size in (0, 1) or size >= 8)
+
+
+def walk_top(f: BinaryIO, size_bytes: int) -> list[TopBox]:
+    """List the top-level boxes by reading only their headers."""
+    boxes: list[TopBox] = []
+    offset = 0
+    while offset + 8 <= size_bytes:
+        f.seek(offset)
+        head = f.read(16)
+        if len(head) < 8:
+            break
+        size, kind = struct.unpack(">I4s", head[:8])
+        header = 8
+        if size == 1:
+            if len(head) < 16:
+                break
+            size = struct.unpack(">Q", head[8:16])[0]
+            header = 16
+        elif size == 0:  # "to the end of the file"
+            size = size_bytes - offset
+        name = kind.decode("latin-1")
+        if size < header or not name.isprintable():
+            if not boxes:
+                raise ProbeError(
+                    "not an MP4/MOV file: the first box header is invalid", kind="not_media"
+                )
+            break  # trailing garbage after valid boxes: ignore, as players do
+        boxes.append(TopBox(name, offset, size, header))
+        offset += size
+    return boxes
+
+
+def read_layout(f: BinaryIO, size_bytes: int) -> Layout:
+    """Walk the file and parse `ftyp`, `moov` and every `moof` into a Layout."""
+    layout = Layout(size_bytes=size_bytes, top=walk_top(f, size_bytes))
+    for box in layout.top:
+        if box.type == "ftyp":
+            body = _read_body(f, box, size_bytes)
+            _parse_ftyp(layout, body)
+    moov = next((b for b in layout.top if b.type == "moov"), None)
+    if moov is None:
+        kinds = ", ".join(b.type for b in layout.top) or "nothing"
+        raise ProbeError(
+            f"no moov box (found {kinds}): the recording was never finalised or the upload is "
+            "incomplete, so there is no index of the video",
+            kind="no_moov",
+        )
+    if moov.offset + moov.size > size_bytes:
+        raise ProbeError(
+            f"the moov box runs past the end of the file (byte {size_bytes} of "
+            f"{moov.offset + moov.size}): the file is truncated or still being written",
+            kind="truncated",
+        )
+    _parse_moov(layout, _read_body(f, moov, size_bytes))
+    by_id = {t.track_id: t for t in layout.tracks}
+    for box in layout.top:
+        if box.type == "moof":
+            if box.offset + box.size > size_bytes:
+                break  # a fragment cut short: what came before still counts
+            _parse_moof(by_id, _read_body(f, box, size_bytes), box.offset)
+    return layout
+
+
+def _read_body(f: BinaryIO, box: TopBox, size_bytes: int) -> memoryview:
+    length = min(box.size, size_bytes - box.offset) - box.header
+    if length > _MAX_HEADER_BOX:
+        raise ProbeError(
+            f"the {box.type} box is {length} bytes, too large to be an index", kind="not_media"
+        )
+    f.seek(box.offset + box.header)
+    return memoryview(f.read(length))
+
+
+def _children(buf: memoryview) -> list[tuple[str, memoryview]]:
+    out: list[tuple[str, memoryview]] = []
+    pos, end = 0, len(buf)
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", buf, pos)
+        header = 8
+        if size == 1 and pos + 16 <= end:
+            size = struct.unpack_from(">Q", buf, pos + 8)[0]
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            break  # a malformed child ends the list; the boxes before it still count
+        out.append((kind.decode("latin-1"), buf[pos + header : pos + size]))
+        pos += size
+    return out
+
+
+def _parse_ftyp(layout: Layout, body: memoryview) -> None:
+    if len(body) >= 8:
+        layout.major_brand = bytes(body[:4]).decode("latin-1")
+        layout.compatible_brands = [
+            bytes(body[i : i + 4]).decode("latin-1") for i in range(8, len(body) - 3, 4)
+        ]
+
+
+def _parse_moov(layout: Layout, moov: memoryview) -> None:
+    children = _children(moov)
+    for kind, body in children:
+        if kind == "mvhd":
+            layout.movie_timescale, layout.movie_duration = _timescale_duration(body)
+        elif kind == "trak":
+            layout.tracks.append(_parse_trak(body))
+    # mvex after the traks: its trex defaults name tracks by id, and muxers place it either side.
+    for kind, body in children:
+        if kind != "mvex":
+            continue
+        for sub, sbody in _children(body):
+            if sub == "mehd":
+                value = _u64(sbody, 4) if sbody[0] == 1 else _u32(sbody, 4)
+                layout.fragment_duration = value or None
+            elif sub == "trex" and len(sbody) >= 24:
+                track_id, _, default_duration = struct.unpack_from(">III", sbody, 4)
+                for track in layout.tracks:
+                    if track.track_id == track_id:
+                        track.default_sample_duration = default_duration
+
+
+def _timescale_duration(body: memoryview) -> tuple[int, int | None]:
+    if body[0] == 1:
+        timescale, duration = struct.unpack_from(">IQ", body, 20)
+        return timescale, None if duration == _UNKNOWN_64 else duration
+    timescale, duration = struct.unpack_from(">II", body, 12)
+    return timescale, None if duration == _UNKNOWN_32 else duration
+
+
+def _parse_trak(trak: memoryview) -> Track:
+    track = Track()
+    for kind, body in _children(trak):
+        if kind == "tkhd":
+            _parse_tkhd(track, body)
+        elif kind == "edts":
+            for sub, sbody in _children(body):
+                if sub == "elst":
+                    track.edits = _parse_elst(sbody)
+        elif kind == "mdia":
+            _parse_mdia(track, body)
+    return track
+
+
+def _parse_tkhd(track: Track, body: memoryview) -> None:
+    version = body[0]
+    track.enabled = bool(body[3] & 1)
+    if version == 1:
+        track.track_id = _u32(body, 20)
+        matrix_at = 4 + 8 + 8 + 4 + 4 + 8 + 8 + 8
+    else:
+        track.track_id = _u32(body, 12)
+        matrix_at = 4 + 4 + 4 + 4 + 4 + 4 + 8 + 8
+    if len(body) < matrix_at + 36 + 8:
+        return
+    a, b, _u, c, d = struct.unpack_from(">iiiii", body, matrix_at)
+    track.rotation = _rotation_from_matrix(a / 65536, b / 65536, c / 65536, d / 65536)
+    w, h = struct.unpack_from(">II", body, matrix_at + 36)
+    track.tkhd_width, track.tkhd_height = w / 65536, h / 65536
+
+
+def _rotation_from_matrix(a: float, b: float, c: float, d: float) -> int:
+    # The matrix maps (x, y) -> (a*x + c*y, b*x + d*y); with y pointing down, a picture turned
+    # 90 degrees clockwise has a=0, b=1, c=-1, d=0.
+    if abs(a) < 1e-6 and abs(b) < 1e-6:
+        return 0
+    degrees = math.degrees(math.atan2(b, a))
+    return round(degrees / 90) * 90 % 360
+
+
+def _parse_elst(body: memoryview) -> list[tuple[int, int, float]]:
+    version = body[0]
+    count = _u32(body, 4)
+    edits: list[tuple[int, int, float]] = []
+    pos = 8
+    for _ in range(count):
+        if version == 1:
+            if pos + 20 > len(body):
+                break
+            duration, media_time = struct.unpack_from(">Qq", body, pos)
+            rate_int, rate_frac = struct.unpack_from(">hH", body, pos + 16)
+            pos += 20
+        else:
+            if pos + 12 > len(body):
+                break
+            duration, media_time = struct.unpack_from(">Ii", body, pos)
+            rate_int, rate_frac = struct.unpack_from(">hH", body, pos + 8)
+            pos += 12
+        edits.append((duration, media_time, rate_int + rate_frac / 65536))
+    return edits
+
+
+def _parse_mdia(track: Track, mdia: memoryview) -> None:
+    for kind, body in _children(mdia):
+        if kind == "mdhd":
+            track.timescale, track.mdhd_duration = _timescale_duration(body)
+        elif kind == "hdlr" and len(body) >= 12:
+            track.handler = bytes(body[8:12]).decode("latin-1")
+        elif kind == "minf":
+            for sub, sbody in _children(body):
+                if sub == "stbl":
+                    _parse_stbl(track, sbody)
+
+
+def _parse_stbl(track: Track, stbl: memoryview) -> None:
+    sizes: list[int] = []
+    uniform_size = 0
+    chunk_offsets: list[int] = []
+    stsc: list[tuple[int, int]] = []
+    for kind, body in _children(stbl):
+        if kind == "stsd":
+            _parse_stsd(track, body)
+        elif kind == "stts":
+            count = _u32(body, 4)
+            count = min(count, (len(body) - 8) // 8)
+            values = struct.unpack_from(f">{2 * count}I", body, 8)
+            for i in range(0, 2 * count, 2):
+                track.deltas[values[i + 1]] += values[i]
+            if count:
+                track.last_delta = values[2 * count - 1]
+        elif kind == "stsz":
+            uniform_size, count = struct.unpack_from(">II", body, 4)
+            track.sample_count = count
+            if uniform_size == 0:
+                count = min(count, (len(body) - 12) // 4)
+                sizes = list(struct.unpack_from(f">{count}I", body, 12))
+        elif kind == "stz2":
+            field_size = body[7]
+            count = _u32(body, 8)
+            track.sample_count = count
+            sizes = _unpack_stz2(body[12:], field_size, count)
+        elif kind == "stsc":
+            count = min(_u32(body, 4), (len(body) - 8) // 12)
+            values = struct.unpack_from(f">{3 * count}I", body, 8)
+            stsc = [(values[i], values[i + 1]) for i in range(0, 3 * count, 3)]
+        elif kind == "stco":
+            count = min(_u32(body, 4), (len(body) - 8) // 4)
+            chunk_offsets = list(struct.unpack_from(f">{count}I", body, 8))
+        elif kind == "co64":
+            count = min(_u32(body, 4), (len(body) - 8) // 8)
+            chunk_offsets = list(struct.unpack_from(f">{count}Q", body, 8))
+    track.table_problem = _stsc_problem(stsc, len(chunk_offsets), track.sample_count)
+    track.data_end = _data_end(chunk_offsets, stsc, sizes, uniform_size, track.sample_count)
+
+
+def _stsc_problem(stsc: list[tuple[int, int]], chunks: int, samples: int) -> str:
+    if not samples:
+        return ""
+    if not stsc or not chunks:
+        return "samples are listed but no chunk holds them (empty stsc or stco)"
+    firsts = [first for first, _ in stsc]
+    if firsts[0] != 1 or any(b <= a for a, b in itertools.pairwise(firsts)):
+        return f"the sample-to-chunk table (stsc) starts at chunk {firsts[0]} or goes backwards"
+    covered = 0
+    for i, (first, per_chunk) in enumerate(stsc):
+        last = stsc[i + 1][0] - 1 if i + 1 < len(stsc) else chunks
+        covered += max(0, min(last, chunks) - first + 1) * per_chunk
+    if covered < samples:
+        return f"the chunks (stsc/stco) hold {covered} samples but stsz lists {samples}"
+    return ""
+
+
+def _unpack_stz2(body: memoryview, field_size: int, count: int) -> list[int]:
+    if field_size == 16:
+        return list(struct.unpack_from(f">{min(count, len(body) // 2)}H", body, 0))
+    if field_size == 8:
+        return list(body[:count])
+    nibbles: list[int] = []
+    for byte in body[: (count + 1) // 2]:
+        nibbles += (byte >> 4, byte & 15)
+    return nibbles[:count]
+
+
+def _data_end(
+    offsets: list[int], stsc: list[tuple[int, int]], sizes: list[int], uniform: int, count: int
+) -> int:
+    """One past the last byte any chunk's samples occupy, from stco/co64, stsc and stsz."""
+    if not offsets or not stsc:
+        return 0
+    end = 0
+    sample = 0
+    run = 0
+    for chunk_index, offset in enumerate(offsets, start=1):
+        while run + 1 < len(stsc) and stsc[run + 1][0] <= chunk_index:
+            run += 1
+        per_chunk = stsc[run][1]
+        length = uniform * per_chunk if uniform else sum(sizes[sample : sample + per_chunk])
+        sample += per_chunk
+        if sample > count + per_chunk:
+            break  # the sample table is shorter than the chunk table: stop where samples end
+        end = max(end, offset + length)
+    return end
+
+
+def _parse_stsd(track: Track, body: memoryview) -> None:
+    entries = _children(body[8:])
+    if not entries:
+        return
+    kind, entry = entries[0]
+    track.codec = kind.strip()
+    if track.handler != "vide" or len(entry) < 78:
+        return
+    track.width, track.height = struct.unpack_from(">HH", entry, 24)
+    for sub, sbody in _children(entry[78:]):
+        if sub == "pasp" and len(sbody) >= 8:
+            h_spacing, v_spacing = struct.unpack_from(">II", sbody, 0)
+            if h_spacing and v_spacing:
+                track.par = (h_spacing, v_spacing)
+
+
+def _parse_moof(by_id: dict[int, Track], moof: memoryview, moof_offset: int) -> None:
+    for kind, traf in _children(moof):
+        if kind != "traf":
+            continue
+        track: Track | None = None
+        default_duration = 0
+        default_size = 0
+        base = moof_offset  # default-base-is-moof, and the usual case in practice
+        for sub, body in _children(traf):
+            if sub == "tfhd":
+                flags = int.from_bytes(body[1:4], "big")
+                track = by_id.get(_u32(body, 4))
+                if track is None:
+                    break
+                default_duration = track.default_sample_duration
+                pos = 8
+                if flags & 0x1:
+                    base = _u64(body, pos)
+                    pos += 8
+                if flags & 0x2:
+                    pos += 4
+                if flags & 0x8:
+                    default_duration = _u32(body, pos)
+                    pos += 4
+                if flags & 0x10:
+                    default_size = _u32(body, pos)
+            elif sub == "trun" and track is not None:
+                _parse_trun(track, body, base, default_duration, default_size)
+
+
+def _parse_trun(
+    track: Track, body: memoryview, base: int, default_duration: int, default_size: int
+) -> None:
+    flags = int.from_bytes(body[1:4], "big")
+    count = _u32(body, 4)
+    pos = 8
+    data_offset = 0
+    if flags & 0x1:
+        data_offset = struct.unpack_from(">i", body, pos)[0]
+        pos += 4
+    if flags & 0x4:
+        pos += 4
+    per_sample = 4 * sum(1 for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit)
+    count = min(count, (len(body) - pos) // per_sample) if per_sample else count
+    data = 0
+    for _ in range(count):
+        duration, size = default_duration, default_size
+        if flags & 0x100:
+            duration = _u32(body, pos)
+            pos += 4
+        if flags & 0x200:
+            size = _u32(body, pos)
+            pos += 4
+        pos += 4 * ((flags & 0x400) > 0) + 4 * ((flags & 0x800) > 0)
+        track.deltas[duration] += 1
+        data += size
+    track.fragment_samples += count
+    if flags & 0x1:
+        track.data_end = max(track.data_end, base + data_offset + data)
+
+
+def _u32(buf: memoryview, pos: int) -> int:
+    value: int = struct.unpack_from(">I", buf, pos)[0]
+    return value
+
+
+def _u64(buf: memoryview, pos: int) -> int:
+    value: int = struct.unpack_from(">Q", buf, pos)[0]
+    return value

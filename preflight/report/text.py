@@ -1,0 +1,65 @@
+"""The human reporter: one row per source with the facts that matter, then each problem and its fix.
+
+Colour only on a terminal, and never when NO_COLOR is set (the CLI decides).
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from ..facts import Facts
+from ..verdict import Result, Violation
+
+_COLORS = {"pass": "32", "reject": "31", "error": "35", "warn": "33", "dim": "2"}
+
+
+class TextReporter:
+    def __init__(self, stream: IO[str], *, color: bool = False) -> None:
+        self.stream = stream
+        self.color = color
+
+    def _paint(self, text: str, key: str) -> str:
+        return f"\033[{_COLORS[key]}m{text}\033[0m" if self.color else text
+
+    def result(self, result: Result) -> None:
+        label = self._paint(f"{result.verdict.upper():<7}", result.verdict)
+        line = f"{label} {result.source}"
+        if result.facts is not None:
+            line += "  " + self._paint(describe(result.facts), "dim")
+        self.stream.write(line + "\n")
+        if result.error is not None:
+            self.stream.write(f"        {result.error.message}\n")
+        for violation in result.violations:
+            self._problem("✗", violation, "reject")
+        for warning in result.warnings:
+            self._problem("!", warning, "warn")
+        for d in result.disagreements:
+            self.stream.write(
+                f"        ≠ {d.field}: mediainfo {d.mediainfo!r}, ffprobe {d.ffprobe!r}\n"
+            )
+        self.stream.flush()
+
+    def _problem(self, mark: str, problem: Violation, key: str) -> None:
+        self.stream.write(f"        {self._paint(mark, key)} {problem.rule}: {problem.message}\n")
+        if problem.hint:
+            self.stream.write(f"          fix: {problem.hint}\n")
+
+    def finish(self, results: list[Result], summary: dict[str, Any]) -> None:
+        if len(results) > 1:
+            self.stream.write(
+                f"{summary['total']} checked: {summary['pass']} pass, {summary['reject']} reject, "
+                f"{summary['error']} error (policy {summary['policy']})\n"
+            )
+
+
+def describe(facts: Facts) -> str:
+    parts = [f"{facts.container}"]
+    if facts.video_codec:
+        parts[0] += f"/{facts.video_codec}"
+    if facts.width and facts.height:
+        parts.append(f"{facts.width}x{facts.height}")
+    if facts.fps is not None:
+        parts.append(f"{facts.fps:.3f}".rstrip("0").rstrip(".") + " fps")
+    if facts.duration is not None:
+        parts.append(f"{facts.duration:.3f} s")
+    return "  ".join(parts)

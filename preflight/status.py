@@ -1,0 +1,34 @@
+"""Exit codes of the `preflight` command, and the one mapping from error types to them.
+
+Scripts branch on these numbers, so they never change meaning.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from .errors import PreflightError, ProbeError, UsageError
+
+
+class ExitCode(IntEnum):
+    OK = 0  # every source passed
+    REJECTED = 1  # at least one source breaks a rule (and none errored)
+    USAGE = 2  # bad options, bad policy file, a request body the schema refuses
+    PROBE_ERROR = 3  # at least one source could not be read; wins over REJECTED
+    API_ERROR = 4  # the API refused or failed (used by `init`)
+
+
+def exit_code_for_error(error: PreflightError) -> ExitCode:
+    if isinstance(error, UsageError):
+        return ExitCode.USAGE
+    if isinstance(error, ProbeError):
+        return ExitCode.PROBE_ERROR
+    return ExitCode.API_ERROR
+
+
+def exit_code_for_verdicts(verdicts: list[str]) -> ExitCode:
+    if "error" in verdicts:
+        return ExitCode.PROBE_ERROR
+    if "reject" in verdicts:
+        return ExitCode.REJECTED
+    return ExitCode.OK

@@ -1,0 +1,1 @@
+"""JSON Schemas and policy profiles shipped with preflight (installed as preflight.schemas)."""
