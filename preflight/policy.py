@@ -256,7 +256,8 @@ def _judge_duration(
             Violation(
                 "duration.container_differs",
                 f"the container lasts {container:.3f} s but the video {duration:.3f} s "
-                "(audio longer than video, or an edit list); the server might measure the longer one",
+                "(audio longer than video, or an edit list); the server might measure the longer "
+                "one",
                 round(container, 6),
                 f"within {policy.container_duration_tolerance_s:g} s of the video",
                 "trim audio to the video: ffmpeg -i INPUT -c copy -shortest OUT.mp4",
