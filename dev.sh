@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The two commands of the README: `bash dev.sh demo` and `bash dev.sh test`.
+# Each sets everything up first (ffmpeg from Debian when ffprobe is missing, a virtualenv with
+# preflight installed from this folder) and says what it is doing.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${PREFLIGHT_VENV:-.venv}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+install_ffmpeg() {
+    if command -v ffprobe >/dev/null 2>&1 && command -v ffmpeg >/dev/null 2>&1; then
+        return
+    fi
+    say "ffprobe is missing: installing Debian's ffmpeg"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+}
+
+setup() {
+    install_ffmpeg
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating a virtualenv in $VENV"
+        python3 -m venv "$VENV"
+    fi
+    say "installing preflight and its ${1:-runtime} dependencies into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check ".${1:+[$1]}"
+}
+
+case "${1:-}" in
+demo)
+    setup
+    say "checking every fixture in fixtures/media against the default policy (cometapi)"
+    set +e
+    "$VENV/bin/preflight" check fixtures/media/*
+    code=$?
+    set -e
+    say "exit status $code (0 all pass, 1 some reject, 3 some unreadable): fixtures include rejects on purpose"
+    ;;
+test)
+    setup dev
+    say "ruff: lint and format check"
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    say "mypy --strict on the package"
+    "$VENV/bin/mypy"
+    say "pytest"
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${@:2}"
+    ;;
+*)
+    echo "usage: bash dev.sh demo | bash dev.sh test [pytest args]" >&2
+    exit 2
+    ;;
+esac

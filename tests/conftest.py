@@ -1,0 +1,57 @@
+"""Shared test fixtures: where the fixtures, the corpus and the real `preflight` script are.
+
+Tests that need ffmpeg find it or fail with a reason; they never pass silently without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def preflight_script() -> str:
+    """The installed console script next to this interpreter (the one CI's venv put there)."""
+    beside = Path(sys.executable).with_name("preflight")
+    found = str(beside) if beside.exists() else shutil.which("preflight")
+    if not found:
+        pytest.fail("the preflight console script is not installed: run `make test`")
+    return found
+
+
+def run_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    return subprocess.run(
+        [preflight_script(), *args], capture_output=True, text=True, input=stdin, timeout=timeout,
+        env=env, check=False,
+    )
+
+
+def run_json(*args: str) -> tuple[int, Any]:
+    done = run_cli(*args)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    found = shutil.which("ffmpeg")
+    if not found:
+        pytest.fail("ffmpeg is not installed: `make test` installs it (apt-get install ffmpeg)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def manifest() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
+    return rows

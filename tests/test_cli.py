@@ -1,0 +1,166 @@
+"""The real `preflight` console script in a subprocess: exit codes, output shapes, bad input.
+
+Bad input must give one clear line and the documented exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, run_cli, run_json
+
+MEDIA = FIXTURES / "media"
+ROWS = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
+
+
+def _first(verdict: str) -> Path:
+    return MEDIA / next(r["file"] for r in ROWS if r["verdict"] == verdict)
+
+
+def _passing_without_warnings() -> Path:
+    return MEDIA / next(r["file"] for r in ROWS if r["verdict"] == "pass" and not r["warnings"])
+
+
+def test_exit_codes_follow_the_worst_verdict() -> None:
+    passing, rejected, broken = _first("pass"), _first("reject"), _first("error")
+    assert run_cli("check", str(passing)).returncode == 0
+    assert run_cli("check", str(passing), str(rejected)).returncode == 1
+    assert run_cli("check", str(rejected), str(broken)).returncode == 3
+    assert run_cli("check", str(broken), str(passing)).returncode == 3
+
+
+def test_json_document_shape() -> None:
+    code, doc = run_json("check", "--json", str(_first("pass")), str(_first("reject")))
+    assert code == 1
+    assert set(doc) == {"results", "summary"}
+    assert doc["summary"]["total"] == 2 and doc["summary"]["reject"] == 1
+    assert doc["summary"]["exit_code"] == 1
+    for result in doc["results"]:
+        assert {"source", "verdict", "violations", "warnings", "facts", "error"} <= set(result)
+    facts = doc["results"][0]["facts"]
+    for key in ("container", "brand", "video_codec", "width", "height", "display_width",
+                "display_height", "rotation", "fps", "fps_exact", "fps_mode", "duration",
+                "container_duration", "frame_count", "size_bytes", "has_audio", "faststart",
+                "fragmented", "fps_nominal", "fps_average", "edit_list", "video_tracks",
+                "samples_complete"):
+        assert key in facts
+    violation = doc["results"][1]["violations"][0]
+    assert set(violation) == {"rule", "message", "actual", "allowed", "hint"}
+    assert violation["rule"].split(".")[0] in {"container", "stream", "duration", "resolution",
+                                                "fps"}
+
+
+def test_jsonl_is_one_object_per_source_in_order() -> None:
+    sources = [str(MEDIA / r["file"]) for r in ROWS[:5]]
+    done = run_cli("check", "--jsonl", *sources)
+    lines = done.stdout.splitlines()
+    assert [json.loads(line)["source"] for line in lines] == sources
+
+
+def _bad_inputs(tmp: Path) -> dict[str, Path]:
+    (tmp / "a_directory.mp4").mkdir()
+    (tmp / "zero.mp4").write_bytes(b"")
+    (tmp / "random.mp4").write_bytes(os.urandom(4096))
+    (tmp / "notes.mp4").write_text("this is a text file, not a video\n" * 20)
+    truncated = tmp / "cut.mp4"
+    source = _first("pass").read_bytes()
+    truncated.write_bytes(source[: len(source) * 2 // 3])
+    return {
+        "missing": tmp / "does-not-exist.mp4",
+        "not_a_file": tmp / "a_directory.mp4",
+        "empty": tmp / "zero.mp4",
+        "not_media": tmp / "random.mp4",
+        "text": tmp / "notes.mp4",
+        "cut": truncated,
+    }
+
+
+def test_bad_input_gets_one_line_and_exit_3(tmp_path: Path) -> None:
+    for label, path in _bad_inputs(tmp_path).items():
+        done = run_cli("check", str(path))
+        assert done.returncode == 3, (label, done.stdout, done.stderr)
+        assert "Traceback" not in done.stdout + done.stderr
+        lines = done.stdout.strip().splitlines()
+        assert lines[0].startswith("ERROR"), (label, lines)
+        assert len(lines) == 2 and lines[1].strip(), (label, lines)  # the row, then the reason
+
+
+def test_unreadable_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root reads any file; drop to nobody's view by using a path under a locked directory
+        # is impossible too, so test the same path through a FIFO, which is not a regular file.
+        fifo = tmp_path / "pipe.mp4"
+        os.mkfifo(fifo)
+        done = run_cli("check", str(fifo))
+    else:
+        locked = tmp_path / "locked.mp4"
+        shutil.copy(_first("pass"), locked)
+        locked.chmod(0)
+        done = run_cli("check", str(locked))
+    assert done.returncode == 3 and "Traceback" not in done.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run_cli("check").returncode == 2
+    assert run_cli("check", "--probe", "nope", "x.mp4").returncode == 2
+    missing = run_cli("check", "--policy", str(tmp_path / "none.json"), str(_first("pass")))
+    assert missing.returncode == 2 and "policy file not found" in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"containers": ["avi"]}')
+    wrong = run_cli("check", "--policy", str(bad), str(_first("pass")))
+    assert wrong.returncode == 2 and "policy.schema.json" in wrong.stderr
+    assert "Traceback" not in missing.stderr + wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_house_policy_extends_a_profile(tmp_path: Path) -> None:
+    house = tmp_path / "house.json"
+    house.write_text(json.dumps({"name": "house", "extends": "cometapi",
+                                 "fps": {"allowed": [25]}}))
+    code, doc = run_json("check", "--json", "--policy", str(house), str(_passing_without_warnings()))
+    assert code == 1
+    assert [v["rule"] for v in doc["results"][0]["violations"]] == ["fps.not_allowed"]
+    assert doc["summary"]["policy"] == "house"
+    code, shown = run_json("policy", "--policy", str(house))
+    assert code == 0 and shown["fps"] == {"allowed": [25.0], "tolerance": 0.01}
+
+
+def test_kling_profile_is_stricter_on_duration() -> None:
+    row = next(r for r in ROWS if r["verdict"] == "pass" and r["file"].startswith("dur_5.5"))
+    path = str(MEDIA / row["file"])
+    assert run_cli("check", path).returncode == 0
+    code, doc = run_json("check", "--json", "--profile", "kling", path)
+    assert code == 1
+    assert [v["rule"] for v in doc["results"][0]["violations"]] == ["duration.out_of_range"]
+
+
+def test_validate_request(tmp_path: Path) -> None:
+    good = run_cli("validate-request", "-", stdin='{"video_url": "https://example.com/a.mp4"}')
+    assert good.returncode == 0
+    bad = run_cli("validate-request", "-", stdin='{"video_id": "784912347344945152"}')
+    assert bad.returncode == 2 and "task_id" in bad.stdout
+    listed = run_cli("validate-request", "--json", "-", stdin='{"video_url": "ftp://x/a.mp4"}')
+    doc = json.loads(listed.stdout)
+    assert listed.returncode == 2 and doc["valid"] is False
+    assert doc["problems"][0]["path"].startswith("$")
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    done = run_cli("validate-request", str(junk))
+    assert done.returncode == 2 and "not JSON" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("stream", ["--json", "--jsonl"])
+def test_error_results_carry_kind_and_message(tmp_path: Path, stream: str) -> None:
+    missing = tmp_path / "gone.mp4"
+    done = run_cli("check", stream, str(missing))
+    assert done.returncode == 3
+    text = done.stdout
+    result = json.loads(text)["results"][0] if stream == "--json" else json.loads(text)
+    assert result["verdict"] == "error"
+    assert result["error"]["kind"] == "missing"
+    assert result["facts"] is None
