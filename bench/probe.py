@@ -35,9 +35,18 @@ def best_of(rounds: int, files: list[Path], work: Callable[[Path], object]) -> f
 def ffprobe_loop(path: Path) -> None:
     # The obvious alternative: one ffprobe process per file asking for format and streams.
     subprocess.run(
-        [ffprobe.find_ffprobe(), "-v", "error", "-show_format", "-show_streams", "-of", "json",
-         str(path)],
-        capture_output=True, check=False,
+        [
+            ffprobe.find_ffprobe(),
+            "-v",
+            "error",
+            "-show_format",
+            "-show_streams",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        check=False,
     )
 
 
@@ -46,8 +55,11 @@ def main() -> int:
     parser.add_argument("folder", nargs="?", default="fixtures/media")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    files = sorted(p for p in Path(args.folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES
-                   and p.is_file() and p.stat().st_size > 0)
+    files = sorted(
+        p
+        for p in Path(args.folder).iterdir()
+        if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and p.stat().st_size > 0
+    )
     if not files:
         print(f"no video files in {args.folder}", file=sys.stderr)
         return 2
@@ -56,17 +68,23 @@ def main() -> int:
 
     rows = [
         ("ffprobe subprocess loop", best_of(args.rounds, files, ffprobe_loop)),
-        ("preflight check, mediainfo (default)",
-         best_of(args.rounds, files, lambda p: check_one(p, policy, backend="mediainfo"))),
-        ("preflight check, ffprobe backend",
-         best_of(args.rounds, files, lambda p: check_one(p, policy, backend="ffprobe"))),
+        (
+            "preflight check, mediainfo (default)",
+            best_of(args.rounds, files, lambda p: check_one(p, policy, backend="mediainfo")),
+        ),
+        (
+            "preflight check, ffprobe backend",
+            best_of(args.rounds, files, lambda p: check_one(p, policy, backend="ffprobe")),
+        ),
     ]
     baseline = rows[0][1]
     print(f"{len(files)} files from {args.folder}, best of {args.rounds} rounds, serial\n")
     print(f"{'method':40} {'files/s':>10} {'ms/file':>9} {'vs ffprobe loop':>16}")
     for name, seconds in rows:
-        print(f"{name:40} {len(files) / seconds:10.1f} {seconds / len(files) * 1000:9.2f} "
-              f"{baseline / seconds:15.1f}x")
+        print(
+            f"{name:40} {len(files) / seconds:10.1f} {seconds / len(files) * 1000:9.2f} "
+            f"{baseline / seconds:15.1f}x"
+        )
 
     print("\nMediaInfo parse_speed: time per file, and how many files get the same verdict")
     print("and facts as with a full parse (1.0), and the same raw MediaInfo fields")
@@ -80,8 +98,10 @@ def main() -> int:
         same = sum(_outcome(p, policy, speed) == full[p] for p in files)
         raw = sum(asdict(mediainfo.read(str(p), parse_speed=speed)) == full_raw[p] for p in files)
         mark = "  <- preflight's default" if speed == default else ""
-        print(f"{speed:11.2f} {seconds / len(files) * 1000:9.2f} {same:>6}/{len(files)} "
-              f"{raw:>5}/{len(files)}{mark}")
+        print(
+            f"{speed:11.2f} {seconds / len(files) * 1000:9.2f} {same:>6}/{len(files)} "
+            f"{raw:>5}/{len(files)}{mark}"
+        )
     mediainfo.PARSE_SPEED = default
     return 0
 

@@ -29,11 +29,18 @@ def preflight_script() -> str:
     return found
 
 
-def run_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     return subprocess.run(
-        [preflight_script(), *args], capture_output=True, text=True, input=stdin, timeout=timeout,
-        env=env, check=False,
+        [preflight_script(), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
 
 

@@ -43,16 +43,41 @@ def test_json_document_shape() -> None:
     for result in doc["results"]:
         assert {"source", "verdict", "violations", "warnings", "facts", "error"} <= set(result)
     facts = doc["results"][0]["facts"]
-    for key in ("container", "brand", "video_codec", "width", "height", "display_width",
-                "display_height", "rotation", "fps", "fps_exact", "fps_mode", "duration",
-                "container_duration", "frame_count", "size_bytes", "has_audio", "faststart",
-                "fragmented", "fps_nominal", "fps_average", "edit_list", "video_tracks",
-                "samples_complete"):
+    for key in (
+        "container",
+        "brand",
+        "video_codec",
+        "width",
+        "height",
+        "display_width",
+        "display_height",
+        "rotation",
+        "fps",
+        "fps_exact",
+        "fps_mode",
+        "duration",
+        "container_duration",
+        "frame_count",
+        "size_bytes",
+        "has_audio",
+        "faststart",
+        "fragmented",
+        "fps_nominal",
+        "fps_average",
+        "edit_list",
+        "video_tracks",
+        "samples_complete",
+    ):
         assert key in facts
     violation = doc["results"][1]["violations"][0]
     assert set(violation) == {"rule", "message", "actual", "allowed", "hint"}
-    assert violation["rule"].split(".")[0] in {"container", "stream", "duration", "resolution",
-                                                "fps"}
+    assert violation["rule"].split(".")[0] in {
+        "container",
+        "stream",
+        "duration",
+        "resolution",
+        "fps",
+    }
 
 
 def test_jsonl_is_one_object_per_source_in_order() -> None:
@@ -120,9 +145,10 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 def test_house_policy_extends_a_profile(tmp_path: Path) -> None:
     house = tmp_path / "house.json"
-    house.write_text(json.dumps({"name": "house", "extends": "cometapi",
-                                 "fps": {"allowed": [25]}}))
-    code, doc = run_json("check", "--json", "--policy", str(house), str(_passing_without_warnings()))
+    house.write_text(json.dumps({"name": "house", "extends": "cometapi", "fps": {"allowed": [25]}}))
+    code, doc = run_json(
+        "check", "--json", "--policy", str(house), str(_passing_without_warnings())
+    )
     assert code == 1
     assert [v["rule"] for v in doc["results"][0]["violations"]] == ["fps.not_allowed"]
     assert doc["summary"]["policy"] == "house"

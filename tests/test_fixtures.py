@@ -54,7 +54,9 @@ def test_probe_both_reports_only_known_disagreements() -> None:
     results = json.loads(done.stdout)["results"]
     assert len(results) == len(files)
     unexplained = [
-        (r["source"], d["field"]) for r in results for d in r["probe"]["disagreements"]
+        (r["source"], d["field"])
+        for r in results
+        for d in r["probe"]["disagreements"]
         if d["field"] not in KNOWN_DISAGREEMENTS
     ]
     assert unexplained == []

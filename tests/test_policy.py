@@ -17,10 +17,23 @@ from preflight import Facts, PolicyError, judge, load_policy
 
 POLICY = load_policy()
 KLING = load_policy(profile="kling")
-GOOD = Facts(container="mp4", brand="isom", video_codec="h264", width=1280, height=720,
-             fps=30.0, fps_nominal=30.0, fps_average=30.0, fps_mode="CFR", duration=5.0,
-             container_duration=5.0, frame_count=150, video_tracks=1, faststart=True,
-             extension="mp4")
+GOOD = Facts(
+    container="mp4",
+    brand="isom",
+    video_codec="h264",
+    width=1280,
+    height=720,
+    fps=30.0,
+    fps_nominal=30.0,
+    fps_average=30.0,
+    fps_mode="CFR",
+    duration=5.0,
+    container_duration=5.0,
+    frame_count=150,
+    video_tracks=1,
+    faststart=True,
+    extension="mp4",
+)
 
 
 def rules(facts: Facts, policy=POLICY) -> set[str]:  # type: ignore[no-untyped-def]
@@ -39,16 +52,27 @@ def test_duration_windows_are_inclusive(duration: float) -> None:
     assert ("duration.out_of_range" not in rules(facts)) == inside
 
 
-@pytest.mark.parametrize(("duration", "ok"), [(1.9, False), (2.0, True), (5.5, True), (5.6, False),
-                                              (6.0, False), (7.0, True), (10.5, True),
-                                              (10.6, False)])
+@pytest.mark.parametrize(
+    ("duration", "ok"),
+    [
+        (1.9, False),
+        (2.0, True),
+        (5.5, True),
+        (5.6, False),
+        (6.0, False),
+        (7.0, True),
+        (10.5, True),
+        (10.6, False),
+    ],
+)
 def test_duration_edges(duration: float, ok: bool) -> None:
     facts = replace(GOOD, duration=duration, container_duration=duration)
     assert ("duration.out_of_range" not in rules(facts)) is ok
 
 
-@pytest.mark.parametrize(("duration", "ok"), [(5.0, True), (5.1, False), (10.0, True),
-                                              (10.1, False)])
+@pytest.mark.parametrize(
+    ("duration", "ok"), [(5.0, True), (5.1, False), (10.0, True), (10.1, False)]
+)
 def test_kling_profile_edges(duration: float, ok: bool) -> None:
     facts = replace(GOOD, duration=duration, container_duration=duration)
     assert ("duration.out_of_range" not in rules(facts, KLING)) is ok
@@ -68,8 +92,10 @@ def test_fps_within_a_hundredth_of_an_allowed_rate(fps: float) -> None:
     assert ("fps.not_allowed" not in found) == near
 
 
-@pytest.mark.parametrize(("fps", "exact"), [(29.97003, "30000/1001"), (59.94006, "60000/1001"),
-                                            (23.976024, "24000/1001")])
+@pytest.mark.parametrize(
+    ("fps", "exact"),
+    [(29.97003, "30000/1001"), (59.94006, "60000/1001"), (23.976024, "24000/1001")],
+)
 def test_ntsc_rates_are_named(fps: float, exact: str) -> None:
     verdict = judge(replace(GOOD, fps=fps, fps_nominal=fps, fps_average=fps), POLICY)
     (violation,) = verdict.violations
@@ -85,14 +111,29 @@ def test_container_by_content_and_extension_warning() -> None:
 
 
 def test_warnings_do_not_reject() -> None:
-    facts = replace(GOOD, faststart=False, rotation=90, pixel_aspect="4:3", fps_mode="VFR",
-                    fps_average=29.9, container_duration=6.0, video_tracks=2, brand="3gp5")
+    facts = replace(
+        GOOD,
+        faststart=False,
+        rotation=90,
+        pixel_aspect="4:3",
+        fps_mode="VFR",
+        fps_average=29.9,
+        container_duration=6.0,
+        video_tracks=2,
+        brand="3gp5",
+    )
     verdict = judge(facts, POLICY)
     assert verdict.verdict == "pass"
     assert {w.rule for w in verdict.warnings} == {
-        "container.moov_at_end", "stream.rotation", "stream.non_square_pixels", "fps.variable",
-        "fps.average_differs", "duration.container_differs", "stream.extra_video_tracks",
-        "container.brand_family"}
+        "container.moov_at_end",
+        "stream.rotation",
+        "stream.non_square_pixels",
+        "fps.variable",
+        "fps.average_differs",
+        "duration.container_differs",
+        "stream.extra_video_tracks",
+        "container.brand_family",
+    }
 
 
 def test_no_video_track_is_a_stream_reject() -> None:
@@ -102,17 +143,26 @@ def test_no_video_track_is_a_stream_reject() -> None:
 
 def test_disabled_warnings_are_not_reported(tmp_path: Path) -> None:
     house = tmp_path / "quiet.json"
-    house.write_text(json.dumps({"extends": "cometapi",
-                                 "warnings": {"disabled": ["container.moov_at_end"]}}))
+    house.write_text(
+        json.dumps({"extends": "cometapi", "warnings": {"disabled": ["container.moov_at_end"]}})
+    )
     policy = load_policy(house)
     assert policy.fps_average_tolerance == 0.01  # merged key by key from the profile
     assert judge(replace(GOOD, faststart=False), policy).warnings == []
 
 
-@pytest.mark.parametrize("body", [
-    "[]", "{", '{"containers": []}', '{"duration_s": [{"min": 3}]}', '{"extends": "nope"}',
-    '{"width_px": {"min": 2000, "max": 1000}, "extends": "cometapi"}', '{"name": "x"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[]",
+        "{",
+        '{"containers": []}',
+        '{"duration_s": [{"min": 3}]}',
+        '{"extends": "nope"}',
+        '{"width_px": {"min": 2000, "max": 1000}, "extends": "cometapi"}',
+        '{"name": "x"}',
+    ],
+)
 def test_bad_policies_are_refused(tmp_path: Path, body: str) -> None:
     path = tmp_path / "p.json"
     path.write_text(body)

@@ -17,15 +17,32 @@ from preflight.probe import ffprobe
 
 
 def _make(ffmpeg: str, out: Path, *args: str) -> Path:
-    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i",
-                    "color=c=blue:s=1280x720:r=30:d=3", *args, "-c:v", "libx264", "-preset",
-                    "ultrafast", str(out)], check=True)
+    subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=1280x720:r=30:d=3",
+            *args,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
 @pytest.mark.parametrize("movflags", ["+faststart", ""])
-def test_every_cut_of_a_file_is_an_error_never_a_pass(ffmpeg: str, tmp_path: Path,
-                                                      movflags: str) -> None:
+def test_every_cut_of_a_file_is_an_error_never_a_pass(
+    ffmpeg: str, tmp_path: Path, movflags: str
+) -> None:
     whole = _make(ffmpeg, tmp_path / "whole.mp4", *(["-movflags", movflags] if movflags else []))
     data = whole.read_bytes()
     assert check_one(whole).verdict == "pass"
@@ -50,8 +67,9 @@ def test_facts_of_a_generated_file(ffmpeg: str, tmp_path: Path) -> None:
     assert facts.frame_count == 90 and facts.size_bytes == clip.stat().st_size
 
 
-def test_ffprobe_child_does_not_outlive_a_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                  ) -> None:
+def test_ffprobe_child_does_not_outlive_a_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pid_file = tmp_path / "pid"
     slow = tmp_path / "slow-ffprobe"
     slow.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 30\n")
