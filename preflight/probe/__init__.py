@@ -23,6 +23,8 @@ from .names import codec_from_fourcc, sniff_container
 BACKENDS = ("mediainfo", "ffprobe", "both")
 # Tolerances under which two backends' readings count as the same.
 _TOLERANCE = {"fps": 0.01, "duration": 0.0015, "container_duration": 0.0015}
+# ffprobe names one demuxer for Matroska and WebM; MediaInfo tells them apart. Not a disagreement.
+_FAMILY = {"webm": "matroska"}
 
 
 @dataclass
@@ -255,7 +257,10 @@ def facts_from_reading(container: str, size: int, reading: BackendReading | None
     facts.width, facts.height = reading.width, reading.height
     facts.rotation = reading.rotation
     facts.fps = facts.fps_nominal = facts.fps_average = reading.fps
-    facts.duration = reading.duration
+    # Matroska and FLV often carry no per-stream duration in ffprobe: the container's stands in.
+    facts.duration = (
+        reading.duration if reading.duration is not None else reading.container_duration
+    )
     facts.container_duration = reading.container_duration
     facts.frame_count = reading.frame_count
     facts.has_audio = reading.has_audio
@@ -283,7 +288,7 @@ def compare(readings: dict[str, BackendReading]) -> list[Disagreement]:
         "video_tracks",
     ):
         a, b = getattr(mi, name), getattr(ff, name)
-        if a == b:
+        if a == b or (name == "container" and _FAMILY.get(a, a) == _FAMILY.get(b, b)):
             continue
         tolerance = _TOLERANCE.get(name)
         if tolerance is not None and a is not None and b is not None and abs(a - b) <= tolerance:
