@@ -328,8 +328,9 @@ def _judge_fps(
             )
         )
         return
+    # Every fix names an allowed rate: the one nearest to what the file has.
+    nearest = min(policy.fps_allowed, key=lambda r: abs(r - fps))
     if not any(abs(fps - rate) <= policy.fps_tolerance + _EPSILON for rate in policy.fps_allowed):
-        nearest = min(policy.fps_allowed, key=lambda r: abs(r - fps))
         ntsc = nearest_ntsc(fps)
         label = f"{fps:.3f}".rstrip("0").rstrip(".")
         what = f"{label} fps (NTSC {ntsc}, not {nearest:g})" if ntsc else f"{label} fps"
@@ -351,7 +352,7 @@ def _judge_fps(
                 "measure is not documented",
                 average,
                 f"within {policy.fps_average_tolerance:g} of {fps:.3f}",
-                f"re-time it to a constant rate: ffmpeg -i INPUT -vf fps={fps:.0f} OUT.mp4",
+                f"re-time it to a constant rate: ffmpeg -i INPUT -vf fps={nearest:g} OUT.mp4",
             )
         )
     if facts.fps_mode == "VFR":
@@ -361,7 +362,7 @@ def _judge_fps(
                 "variable frame rate: frame durations differ",
                 "VFR",
                 "CFR",
-                f"make it constant: ffmpeg -i INPUT -vf fps={fps:.0f} OUT.mp4",
+                f"make it constant: ffmpeg -i INPUT -vf fps={nearest:g} OUT.mp4",
             )
         )
 

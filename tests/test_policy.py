@@ -136,6 +136,14 @@ def test_warnings_do_not_reject() -> None:
     }
 
 
+@given(st.floats(min_value=1, max_value=240, allow_nan=False))
+def test_every_fps_fix_names_an_allowed_rate(fps: float) -> None:
+    facts = replace(GOOD, fps=fps, fps_nominal=fps, fps_average=fps + 1, fps_mode="VFR")
+    verdict = judge(facts, POLICY)
+    fixes = [p.hint for p in verdict.violations + verdict.warnings if p.rule.startswith("fps.")]
+    assert fixes and all(any(f"fps={r}" in fix for r in (24, 30, 60)) for fix in fixes)
+
+
 def test_no_video_track_is_a_stream_reject() -> None:
     facts = Facts(container="mp4", video_tracks=0, has_audio=True, extension="m4a")
     assert rules(facts) == {"stream.no_video"}
