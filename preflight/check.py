@@ -8,28 +8,47 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
-from .errors import ProbeError
+from .errors import NetworkError, ProbeError
 from .policy import Policy, judge, load_policy
 from .probe import probe
-from .verdict import Failure, Result
+from .probe.remote import RemoteOptions
+from .urlcheck import is_url
+from .verdict import Failure, Result, Violation
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How to probe: the backend, and for URLs the network limits and private-address policy."""
+
+    backend: str = "mediainfo"
+    remote: RemoteOptions = field(default_factory=RemoteOptions)
+    allow_private_urls: bool = False
 
 
 def check_one(
-    source: str | os.PathLike[str], policy: Policy | None = None, *, backend: str = "mediainfo"
+    source: str | os.PathLike[str],
+    policy: Policy | None = None,
+    *,
+    backend: str = "mediainfo",
+    options: CheckOptions | None = None,
 ) -> Result:
-    """Probe and judge one local file."""
+    """Probe and judge one local file or http(s) URL."""
     policy = policy or load_policy()
+    options = options or CheckOptions(backend=backend)
     name = os.fspath(source)
+    if is_url(name):
+        return _check_url(name, policy, options)
     started = time.perf_counter()
     try:
-        probed = probe(name, backend=backend)
+        probed = probe(name, backend=options.backend)
     except ProbeError as exc:
         return Result(
             name,
             "error",
             error=Failure(exc.kind, str(exc)),
-            backend=backend,
+            backend=options.backend,
             probe_ms=(time.perf_counter() - started) * 1000,
         )
     elapsed = (time.perf_counter() - started) * 1000
@@ -40,9 +59,78 @@ def check_one(
         verdict.violations,
         verdict.warnings,
         probed.facts,
+        backend=options.backend,
+        disagreements=probed.disagreements,
+        probe_ms=elapsed,
+    )
+
+
+def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
+    from .probe.remote import HttpStatusError, probe_url
+    from .urlcheck import judge_before_fetch, judge_content_type, judge_status, utcnow
+
+    started = time.perf_counter()
+    backend = options.backend
+
+    def failed(kind: str, message: str) -> Result:
+        return Result(
+            url,
+            "error",
+            error=Failure(kind, message),
+            backend=backend,
+            probe_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    try:
+        before = judge_before_fetch(url, allow_private=options.allow_private_urls, now=utcnow())
+    except NetworkError as exc:
+        return failed(exc.kind, str(exc))
+    if any(v.rule == "url.scheme" for v in before.violations):
+        return Result(url, "reject", before.violations, before.warnings, backend=backend)
+    try:
+        probed, info = probe_url(url, backend=backend, options=options.remote)
+    except HttpStatusError as exc:
+        return Result(
+            url,
+            "reject",
+            [*before.violations, judge_status(exc.status, url)],
+            before.warnings,
+            backend=backend,
+            remote=exc.info,
+            probe_ms=(time.perf_counter() - started) * 1000,
+        )
+    except (ProbeError, NetworkError) as exc:
+        return failed(exc.kind, str(exc))
+    elapsed = (time.perf_counter() - started) * 1000
+    verdict = judge(probed.facts, policy)
+    warnings = [*before.warnings, *verdict.warnings]
+    content = judge_content_type(info.content_type)
+    if content is not None:
+        warnings.insert(len(before.warnings), content)
+    if info.prefix_only:
+        warnings.append(prefix_warning(info.transfer.bytes, info.size_bytes))
+    violations = [*before.violations, *verdict.violations]
+    return Result(
+        url,
+        "reject" if violations else "pass",
+        violations,
+        warnings,
+        probed.facts,
         backend=backend,
         disagreements=probed.disagreements,
         probe_ms=elapsed,
+        remote=info,
+    )
+
+
+def prefix_warning(read: int, size: int | None) -> Violation:
+    return Violation(
+        "url.no_range",
+        f"the server ignores Range requests: judged from the first {read} bytes "
+        f"of {size if size is not None else 'an unknown number of'}",
+        "no Range support",
+        "Range support",
+        "serve the file from a server or bucket that supports Range requests",
     )
 
 
@@ -51,10 +139,11 @@ def iter_check(
     policy: Policy | None = None,
     *,
     backend: str = "mediainfo",
+    options: CheckOptions | None = None,
 ) -> Iterator[Result]:
     policy = policy or load_policy()
     for source in sources:
-        yield check_one(source, policy, backend=backend)
+        yield check_one(source, policy, backend=backend, options=options)
 
 
 def check(
@@ -62,8 +151,9 @@ def check(
     policy: Policy | None = None,
     *,
     backend: str = "mediainfo",
+    options: CheckOptions | None = None,
 ) -> list[Result]:
-    """Check one source or many; results keep the input order."""
+    """Check one source or many (paths and URLs mixed); results keep the input order."""
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
-    return list(iter_check(sources, policy, backend=backend))
+    return list(iter_check(sources, policy, backend=backend, options=options))

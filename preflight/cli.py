@@ -10,11 +10,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from . import __version__
 from .errors import PreflightError, UsageError
 from .status import ExitCode, exit_code_for_error, exit_code_for_verdicts
+
+if TYPE_CHECKING:
+    from .check import CheckOptions
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Probe each SOURCE and judge it against the policy. Exit 0 all pass, "
         "1 some reject, 3 some could not be read (wins over 1), 2 usage error.",
     )
-    check.add_argument("sources", nargs="+", metavar="SOURCE", help="MP4/MOV files")
+    check.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="MP4/MOV files and http(s) URLs, mixed"
+    )
     output = check.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON document at the end")
     output.add_argument(
@@ -52,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe backend (default mediainfo; both reports their disagreements)",
     )
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    _add_remote_options(check)
 
     validate = commands.add_parser(
         "validate-request",
@@ -69,6 +75,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_policy_options(policy)
     return parser
+
+
+def _add_remote_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("URLs")
+    group.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="a URL on a private, loopback or link-local address is a warning, "
+        "not a reject (the API cannot fetch it; for tests and local demos)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for a connection (default 10)",
+    )
+    group.add_argument(
+        "--read-timeout",
+        type=_positive,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for data before giving up (default 30)",
+    )
+    group.add_argument(
+        "--max-prefix-mib",
+        type=_positive,
+        default=32.0,
+        metavar="MIB",
+        help="from a server without Range support, read at most this much (default 32)",
+    )
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+    return value
+
+
+def _check_options(args: argparse.Namespace) -> CheckOptions:
+    from .check import CheckOptions
+    from .probe.remote import RemoteOptions
+
+    remote = RemoteOptions(
+        connect_timeout_s=args.connect_timeout,
+        read_timeout_s=args.read_timeout,
+        max_prefix_bytes=int(args.max_prefix_mib * 1024 * 1024),
+    )
+    return CheckOptions(
+        backend=args.probe, remote=remote, allow_private_urls=args.allow_private_urls
+    )
 
 
 def _add_policy_options(parser: argparse.ArgumentParser) -> None:
@@ -114,9 +175,10 @@ def _check(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy, profile=args.profile)
     mode = "json" if args.json else "jsonl" if args.jsonl else "text"
     reporter = make_reporter(mode, sys.stdout, color=_use_color(args.color, sys.stdout))
+    options = _check_options(args)
     results = []
     for source in args.sources:
-        result = check_one(source, policy, backend=args.probe)
+        result = check_one(source, policy, options=options)
         results.append(result)
         reporter.result(result)
     code = exit_code_for_verdicts([r.verdict for r in results])

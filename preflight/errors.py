@@ -30,4 +30,14 @@ class ProbeError(PreflightError):
 
 
 class NetworkError(PreflightError):
-    """A network call failed: refused, timed out, or answered with something unusable."""
+    """A network call failed: refused, timed out, or answered with something unusable.
+
+    `kind` is a stable id: network, timeout, redirects, http_status, dns, no_range.
+    """
+
+    kind = "network"
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind

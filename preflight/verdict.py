@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .facts import Disagreement, Facts
+
+if TYPE_CHECKING:
+    from .probe.remote import RemoteInfo
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Result:
     backend: str = "mediainfo"
     disagreements: list[Disagreement] = field(default_factory=list)
     probe_ms: float = 0.0
+    remote: RemoteInfo | None = None  # for URLs: final URL, status, bytes and requests used
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,4 +82,5 @@ class Result:
                 ],
                 "elapsed_ms": round(self.probe_ms, 2),
             },
+            **({"remote": self.remote.to_dict()} if self.remote else {}),
         }

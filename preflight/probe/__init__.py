@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
 
 from ..errors import ProbeError, UsageError
 from ..facts import BackendReading, Disagreement, Facts
@@ -53,7 +52,7 @@ def probe(path: str | os.PathLike[str], *, backend: str = "mediainfo") -> ProbeR
 
 
 def probe_stream(
-    f: BinaryIO,
+    f: boxes.Source,
     size: int,
     name: str,
     *,

@@ -11,7 +11,7 @@ import math
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Protocol
 
 from ..errors import ProbeError
 
@@ -40,6 +40,14 @@ _UNKNOWN_64 = 0xFFFFFFFFFFFFFFFF
 # Share of samples one duration must have to be taken as the nominal frame duration.
 DOMINANT_SHARE = 0.8
 _MAX_HEADER_BOX = 64 << 20  # a moov or moof larger than this is not a file we can trust
+
+
+class Source(Protocol):
+    """What the reader needs of a file: a local file object, or a RangedFile over HTTP."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,7 @@ def looks_like_isobmff(head: bytes) -> bool:
     return head[4:8] in _TOP_LEVEL_TYPES and (size in (0, 1) or size >= 8)
 
 
-def walk_top(f: BinaryIO, size_bytes: int) -> list[TopBox]:
+def walk_top(f: Source, size_bytes: int) -> list[TopBox]:
     """List the top-level boxes by reading only their headers."""
     boxes: list[TopBox] = []
     offset = 0
@@ -154,7 +162,7 @@ def walk_top(f: BinaryIO, size_bytes: int) -> list[TopBox]:
     return boxes
 
 
-def read_layout(f: BinaryIO, size_bytes: int) -> Layout:
+def read_layout(f: Source, size_bytes: int) -> Layout:
     """Walk the file and parse `ftyp`, `moov` and every `moof` into a Layout."""
     layout = Layout(size_bytes=size_bytes, top=walk_top(f, size_bytes))
     for box in layout.top:
@@ -185,7 +193,7 @@ def read_layout(f: BinaryIO, size_bytes: int) -> Layout:
     return layout
 
 
-def _read_body(f: BinaryIO, box: TopBox, size_bytes: int) -> memoryview:
+def _read_body(f: Source, box: TopBox, size_bytes: int) -> memoryview:
     length = min(box.size, size_bytes - box.offset) - box.header
     if length > _MAX_HEADER_BOX:
         raise ProbeError(

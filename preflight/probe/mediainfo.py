@@ -14,7 +14,7 @@ from .names import codec_from_mediainfo, container_from_mediainfo
 # as much for the same facts (timing comes from our own box reader). 0.25 keeps a margin.
 PARSE_SPEED = 0.25
 
-_TEMPLATE = (
+TEMPLATE = (
     "General;G|%Format%|%Duration%|%Cover%\\n\n"
     "Video;V|%Format%|%Width%|%Height%|%Rotation%|%FrameRate%|%Duration%|%FrameCount%"
     "|%PixelAspectRatio%\\n\n"
@@ -27,7 +27,7 @@ def read(path: str, *, parse_speed: float | None = None) -> BackendReading:
 
     speed = PARSE_SPEED if parse_speed is None else parse_speed
     try:
-        text = MediaInfo.parse(path, parse_speed=speed, output=_TEMPLATE)
+        text = MediaInfo.parse(path, parse_speed=speed, output=TEMPLATE)
     except (OSError, RuntimeError) as exc:  # the library could not be loaded, or the file read
         raise ProbeError(f"MediaInfo could not read the file: {exc}", kind="unreadable") from exc
     return parse_template_output(str(text))

@@ -27,6 +27,13 @@ class TextReporter:
         if result.facts is not None:
             line += "  " + self._paint(describe(result.facts), "dim")
         self.stream.write(line + "\n")
+        if result.remote is not None:
+            remote = result.remote
+            of = f" of {remote.size_bytes}" if remote.size_bytes is not None else ""
+            line = f"read {remote.transfer.bytes}{of} bytes in {remote.transfer.requests} requests"
+            if remote.final_url and remote.final_url != result.source:
+                line = f"-> {remote.final_url}; {line}"
+            self.stream.write(f"        {self._paint(line, 'dim')}\n")
         if result.error is not None:
             self.stream.write(f"        {result.error.message}\n")
         for violation in result.violations:
