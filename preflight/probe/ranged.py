@@ -191,7 +191,7 @@ def fetch_range(
                     f"the server answered {response.status_code} to a Range request for bytes "
                     f"{want_from}-{end - 1}"
                 )
-            chunk = _read_body(response, end - want_from, transfer)
+            chunk = read_body(response, end - want_from, transfer)
         got += chunk
         if len(got) >= end - start:
             return got[: end - start]
@@ -201,22 +201,21 @@ def fetch_range(
     )
 
 
-def _read_body(response: requests.Response, limit: int, transfer: Transfer) -> bytes:
+def read_body(response: requests.Response, limit: int, transfer: Transfer) -> bytes:
+    """Up to `limit` bytes of a streamed body; fewer when the server cuts it short."""
     parts: list[bytes] = []
     received = 0
     try:
         for chunk in response.iter_content(64 * 1024):
-            parts.append(chunk)
-            received += len(chunk)
-            transfer.bytes += len(chunk)
+            parts.append(chunk[: limit - received])
+            received += len(parts[-1])
+            transfer.bytes += len(chunk)  # what crossed the network, kept or not
             if received >= limit:
                 break
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
-        # requests reports a stall inside the body as a ConnectionError around urllib3's timeout.
-        if exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError):
-            raise NetworkError(
-                "the server stopped sending (read timeout)", kind="timeout"
-            ) from None
+        error = network_error(exc)
+        if error.kind == "timeout":
+            raise error from None
         # Otherwise a body cut short: the caller sees fewer bytes and asks again.
     except requests.exceptions.Timeout as exc:
         raise network_error(exc) from None
@@ -229,7 +228,9 @@ def network_error(exc: BaseException) -> NetworkError:
         return NetworkError("more than 5 redirects (a redirect loop?)", kind="redirects")
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return NetworkError("could not connect in time (connect timeout)", kind="timeout")
-    if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout)):
+    # requests reports a stall inside a body as a ConnectionError around urllib3's timeout.
+    stalled = bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
+    if stalled or isinstance(exc, requests.exceptions.Timeout):
         return NetworkError("the server stopped sending (read timeout)", kind="timeout")
     if isinstance(exc, requests.exceptions.SSLError):
         return NetworkError("TLS failed: the certificate could not be verified", kind="network")

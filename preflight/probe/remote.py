@@ -17,7 +17,7 @@ from urllib3.util.retry import Retry
 from ..errors import NetworkError, ProbeError
 from ..facts import BackendReading
 from . import ProbeResult, boxes, probe_stream
-from .ranged import RangedFile, Transfer, network_error
+from .ranged import RangedFile, Transfer, network_error, read_body
 
 FIRST_READ = 64 * 1024  # ftyp, and for a faststart file most of moov, in the first request
 DEFAULT_MAX_PREFIX = 32 * 1024 * 1024
@@ -155,6 +155,10 @@ def _first_read(
         info.content_type = response.headers.get("Content-Type", "")
         info.etag = response.headers.get("ETag", "")
         info.last_modified = response.headers.get("Last-Modified", "")
+        if response.status_code == 416 and response.headers.get("Content-Range", "").endswith("/0"):
+            # Range 0-… of an empty resource cannot be satisfied: it is the zero-byte case.
+            info.size_bytes = 0
+            raise ProbeError("the file is empty (0 bytes)", kind="empty")
         if 400 <= response.status_code < 500:
             raise HttpStatusError(response.status_code, info)
         if response.status_code >= 500:
@@ -168,7 +172,7 @@ def _first_read(
                 raise NetworkError("a 206 answer without a usable Content-Range", kind="network")
             info.size_bytes = int(match.group(3))
             wanted = min(FIRST_READ, info.size_bytes)
-            body = _read(response, wanted, info.transfer)
+            body = read_body(response, wanted, info.transfer)
             if len(body) < wanted:
                 raise NetworkError(
                     f"the body was cut short: {len(body)} of {wanted} bytes", kind="network"
@@ -179,32 +183,13 @@ def _first_read(
         # No Range support: the whole file comes; keep a capped prefix and hang up.
         info.range_supported = False
         declared = response.headers.get("Content-Length")
-        body = _read(response, options.max_prefix_bytes, info.transfer)
+        body = read_body(response, options.max_prefix_bytes, info.transfer)
         whole = len(body) < options.max_prefix_bytes
         info.size_bytes = (
             len(body) if whole else (int(declared) if declared and declared.isdigit() else None)
         )
         info.prefix_only = not whole
         return body
-
-
-def _read(response: requests.Response, limit: int, transfer: Transfer) -> bytes:
-    parts: list[bytes] = []
-    received = 0
-    try:
-        for chunk in response.iter_content(64 * 1024):
-            take = chunk[: limit - received]
-            parts.append(take)
-            received += len(take)
-            transfer.bytes += len(chunk)
-            if received >= limit:
-                break
-    except requests.RequestException as exc:
-        if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-            pass  # cut short: the caller compares lengths
-        else:
-            raise network_error(exc) from None
-    return b"".join(parts)
 
 
 def _mediainfo_over(reader: RangedFile) -> BackendReading:
