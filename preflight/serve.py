@@ -1,0 +1,462 @@
+"""A loopback HTTP file server with real Range support and faults on demand, for tests and the demo.
+
+It logs every request with the body bytes it wrote, so a test can assert what a remote probe cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import email.utils
+import re
+import socket
+import socketserver
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from .errors import UsageError
+
+CHUNK_BYTES = 64 * 1024
+# How long an idle keep-alive connection or a blocked send may hold a handler thread: long enough
+# for a test's pauses between requests, short enough that a forgotten connection does not linger.
+SOCKET_TIMEOUT_S = 5.0
+AUTH_VALUE = "Bearer letmein"
+_CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".m4a": "video/mp4",
+    ".mov": "video/quicktime",
+}
+_RANGE_SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Ways the server misbehaves on purpose; the default is a well-behaved server."""
+
+    latency_s: float = 0.0  # wait before answering each request
+    no_range: bool = False  # ignore Range: answer 200 with the whole body
+    wrong_length: int = 0  # added to Content-Length of file responses; the body is unchanged
+    cut_body_at: int | None = None  # close the connection after this many body bytes
+    stall_s: float = 0.0  # send the headers, then wait this long before the body
+    status: int | None = None  # answer every GET/HEAD with this status and a small HTML page
+    fail_first: int = 0  # answer the first N requests with `status` (503 if None), then normally
+    redirect_loop: bool = False  # every path answers 302 to itself with ?n=n+1, endlessly
+    redirects: int = 0  # /x answers 302 -> /x?hop=1 -> ... and is served after N hops
+    content_type: str | None = None  # overrides the type guessed from the file suffix
+    require_auth: bool = False  # 401 unless "Authorization: Bearer letmein"
+    etag: bool = True  # send ETag and Last-Modified
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request as the server answered it; `body_bytes` counts body bytes given to the socket."""
+
+    method: str
+    path: str  # the request target as sent, query string included
+    range: str | None  # the Range header as sent
+    status: int
+    body_bytes: int
+    client_port: int = 0  # one port per connection: tells keep-alive reuse from reconnects
+
+
+@dataclass
+class _Entry:
+    """The mutable log row of a response in progress; readers get LoggedRequest copies."""
+
+    method: str
+    path: str
+    range: str | None
+    status: int
+    client_port: int
+    body_bytes: int = 0
+
+    def frozen(self) -> LoggedRequest:
+        return LoggedRequest(
+            self.method, self.path, self.range, self.status, self.body_bytes, self.client_port
+        )
+
+
+class _RangeNotSatisfiable(Exception):
+    """A well-formed byte range that starts past the end of the file (answer 416)."""
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """The inclusive (first, last) byte that a Range header asks of a file of `size` bytes.
+
+    None means a header we may ignore under RFC 9110 (other unit, bad syntax): answer 200.
+    """
+    unit, equals, specs = header.partition("=")
+    if not equals or unit.strip().lower() != "bytes":
+        return None
+    # Several ranges would need a multipart/byteranges body; we serve the first range alone,
+    # which RFC 9110 allows (a 206 may carry a subset of what was asked).
+    match = _RANGE_SPEC.fullmatch(specs.split(",")[0])
+    if match is None or not (match[1] or match[2]):
+        return None
+    if not match[1]:  # suffix form: the last n bytes
+        wanted = int(match[2])
+        if wanted == 0 or size == 0:
+            raise _RangeNotSatisfiable
+        return max(0, size - wanted), size - 1
+    first = int(match[1])
+    if match[2] and int(match[2]) < first:
+        return None
+    if first >= size:
+        raise _RangeNotSatisfiable
+    return first, min(int(match[2]) if match[2] else size - 1, size - 1)
+
+
+def _content_type(path: Path) -> str:
+    return _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def _resolve(root: Path, url_path: str) -> Path | None:
+    """The file under `root` that a URL path names, or None (also for any path escaping root)."""
+    relative = unquote(url_path).lstrip("/")
+    try:
+        # resolve() follows symlinks and `..`, so the containment check sees the real target.
+        candidate = (root / relative).resolve()
+    except (OSError, ValueError):  # e.g. an embedded NUL byte
+        return None
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    return candidate
+
+
+def _query_int(query: dict[str, str], key: str) -> int:
+    value = query.get(key, "0")
+    return int(value) if value.isascii() and value.isdigit() else 0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so a requests.Session reuses its connection
+    server_version = "preflight-serve"
+    sys_version = ""
+    timeout = SOCKET_TIMEOUT_S
+    server: _Server
+    _entry: _Entry | None = None  # the log row of the response being sent
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.media._track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.media._untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the request log is `MediaServer.requests`, not stderr."""
+
+    def do_GET(self) -> None:
+        self._answer(head=False)
+
+    def do_HEAD(self) -> None:
+        self._answer(head=True)
+
+    def _answer(self, head: bool) -> None:
+        media = self.server.media
+        faults, nth = media._next_request()
+        self._entry = None
+        if faults.latency_s > 0 and not media._pause(faults.latency_s):
+            self.close_connection = True
+            return
+        split = urlsplit(self.path)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        if nth <= faults.fail_first:
+            self._send_page(faults.status or 503, head)
+        elif faults.status is not None and faults.fail_first == 0:
+            self._send_page(faults.status, head)
+        elif faults.require_auth and self.headers.get("Authorization") != AUTH_VALUE:
+            self._send_page(401, head, {"WWW-Authenticate": "Bearer"})
+        elif faults.redirect_loop:
+            self._redirect(split.path, query, "n", head)
+        elif _query_int(query, "hop") < faults.redirects:
+            self._redirect(split.path, query, "hop", head)
+        else:
+            found = _resolve(media.root, split.path)
+            if found is None:
+                self._send_page(404, head)
+            else:
+                self._send_file(found, faults, head)
+
+    def _start(self, status: int, headers: dict[str, str]) -> None:
+        """Log the response, then send its status line and headers."""
+        port = self.client_address[1]
+        entry = _Entry(self.command, self.path, self.headers.get("Range"), status, port)
+        self._entry = self.server.media._open_entry(entry)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send_page(self, status: int, head: bool, extra: dict[str, str] | None = None) -> None:
+        phrase = self.responses.get(status, ("Error",))[0]
+        body = f"<!doctype html><title>{status} {phrase}</title><h1>{status} {phrase}</h1>\n"
+        data = body.encode()
+        headers = {**(extra or {}), "Content-Type": "text/html; charset=utf-8"}
+        self._start(status, {**headers, "Content-Length": str(len(data))})
+        if not head:
+            self._write(data)
+
+    def _redirect(self, path: str, query: dict[str, str], key: str, head: bool) -> None:
+        # Other query parameters ride along, as a presigned URL's would through a CDN redirect.
+        hopped = {**query, key: str(_query_int(query, key) + 1)}
+        self._send_page(302, head, {"Location": f"{path}?{urlencode(hopped)}"})
+
+    def _send_file(self, path: Path, faults: Faults, head: bool) -> None:
+        stat = path.stat()
+        size = stat.st_size
+        first, last, status = 0, size - 1, 200
+        header = self.headers.get("Range")
+        # RFC 9110 defines Range for GET only, so HEAD answers as a plain GET would.
+        if header is not None and not head and not faults.no_range:
+            try:
+                asked = _parse_range(header, size)
+            except _RangeNotSatisfiable:
+                self._send_page(416, head, {"Content-Range": f"bytes */{size}"})
+                return
+            if asked is not None:
+                (first, last), status = asked, 206
+        length = last - first + 1
+        headers = {
+            "Content-Type": faults.content_type or _content_type(path),
+            "Content-Length": str(max(0, length + faults.wrong_length)),
+        }
+        if status == 206:
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        if not faults.no_range:
+            headers["Accept-Ranges"] = "bytes"
+        if faults.etag:
+            headers["ETag"] = f'"{size:x}-{stat.st_mtime_ns:x}"'
+            headers["Last-Modified"] = email.utils.formatdate(stat.st_mtime, usegmt=True)
+        self._start(status, headers)
+        if head:
+            return
+        if faults.wrong_length or faults.cut_body_at is not None:
+            # The framing is now wrong on purpose; reusing the connection would feed the
+            # leftover (or missing) bytes into the next response.
+            self.close_connection = True
+        if faults.stall_s > 0 and not self.server.media._pause(faults.stall_s):
+            self.close_connection = True
+            return
+        if faults.cut_body_at is not None:
+            length = min(length, max(0, faults.cut_body_at))
+        with path.open("rb") as source:
+            source.seek(first)
+            self._stream(source, length)
+
+    def _stream(self, source: BinaryIO, length: int) -> None:
+        while length > 0:
+            chunk = source.read(min(CHUNK_BYTES, length))
+            if not chunk or not self._write(chunk):
+                return
+            length -= len(chunk)
+
+    def _write(self, data: bytes) -> bool:
+        """Send body bytes; False when the client has gone, which range readers do on purpose."""
+        assert self._entry is not None
+        media = self.server.media
+        # Counted before the send so the log is complete by the time the client holds the bytes.
+        media._count(self._entry, len(data))
+        try:
+            self.wfile.write(data)
+        except OSError:  # BrokenPipe, ConnectionReset, a send that timed out
+            media._count(self._entry, -len(data))
+            self.close_connection = True
+            return False
+        return True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() must not wait for a stalled handler thread
+
+    def __init__(self, address: tuple[str, int], media: MediaServer) -> None:
+        self.media = media
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for the host's FQDN, which can take seconds offline.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up is routine here; anything else is a bug and should be loud.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class MediaServer:
+    """Serves the files under `root` on loopback, logging each request; faults may change live."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        faults: Faults = Faults(),
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise UsageError(f"not a folder: {root}")
+        self._host = host
+        self._faults = faults
+        self._lock = threading.Lock()
+        self._entries: list[_Entry] = []
+        self._seen = 0  # requests since the faults were last set, for fail_first
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Bound here, so base_url is known (and a busy port fails) before start().
+        self._server = _Server((host, port), self)
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        # fail_first counts from the moment its faults take effect.
+        with self._lock:
+            self._faults, self._seen = faults, 0
+
+    def start(self) -> MediaServer:
+        if self._stopping.is_set():
+            raise RuntimeError("a stopped MediaServer cannot start again")
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # how quickly stop() is noticed
+                name=f"MediaServer:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()  # wakes handlers waiting out latency_s or stall_s
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+        with self._lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            _hang_up(connection)  # wakes handlers blocked reading a keep-alive connection
+
+    def __enter__(self) -> MediaServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{quote(name)}"
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        with self._lock:
+            return [entry.frozen() for entry in self._entries]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    @property
+    def bytes_sent(self) -> int:
+        with self._lock:
+            return sum(entry.body_bytes for entry in self._entries)
+
+    # The methods below are the handler's side of the server.
+
+    def _next_request(self) -> tuple[Faults, int]:
+        """The faults for a new request and its 1-based number since they were set."""
+        with self._lock:
+            self._seen += 1
+            return self._faults, self._seen
+
+    def _open_entry(self, entry: _Entry) -> _Entry:
+        with self._lock:
+            self._entries.append(entry)
+        return entry
+
+    def _count(self, entry: _Entry, body_bytes: int) -> None:
+        with self._lock:
+            entry.body_bytes += body_bytes
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`; False if the server is stopping and the handler should give up."""
+        return not self._stopping.wait(seconds)
+
+    def _track(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+            stopping = self._stopping.is_set()
+        if stopping:
+            _hang_up(connection)
+
+    def _untrack(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+
+def _hang_up(connection: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the client or the handler
+        connection.shutdown(socket.SHUT_RDWR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m preflight.serve DIR`: print the base URL, serve until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m preflight.serve", description="Serve a folder on loopback with Range."
+    )
+    parser.add_argument("dir", type=Path, help="the folder to serve")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="wait before each answer")
+    parser.add_argument("--no-range", action="store_true", help="ignore Range, answer 200")
+    args = parser.parse_args(argv)
+    faults = Faults(latency_s=args.latency_ms / 1000, no_range=args.no_range)
+    try:
+        server = MediaServer(args.dir, faults=faults, port=args.port)
+    except (UsageError, OSError) as error:
+        parser.error(str(error))
+    with server:
+        print(server.base_url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
