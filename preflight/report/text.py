@@ -30,7 +30,8 @@ class TextReporter:
         if result.remote is not None:
             remote = result.remote
             of = f" of {remote.size_bytes}" if remote.size_bytes is not None else ""
-            line = f"read {remote.transfer.bytes}{of} bytes in {remote.transfer.requests} requests"
+            count = remote.transfer.requests
+            line = f"read {remote.transfer.bytes}{of} bytes in {count} request{'s' * (count != 1)}"
             if remote.final_url and remote.final_url != result.source:
                 line = f"-> {remote.final_url}; {line}"
             self.stream.write(f"        {self._paint(line, 'dim')}\n")
