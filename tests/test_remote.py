@@ -307,4 +307,4 @@ def test_cli_mixes_paths_and_urls(server: MediaServer) -> None:
     assert second["source"] == url and second["remote"]["final_url"] == url
     assert second["remote"]["requests"] >= 1 and second["remote"]["bytes"] > 0
     text = run_cli("check", "--allow-private-urls", url)
-    assert "requests" in text.stdout and text.returncode == 0
+    assert "bytes in 1 request" in text.stdout and text.returncode == 0
