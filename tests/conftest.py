@@ -50,6 +50,13 @@ def run_json(*args: str) -> tuple[int, Any]:
     return done.returncode, json.loads(done.stdout)
 
 
+def make_video(ffmpeg: str, out: Path, lavfi: str, *args: str) -> Path:
+    """Encode a lavfi source with x264 (ultrafast) into `out`, with extra output options."""
+    cmd = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", lavfi, "-c:v", "libx264"]
+    subprocess.run([*cmd, "-preset", "ultrafast", *args, str(out)], check=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
     found = shutil.which("ffmpeg")

@@ -6,7 +6,6 @@ Real ffmpeg, real files in a temporary folder; nothing is mocked.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,28 +14,11 @@ import pytest
 from preflight import ProbeError, check_one, probe
 from preflight.probe import ffprobe
 
+from .conftest import make_video
+
 
 def _make(ffmpeg: str, out: Path, *args: str) -> Path:
-    subprocess.run(
-        [
-            ffmpeg,
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:s=1280x720:r=30:d=3",
-            *args,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            str(out),
-        ],
-        check=True,
-    )
-    return out
+    return make_video(ffmpeg, out, "color=c=blue:s=1280x720:r=30:d=3", *args)
 
 
 @pytest.mark.parametrize("movflags", ["+faststart", ""])

@@ -6,7 +6,6 @@ Same facts from disk and over HTTP, byte and request budgets, and every server m
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +19,7 @@ from preflight.probe import boxes
 from preflight.probe.remote import RemoteOptions
 from preflight.serve import Faults, MediaServer
 
-from .conftest import CORPUS, FIXTURES, run_cli
+from .conftest import CORPUS, FIXTURES, make_video, run_cli
 
 MEDIA = FIXTURES / "media"
 ROWS: list[dict[str, Any]] = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
@@ -87,28 +86,8 @@ def test_corpus_same_from_disk_and_http() -> None:
 
 def _noise(ffmpeg: str, out: Path, *movflags: str) -> Path:
     """About 50 MB of incompressible video, so mdat dwarfs moov as in real uploads."""
-    subprocess.run(
-        [
-            ffmpeg,
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "nullsrc=s=720x720:r=30:d=2,geq=random(1)*255:128:128",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-qp",
-            "0",
-            *movflags,
-            str(out),
-        ],
-        check=True,
-    )
-    return out
+    noise = "nullsrc=s=720x720:r=30:d=2,geq=random(1)*255:128:128"
+    return make_video(ffmpeg, out, noise, "-qp", "0", *movflags)
 
 
 @pytest.fixture(scope="module")
