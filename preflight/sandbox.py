@@ -1,0 +1,586 @@
+"""A loopback stand-in of CometAPI's init-selection route: real auth, body and video rules.
+
+Nothing is billed: it judges video_url with the preflight library and answers scripted Faults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import json
+import secrets
+import shlex
+import socket
+import socketserver
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from .check import CheckOptions, check_one
+from .errors import PreflightError
+from .policy import Policy, load_policy
+from .request import validate_request
+
+ROUTE = "/kling/v1/videos/multi-elements/init-selection"
+DEMO_KEY = "sandbox-demo-key"
+# Same reasoning as preflight.serve: long enough for a test's pauses on a keep-alive connection,
+# short enough that a forgotten connection does not hold a handler thread for long.
+SOCKET_TIMEOUT_S = 5.0
+MAX_BODY_BYTES = 1024 * 1024  # an init-selection body is a few hundred bytes; more is an abuse
+_REDACTED = "[redacted]"
+
+# API.md's error table: the default message of each Kling code, and the HTTP status it comes with.
+CODE_MESSAGES: dict[int, str] = {
+    1000: "authentication failed",
+    1001: "authentication failed: invalid key",
+    1002: "authentication failed: key not yet valid",
+    1003: "authentication failed: key expired",
+    1004: "authentication failed",
+    1100: "account exception",
+    1101: "account in arrears",
+    1102: "resource pack used up or expired",
+    1103: "no permission for this resource or model",
+    1200: "invalid request",
+    1201: "invalid parameter",
+    1203: "resource does not exist",
+    1300: "platform policy triggered",
+    1301: "content safety check failed",
+    1302: "too many requests",
+    1303: "concurrency or resource limit reached",
+    1304: "IP not on the allow-list",
+    5000: "server error",
+    5001: "server unavailable (maintenance)",
+    5002: "server timeout",
+}
+# A status-only Fault still answers a Kling envelope, so it needs a plausible code for its status.
+_STATUS_CODES = {400: 1200, 401: 1001, 403: 1103, 404: 1203, 429: 1302, 503: 5001, 504: 5002}
+# CometAPI's own error codes are strings; these stand in for a status-only comet_error Fault.
+_COMET_CODES = {
+    401: "invalid_api_key",
+    402: "insufficient_quota",
+    403: "forbidden",
+    429: "rate_limit_exceeded",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+# What a video_id session reports: the API parsed a 5 s 1280x720 30 fps video (API.md's example).
+_ID_FACTS: dict[str, Any] = {
+    "fps": 30.0,
+    "original_duration": 5000,
+    "width": 1280,
+    "height": 720,
+    "total_frame": 150,
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted answer; Sandbox.faults is a FIFO consumed one per POST to ROUTE.
+
+    `status` answers that status without opening a session (in the envelope, `comet_error` or raw
+    `body` shape); `drop` hangs up without an answer; `delay_s` answers late. `after_processing`
+    first opens (and bills) the session normally, then delays, drops or answers `status`: the
+    ambiguous case where the client never learns the session it paid for.
+    """
+
+    status: int = 0  # HTTP status to answer with; 0 = behave normally for this request
+    code: int | None = None  # Kling code of the envelope; a default per status when None
+    message: str = ""  # the envelope's (or comet error's) message; a default per code if empty
+    body: str | None = None  # a raw body instead (e.g. an HTML gateway page), sent as text/html
+    comet_error: bool = False  # CometAPI's own shape {"error": {message, type, param, code}}
+    retry_after: str | None = None  # Retry-After header value
+    delay_s: float = 0.0  # sleep this long before answering (slow answer)
+    drop: bool = False  # close the connection without any answer
+    after_processing: bool = False  # open (and bill) the session first, then delay/drop/status
+
+    def __post_init__(self) -> None:
+        # A Fault that cannot do what it says would make a test pass for the wrong reason.
+        if self.status and not 100 <= self.status <= 599:
+            raise ValueError(f"Fault.status must be 0 or an HTTP status, not {self.status}")
+        shaped = self.code is not None or self.message or self.body is not None
+        if not self.status and (shaped or self.comet_error or self.retry_after is not None):
+            raise ValueError("Fault: code, message, body, comet_error and retry_after need status")
+        if self.body is not None and (self.comet_error or self.code is not None):
+            raise ValueError("Fault: a raw body excludes code and comet_error")
+        if self.drop and self.status:
+            raise ValueError("Fault: drop sends no answer, so it cannot have a status")
+        if self.delay_s < 0:
+            raise ValueError("Fault.delay_s must not be negative")
+        if self.after_processing and not (self.drop or self.delay_s or self.status):
+            raise ValueError("Fault.after_processing needs drop, delay_s or status")
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    """One request as the sandbox answered it; status 0 means it hung up without an answer."""
+
+    path: str  # the request target as sent, query string included
+    authorized: bool  # the exact `Authorization: Bearer <key>` header was presented
+    body: Any  # the parsed JSON body, or None (no body, or not JSON)
+    status: int
+    code: int | None  # the Kling code answered (0 on success), None for other shapes
+    session_id: str | None  # the session this request opened, also when the answer was lost
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A response decided but not yet sent."""
+
+    status: int
+    payload: dict[str, Any] | None = None  # JSON body
+    raw: str | None = None  # or a text/html body
+    code: int | None = None
+    session_id: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _envelope(status: int, code: int, message: str = "") -> _Answer:
+    payload = {
+        "code": code,
+        "message": message or CODE_MESSAGES.get(code, "error"),
+        "request_id": uuid.uuid4().hex,
+    }
+    return _Answer(status, payload, code=code)
+
+
+def _comet_error(status: int, message: str, code: str) -> _Answer:
+    error = {"message": message, "type": "comet_api_error", "param": "", "code": code}
+    return _Answer(status, {"error": error})
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:  # a status Python does not name, e.g. 599
+        return "error"
+
+
+def _fault_answer(fault: Fault, session_id: str | None) -> _Answer:
+    """The answer a status Fault scripts, in the shape it names."""
+    status = fault.status
+    headers = (("Retry-After", fault.retry_after),) if fault.retry_after is not None else ()
+    if fault.body is not None:
+        answer = _Answer(status, raw=fault.body)
+    elif fault.comet_error:
+        message = fault.message or _phrase(status)
+        name = str(fault.code) if fault.code is not None else _COMET_CODES.get(status, "error")
+        answer = _comet_error(status, message, name)
+    else:
+        code = fault.code
+        if code is None:
+            code = _STATUS_CODES.get(status, 5000 if status >= 500 else 1200)
+        answer = _envelope(status, code, fault.message)
+    return _Answer(answer.status, answer.payload, answer.raw, answer.code, session_id, headers)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real API: a client Session reuses it
+    server_version = "preflight-sandbox"
+    sys_version = ""
+    timeout = SOCKET_TIMEOUT_S
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.sandbox._track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.sandbox._untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the request log is `Sandbox.requests`; stderr could leak what clients sent."""
+
+    def _handle(self) -> None:
+        sandbox = self.server.sandbox
+        raw = self._read_body()
+        if raw is None:  # unreadable framing: answered and the connection is closing
+            return
+        body = _parse_json(raw)
+        authorized = self._authorized()
+        if self.command != "POST" or urlsplit(self.path).path != ROUTE:
+            self._send(_envelope(404, 1203), body, authorized)
+            return
+        fault = sandbox._next_fault()
+        try:
+            self._answer_route(fault, body, authorized)
+        except Exception as exc:  # a sandbox bug: tell the client, never print to stderr
+            answer = _envelope(500, 5000, f"sandbox internal error: {type(exc).__name__}: {exc}")
+            self._send(answer, body, authorized)
+
+    # Every method reaches one handler: anything but POST of ROUTE answers 404 code 1203.
+    do_POST = do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
+
+    def _answer_route(self, fault: Fault, body: Any, authorized: bool) -> None:
+        sandbox = self.server.sandbox
+        if not fault.after_processing:
+            if fault.delay_s and not sandbox._pause(fault.delay_s):
+                self._drop(body, authorized, None)
+                return
+            if fault.drop:
+                self._drop(body, authorized, None)
+                return
+            if fault.status:
+                self._send(_fault_answer(fault, None), body, authorized)
+                return
+        answer = self._process(body)
+        if fault.after_processing:
+            # The session (if any) is opened and billed; only the answer goes astray.
+            if fault.delay_s and not sandbox._pause(fault.delay_s):
+                self._drop(body, authorized, answer.session_id)
+                return
+            if fault.drop:
+                self._drop(body, authorized, answer.session_id)
+                return
+            if fault.status:
+                answer = _fault_answer(fault, answer.session_id)
+        self._send(answer, body, authorized)
+
+    def _process(self, body: Any) -> _Answer:
+        """What the API answers to a POST of ROUTE, opening a session on success."""
+        sandbox = self.server.sandbox
+        presented = self.headers.get("Authorization", "").strip()
+        if presented in ("", "Bearer"):
+            return _comet_error(401, "missing api key", "missing_api_key")
+        if not self._authorized():
+            return _envelope(401, 1001)
+        if body is None:
+            return _envelope(400, 1201, "invalid parameter: the request body is not JSON")
+        problems = validate_request(body)
+        if problems:
+            first = problems[0]
+            where = "the request body" if first.path == "$" else first.path
+            return _envelope(400, 1201, f"invalid parameter: {where}: {first.message}")
+        if "video_url" in body:
+            return sandbox._judge_url(body)
+        if body["video_id"] in sandbox.missing_ids or body["task_id"] in sandbox.missing_ids:
+            return _envelope(404, 1203, "resource does not exist: no such video_id or task_id")
+        return sandbox._open_session(body, _ID_FACTS)
+
+    def _authorized(self) -> bool:
+        presented = self.headers.get("Authorization", "")
+        # Constant time, as a real gateway would compare secrets.
+        return hmac.compare_digest(presented.encode(), self.server.sandbox._auth_value)
+
+    def _read_body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            # Chunked bodies are not read here, so the connection's framing is lost: close it.
+            self.close_connection = True
+            self._send(_envelope(400, 1200, "send the body with a Content-Length"), None, False)
+            return None
+        length_header = self.headers.get("Content-Length", "0").strip()
+        if not length_header.isdigit() or int(length_header) > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._send(_envelope(400, 1200, "bad or too large Content-Length"), None, False)
+            return None
+        return self.rfile.read(int(length_header))
+
+    def _send(self, answer: _Answer, body: Any, authorized: bool) -> None:
+        sandbox = self.server.sandbox
+        if answer.raw is not None:
+            data = answer.raw.encode()
+            content_type = "text/html; charset=utf-8"
+        else:
+            payload = sandbox._redact(answer.payload or {}, self.headers.get("Authorization", ""))
+            data = json.dumps(payload, ensure_ascii=False).encode()
+            content_type = "application/json"
+        sandbox._log(self._request(body, authorized, answer.status, answer.code, answer))
+        try:
+            self.send_response(answer.status)
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except OSError:  # the client gave up (e.g. its read timeout during a delay)
+            self.close_connection = True
+
+    def _drop(self, body: Any, authorized: bool, session_id: str | None) -> None:
+        # Logged before hanging up, so a client that sees the error also sees the log row.
+        dropped = _Answer(0, session_id=session_id)
+        self.server.sandbox._log(self._request(body, authorized, 0, None, dropped))
+        self.close_connection = True
+        _hang_up(self.connection)
+
+    def _request(
+        self, body: Any, authorized: bool, status: int, code: int | None, answer: _Answer
+    ) -> SandboxRequest:
+        return SandboxRequest(
+            self.path, authorized, body, status, code, answer.session_id, self.command
+        )
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
+def _hang_up(connection: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the client
+        connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() must not wait for a handler sleeping out a delay
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for the host's FQDN, which can take seconds offline.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Quiet by contract: a client hanging up is routine, and handler bugs answer 500 already.
+        pass
+
+
+class Sandbox:
+    """The init-selection route on loopback; `faults`, `requests` and `sessions` are for tests."""
+
+    def __init__(
+        self,
+        *,
+        key: str = DEMO_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allow_private_urls: bool = True,
+        faults: list[Fault] | None = None,
+        missing_ids: frozenset[str] = frozenset(),
+    ) -> None:
+        if not key:
+            raise ValueError("the sandbox needs a non-empty key")
+        self.key = key
+        self.allow_private_urls = allow_private_urls
+        self.missing_ids = missing_ids
+        self.faults: list[Fault] = list(faults or [])  # tests append; handlers pop under _lock
+        self._auth_value = f"Bearer {key}".encode()
+        self._host = host
+        self._policy: Policy = load_policy()
+        self._lock = threading.Lock()
+        self._requests: list[SandboxRequest] = []
+        self._sessions: dict[str, dict[str, Any]] = {}
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Bound here, so base_url is known (and a busy port fails) before start().
+        self._server = _Server((host, port), self)
+
+    def start(self) -> Sandbox:
+        if self._stopping.is_set():
+            raise RuntimeError("a stopped Sandbox cannot start again")
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # how quickly stop() is noticed
+                name=f"Sandbox:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()  # wakes handlers sleeping out a delay_s
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+        with self._lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            _hang_up(connection)  # wakes handlers blocked reading a keep-alive connection
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The full URL of the init-selection route."""
+        return self.base_url + ROUTE
+
+    @property
+    def requests(self) -> list[SandboxRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def sessions(self) -> dict[str, dict[str, Any]]:
+        """Every session opened, and so billed, including those whose answer was lost."""
+        with self._lock:
+            return {sid: dict(session) for sid, session in self._sessions.items()}
+
+    # The methods below are the handler's side of the sandbox.
+
+    def _next_fault(self) -> Fault:
+        with self._lock:
+            return self.faults.pop(0) if self.faults else Fault()
+
+    def _log(self, request: SandboxRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`; False if the sandbox is stopping and the handler should give up."""
+        return not self._stopping.wait(seconds)
+
+    def _redact(self, payload: dict[str, Any], presented: str) -> dict[str, Any]:
+        """The payload with both keys cut out of its messages, the only text that quotes input."""
+        # A message may quote what the client sent (a bad video_url, say); never let a key out.
+        secrets_ = sorted({self.key, presented.removeprefix("Bearer").strip()} - {""}, key=len)
+
+        def clean(text: str) -> str:
+            for secret in reversed(secrets_):  # longest first, so no key survives in part
+                text = text.replace(secret, _REDACTED)
+            return text
+
+        cleaned = dict(payload)
+        if isinstance(cleaned.get("message"), str):
+            cleaned["message"] = clean(cleaned["message"])
+        error = cleaned.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            cleaned["error"] = {**error, "message": clean(error["message"])}
+        return cleaned
+
+    def _judge_url(self, body: dict[str, Any]) -> _Answer:
+        url = str(body["video_url"])
+        options = CheckOptions(allow_private_urls=self.allow_private_urls)
+        try:
+            result = check_one(url, self._policy, options=options)
+        except PreflightError as exc:  # e.g. a URL with no host, which check_one raises on
+            return _envelope(400, 1201, f"video could not be downloaded or read: {exc}")
+        if result.verdict == "error":
+            reason = result.error.message if result.error else "unknown error"
+            return _envelope(400, 1201, f"video could not be downloaded or read: {reason}")
+        if result.verdict == "reject":
+            first = result.violations[0].message if result.violations else "rejected"
+            # HTTP 200 and code 0 with a non-zero data.status: the API refused the video itself.
+            payload = {
+                "code": 0,
+                "message": f"video does not meet requirements: {first}",
+                "request_id": uuid.uuid4().hex,
+                "data": {"status": 1},
+            }
+            return _Answer(200, payload, code=0)
+        facts = result.facts
+        parsed: dict[str, Any] = {}
+        if facts is not None:
+            parsed = {
+                "fps": facts.fps,
+                # The API reports milliseconds; the probe, seconds.
+                "original_duration": None
+                if facts.duration is None
+                else round(facts.duration * 1000),
+                "width": facts.width,
+                "height": facts.height,
+                "total_frame": facts.frame_count,
+            }
+        # A fact the probe could not read is left out rather than sent as null (schema: numbers).
+        return self._open_session(body, {k: v for k, v in parsed.items() if v is not None})
+
+    def _open_session(self, body: dict[str, Any], facts: dict[str, Any]) -> _Answer:
+        request_id = uuid.uuid4().hex
+        with self._lock:
+            while True:  # 18 decimal digits, as in Kling's examples; unique within the sandbox
+                session_id = str(10**17 + secrets.randbelow(9 * 10**17))
+                if session_id not in self._sessions:
+                    break
+            data = {
+                "status": 0,
+                "session_id": session_id,
+                **facts,
+                "normalized_video": f"{self.base_url}/normalized/{session_id}.mp4",
+                "final_unit_deduction": "1",
+            }
+            self._sessions[session_id] = {
+                "session_id": session_id,
+                "request_id": request_id,
+                "body": body,
+                "data": data,
+                "opened_at": time.time(),  # unix seconds; sessions live 24 hours at the API
+            }
+        payload = {"code": 0, "message": "success", "request_id": request_id, "data": data}
+        return _Answer(200, payload, code=0, session_id=session_id)
+
+    def _track(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+            stopping = self._stopping.is_set()
+        if stopping:
+            _hang_up(connection)
+
+    def _untrack(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+
+def serve_forever_cli(argv: list[str] | None = None) -> int:
+    """`python -m preflight.sandbox`: print the base URL and key as shell lines, serve until ^C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m preflight.sandbox",
+        description="Serve a loopback stand-in of CometAPI's init-selection route.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--key", default=DEMO_KEY, help=f"the accepted key (default {DEMO_KEY})")
+    args = parser.parse_args(argv)
+    try:
+        sandbox = Sandbox(key=args.key, port=args.port)
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
+    with sandbox:
+        # Quoted, so `eval` of these lines is safe whatever the key holds.
+        print(f"PREFLIGHT_API_BASE={shlex.quote(sandbox.base_url)}", flush=True)
+        print(f"COMETAPI_KEY={shlex.quote(sandbox.key)}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve_forever_cli(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
