@@ -5,9 +5,19 @@ The library is the product; the `preflight` command is a thin layer over these n
 
 from __future__ import annotations
 
-from .check import check, check_one, iter_check
-from .errors import NetworkError, PolicyError, PreflightError, ProbeError, UsageError
+from .check import CheckOptions, check, check_one, iter_check
+from .client import ApiError, ApiKey
+from .errors import (
+    NetworkError,
+    PolicyError,
+    PreflightError,
+    ProbeError,
+    UsageError,
+    VideoRejected,
+    VideoUnreadable,
+)
 from .facts import Facts
+from .init import InitResult, init_session
 from .policy import Policy, judge, load_policy
 from .probe import probe
 from .request import validate_request, validate_response
@@ -17,9 +27,13 @@ from .verdict import Failure, Result, Verdict, Violation
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiError",
+    "ApiKey",
+    "CheckOptions",
     "ExitCode",
     "Facts",
     "Failure",
+    "InitResult",
     "NetworkError",
     "Policy",
     "PolicyError",
@@ -28,10 +42,13 @@ __all__ = [
     "Result",
     "UsageError",
     "Verdict",
+    "VideoRejected",
+    "VideoUnreadable",
     "Violation",
     "__version__",
     "check",
     "check_one",
+    "init_session",
     "iter_check",
     "judge",
     "load_policy",

@@ -74,7 +74,71 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the policy that check would apply, after 'extends' is resolved.",
     )
     _add_policy_options(policy)
+
+    init = commands.add_parser(
+        "init",
+        help="pre-flight a video, then open an editing session (init-selection)",
+        description="Check the video, validate the body, send init-selection and record the "
+        "session in the ledger. Exit 0 opened or reused, 1 rejected (nothing sent), 2 usage, "
+        "3 unreadable (nothing sent), 4 the API refused or failed.",
+    )
+    target = init.add_argument_group("the video (one of)")
+    target.add_argument("--video-url", metavar="URL", help="an http(s) URL the API will fetch")
+    target.add_argument("--video-id", metavar="ID", help="a video Kling generated (with --task-id)")
+    target.add_argument("--task-id", metavar="ID", help="the task that generated --video-id")
+    init.add_argument("--json", action="store_true", help="print one JSON object")
+    init.add_argument("--dry-run", action="store_true", help="do everything but send")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="open a new session even if the ledger has an unexpired one",
+    )
+    init.add_argument(
+        "--api-base",
+        metavar="URL",
+        help="API base URL (default $PREFLIGHT_API_BASE or https://api.cometapi.com)",
+    )
+    init.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="read the key from FILE (not world-readable) instead of $COMETAPI_KEY",
+    )
+    init.add_argument(
+        "--debug",
+        action="store_true",
+        help="trace the request and answer on stderr (the key is redacted)",
+    )
+    _add_ledger_option(init)
+    _add_policy_options(init)
+    init.add_argument("--probe", choices=("mediainfo", "ffprobe", "both"), default="mediainfo")
+    _add_remote_options(init)
+
+    sessions = commands.add_parser(
+        "sessions",
+        help="list recorded sessions, or show one",
+        description="preflight sessions [--active] [--json] | preflight sessions show SESSION_ID",
+    )
+    sessions.add_argument("action", nargs="*", metavar="show SESSION_ID")
+    sessions.add_argument("--active", action="store_true", help="only unexpired sessions")
+    sessions.add_argument("--json", action="store_true")
+    _add_ledger_option(sessions)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the loopback stand-in of the API (no key, no network)",
+        description="Serve init-selection on loopback as API.md describes, for demos and tests.",
+    )
+    sandbox.add_argument("--port", type=int, default=0)
+    sandbox.add_argument("--key", help="the API key it accepts (default: a demo key)")
     return parser
+
+
+def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="SQLite ledger (default $PREFLIGHT_LEDGER or the user data folder)",
+    )
 
 
 def _add_remote_options(parser: argparse.ArgumentParser) -> None:
@@ -153,9 +217,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "validate-request":
             return _validate_request(args)
+        if args.command == "init":
+            return _init(args)
+        if args.command == "sessions":
+            return _sessions(args)
+        if args.command == "sandbox":
+            return _sandbox(args)
         return _policy(args)
     except PreflightError as exc:
-        print(f"preflight: {exc}", file=sys.stderr)
+        hint = getattr(exc, "hint", "")
+        print(f"preflight: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return exit_code_for_error(exc)
     except KeyboardInterrupt:
         print("preflight: interrupted", file=sys.stderr)
@@ -230,6 +301,75 @@ def _read_json_arg(name: str) -> object:
         return json.loads(text)
     except ValueError as exc:
         raise UsageError(f"{name} is not JSON: {exc}") from None
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .client import debug_stream
+    from .errors import VideoRejected, VideoUnreadable
+    from .init import init_session
+    from .policy import load_policy
+    from .report.sessions import print_init, print_init_error
+
+    if args.video_url is None and args.video_id is None:
+        raise UsageError("give --video-url URL, or --video-id ID with --task-id ID")
+    try:
+        result = init_session(
+            video_url=args.video_url,
+            video_id=args.video_id,
+            task_id=args.task_id,
+            policy=load_policy(args.policy, profile=args.profile),
+            options=_check_options(args),
+            api_base=args.api_base,
+            api_key_file=args.api_key_file,
+            ledger=args.ledger,
+            force=args.force,
+            dry_run=args.dry_run,
+            debug=debug_stream(args.debug),
+        )
+    except (VideoRejected, VideoUnreadable) as exc:
+        from .report import make_reporter
+
+        verdict = "reject" if isinstance(exc, VideoRejected) else "error"
+        if args.json:
+            print_init_error(exc, exc.result, sys.stdout, as_json=True, verdict=verdict)
+        else:
+            make_reporter("text", sys.stderr).result(exc.result)  # type: ignore[arg-type]
+        raise
+    except PreflightError as exc:
+        print_init_error(exc, None, sys.stdout, as_json=args.json, verdict="pass")
+        raise
+    print_init(result, sys.stdout, as_json=args.json)
+    return ExitCode.OK
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from .ledger import Ledger, default_path
+    from .report.sessions import print_sessions
+
+    with Ledger(args.ledger or default_path()) as ledger:
+        if not args.action:
+            rows = ledger.sessions(active_only=args.active)
+            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            print_sessions(rows, sys.stdout, as_json=args.json, now=now)
+            return ExitCode.OK
+        if len(args.action) != 2 or args.action[0] != "show":
+            raise UsageError(
+                "usage: preflight sessions [--active] [--json] | preflight sessions show SESSION_ID"
+            )
+        row = ledger.session(args.action[1])
+        if row is None:
+            raise UsageError(f"no session {args.action[1]} in {ledger.path}")
+        print(json.dumps(row.to_dict(), indent=2))
+        return ExitCode.OK
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import serve_forever_cli
+
+    argv = ["--port", str(args.port)] + (["--key", args.key] if args.key else [])
+    return serve_forever_cli(argv)
 
 
 def _policy(args: argparse.Namespace) -> int:

@@ -29,6 +29,22 @@ class ProbeError(PreflightError):
             self.kind = kind
 
 
+class VideoRejected(PreflightError):
+    """`init` refused to send: the pre-flight rejected the video. `result` is the check Result."""
+
+    def __init__(self, message: str, result: object) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class VideoUnreadable(ProbeError):
+    """`init` refused to send: the video could not be probed. `result` is the check Result."""
+
+    def __init__(self, message: str, result: object, *, kind: str | None = None) -> None:
+        super().__init__(message, kind=kind)
+        self.result = result
+
+
 class NetworkError(PreflightError):
     """A network call failed: refused, timed out, or answered with something unusable.
 

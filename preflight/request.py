@@ -26,7 +26,10 @@ _REQUEST_RULES = {
     "not": "video_url cannot be combined with video_id or task_id: "
     "exactly one of video_url or video_id (+ task_id) must be given",
 }
-_RESPONSE_RULES: dict[str, str] = {}
+_RESPONSE_RULES = {
+    # data needs session_id unless data.status says the video was refused.
+    "anyOf": "missing required field 'session_id'",
+}
 
 _JSON_TYPE_NAMES = {
     bool: "boolean",

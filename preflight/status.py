@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from .errors import PreflightError, ProbeError, UsageError
+from .errors import PreflightError, ProbeError, UsageError, VideoRejected
 
 
 class ExitCode(IntEnum):
@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
 def exit_code_for_error(error: PreflightError) -> ExitCode:
     if isinstance(error, UsageError):
         return ExitCode.USAGE
+    if isinstance(error, VideoRejected):
+        return ExitCode.REJECTED
     if isinstance(error, ProbeError):
         return ExitCode.PROBE_ERROR
     return ExitCode.API_ERROR
