@@ -190,3 +190,25 @@ def test_error_results_carry_kind_and_message(tmp_path: Path, stream: str) -> No
     assert result["verdict"] == "error"
     assert result["error"]["kind"] == "missing"
     assert result["facts"] is None
+
+
+def test_demo_prints_a_verdict_for_every_fixture_and_opens_sessions() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "preflight.demo", str(MEDIA)],
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for row in ROWS:
+        assert any(
+            line.split()[:2] == [row["verdict"].upper(), str(MEDIA / row["file"])]
+            for line in done.stdout.splitlines()
+            if line.strip()
+        ), row["file"]
+    assert "(reused;" in done.stdout and "nothing was sent" in done.stdout
+    assert "The stand-in opened 5 sessions" in done.stdout
