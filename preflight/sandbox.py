@@ -6,33 +6,32 @@ Nothing is billed: it judges video_url with the preflight library and answers sc
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hmac
 import json
 import secrets
 import shlex
-import socket
-import socketserver
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from .check import CheckOptions, check_one
 from .errors import PreflightError
+from .loopback import SOCKET_TIMEOUT_S as SOCKET_TIMEOUT_S
+from .loopback import (
+    LoopbackHandler,
+    LoopbackHTTPServer,
+    LoopbackServer,
+    hang_up,
+    wait_for_interrupt,
+)
 from .policy import Policy, load_policy
 from .request import validate_request
 
 ROUTE = "/kling/v1/videos/multi-elements/init-selection"
 DEMO_KEY = "sandbox-demo-key"
-# Same reasoning as preflight.serve: long enough for a test's pauses on a keep-alive connection,
-# short enough that a forgotten connection does not hold a handler thread for long.
-SOCKET_TIMEOUT_S = 5.0
 MAX_BODY_BYTES = 1024 * 1024  # an init-selection body is a few hundred bytes; more is an abuse
 _REDACTED = "[redacted]"
 
@@ -182,28 +181,12 @@ def _fault_answer(fault: Fault, session_id: str | None) -> _Answer:
     return _Answer(answer.status, answer.payload, answer.raw, answer.code, session_id, headers)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the real API: a client Session reuses it
+class _Handler(LoopbackHandler):
     server_version = "preflight-sandbox"
-    sys_version = ""
-    timeout = SOCKET_TIMEOUT_S
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.sandbox._track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.sandbox._untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the request log is `Sandbox.requests`; stderr could leak what clients sent."""
+    server: LoopbackHTTPServer[Sandbox]
 
     def _handle(self) -> None:
-        sandbox = self.server.sandbox
+        sandbox = self.server.owner
         raw = self._read_body()
         if raw is None:  # unreadable framing: answered and the connection is closing
             return
@@ -223,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
 
     def _answer_route(self, fault: Fault, body: Any, authorized: bool) -> None:
-        sandbox = self.server.sandbox
+        sandbox = self.server.owner
         if not fault.after_processing:
             if fault.delay_s and not sandbox._pause(fault.delay_s):
                 self._drop(body, authorized, None)
@@ -249,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _process(self, body: Any) -> _Answer:
         """What the API answers to a POST of ROUTE, opening a session on success."""
-        sandbox = self.server.sandbox
+        sandbox = self.server.owner
         presented = self.headers.get("Authorization", "").strip()
         if presented in ("", "Bearer"):
             return _comet_error(401, "missing api key", "missing_api_key")
@@ -271,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         presented = self.headers.get("Authorization", "")
         # Constant time, as a real gateway would compare secrets.
-        return hmac.compare_digest(presented.encode(), self.server.sandbox._auth_value)
+        return hmac.compare_digest(presented.encode(), self.server.owner._auth_value)
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
@@ -287,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length_header))
 
     def _send(self, answer: _Answer, body: Any, authorized: bool) -> None:
-        sandbox = self.server.sandbox
+        sandbox = self.server.owner
         if answer.raw is not None:
             data = answer.raw.encode()
             content_type = "text/html; charset=utf-8"
@@ -311,9 +294,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self, body: Any, authorized: bool, session_id: str | None) -> None:
         # Logged before hanging up, so a client that sees the error also sees the log row.
         dropped = _Answer(0, session_id=session_id)
-        self.server.sandbox._log(self._request(body, authorized, 0, None, dropped))
+        self.server.owner._log(self._request(body, authorized, 0, None, dropped))
         self.close_connection = True
-        _hang_up(self.connection)
+        hang_up(self.connection)
 
     def _request(
         self, body: Any, authorized: bool, status: int, code: int | None, answer: _Answer
@@ -332,32 +315,10 @@ def _parse_json(raw: bytes) -> Any:
         return None
 
 
-def _hang_up(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed by the client
-        connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() must not wait for a handler sleeping out a delay
-
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind asks DNS for the host's FQDN, which can take seconds offline.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Quiet by contract: a client hanging up is routine, and handler bugs answer 500 already.
-        pass
-
-
-class Sandbox:
+class Sandbox(LoopbackServer):
     """The init-selection route on loopback; `faults`, `requests` and `sessions` are for tests."""
+
+    _label = "Sandbox"
 
     def __init__(
         self,
@@ -376,62 +337,10 @@ class Sandbox:
         self.missing_ids = missing_ids
         self.faults: list[Fault] = list(faults or [])  # tests append; handlers pop under _lock
         self._auth_value = f"Bearer {key}".encode()
-        self._host = host
         self._policy: Policy = load_policy()
-        self._lock = threading.Lock()
         self._requests: list[SandboxRequest] = []
         self._sessions: dict[str, dict[str, Any]] = {}
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        # Bound here, so base_url is known (and a busy port fails) before start().
-        self._server = _Server((host, port), self)
-
-    def start(self) -> Sandbox:
-        if self._stopping.is_set():
-            raise RuntimeError("a stopped Sandbox cannot start again")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},  # how quickly stop() is noticed
-                name=f"Sandbox:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                return
-            self._stopping.set()  # wakes handlers sleeping out a delay_s
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
-        with self._lock:
-            open_connections = list(self._connections)
-        for connection in open_connections:
-            _hang_up(connection)  # wakes handlers blocked reading a keep-alive connection
-
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        super().__init__(host, port, _Handler)
 
     @property
     def url(self) -> str:
@@ -459,9 +368,9 @@ class Sandbox:
         with self._lock:
             self._requests.append(request)
 
-    def _pause(self, seconds: float) -> bool:
-        """Wait `seconds`; False if the sandbox is stopping and the handler should give up."""
-        return not self._stopping.wait(seconds)
+    def _is_routine(self, error: BaseException | None) -> bool:
+        # Quiet by contract: a client hanging up is routine, and handler bugs answer 500 already.
+        return True
 
     def _redact(self, payload: dict[str, Any], presented: str) -> dict[str, Any]:
         """The payload with both keys cut out of its messages, the only text that quotes input."""
@@ -541,17 +450,6 @@ class Sandbox:
         payload = {"code": 0, "message": "success", "request_id": request_id, "data": data}
         return _Answer(200, payload, code=0, session_id=session_id)
 
-    def _track(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-            stopping = self._stopping.is_set()
-        if stopping:
-            _hang_up(connection)
-
-    def _untrack(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
 
 def serve_forever_cli(argv: list[str] | None = None) -> int:
     """`python -m preflight.sandbox`: print the base URL and key as shell lines, serve until ^C."""
@@ -570,11 +468,7 @@ def serve_forever_cli(argv: list[str] | None = None) -> int:
         # Quoted, so `eval` of these lines is safe whatever the key holds.
         print(f"PREFLIGHT_API_BASE={shlex.quote(sandbox.base_url)}", flush=True)
         print(f"COMETAPI_KEY={shlex.quote(sandbox.key)}", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        wait_for_interrupt()
     return 0
 
 

@@ -6,27 +6,18 @@ It logs every request with the body bytes it wrote, so a test can assert what a 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import email.utils
 import re
-import socket
-import socketserver
-import sys
-import threading
-import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from .errors import UsageError
+from .loopback import SOCKET_TIMEOUT_S as SOCKET_TIMEOUT_S
+from .loopback import LoopbackHandler, LoopbackHTTPServer, LoopbackServer, wait_for_interrupt
 
 CHUNK_BYTES = 64 * 1024
-# How long an idle keep-alive connection or a blocked send may hold a handler thread: long enough
-# for a test's pauses between requests, short enough that a forgotten connection does not linger.
-SOCKET_TIMEOUT_S = 5.0
 AUTH_VALUE = "Bearer letmein"
 _CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -136,26 +127,10 @@ def _query_int(query: dict[str, str], key: str) -> int:
     return int(value) if value.isascii() and value.isdigit() else 0
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so a requests.Session reuses its connection
+class _Handler(LoopbackHandler):
     server_version = "preflight-serve"
-    sys_version = ""
-    timeout = SOCKET_TIMEOUT_S
-    server: _Server
+    server: LoopbackHTTPServer[MediaServer]
     _entry: _Entry | None = None  # the log row of the response being sent
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.media._track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.media._untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the request log is `MediaServer.requests`, not stderr."""
 
     def do_GET(self) -> None:
         self._answer(head=False)
@@ -164,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(head=True)
 
     def _answer(self, head: bool) -> None:
-        media = self.server.media
+        media = self.server.owner
         faults, nth = media._next_request()
         self._entry = None
         if faults.latency_s > 0 and not media._pause(faults.latency_s):
@@ -193,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Log the response, then send its status line and headers."""
         port = self.client_address[1]
         entry = _Entry(self.command, self.path, self.headers.get("Range"), status, port)
-        self._entry = self.server.media._open_entry(entry)
+        self._entry = self.server.owner._open_entry(entry)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -246,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
             # The framing is now wrong on purpose; reusing the connection would feed the
             # leftover (or missing) bytes into the next response.
             self.close_connection = True
-        if faults.stall_s > 0 and not self.server.media._pause(faults.stall_s):
+        if faults.stall_s > 0 and not self.server.owner._pause(faults.stall_s):
             self.close_connection = True
             return
         if faults.cut_body_at is not None:
@@ -265,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _write(self, data: bytes) -> bool:
         """Send body bytes; False when the client has gone, which range readers do on purpose."""
         assert self._entry is not None
-        media = self.server.media
+        media = self.server.owner
         # Counted before the send so the log is complete by the time the client holds the bytes.
         media._count(self._entry, len(data))
         try:
@@ -277,28 +252,10 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() must not wait for a stalled handler thread
-
-    def __init__(self, address: tuple[str, int], media: MediaServer) -> None:
-        self.media = media
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind asks DNS for the host's FQDN, which can take seconds offline.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up is routine here; anything else is a bug and should be loud.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class MediaServer:
+class MediaServer(LoopbackServer):
     """Serves the files under `root` on loopback, logging each request; faults may change live."""
+
+    _label = "MediaServer"
 
     def __init__(
         self,
@@ -311,16 +268,10 @@ class MediaServer:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise UsageError(f"not a folder: {root}")
-        self._host = host
         self._faults = faults
-        self._lock = threading.Lock()
         self._entries: list[_Entry] = []
         self._seen = 0  # requests since the faults were last set, for fail_first
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        # Bound here, so base_url is known (and a busy port fails) before start().
-        self._server = _Server((host, port), self)
+        super().__init__(host, port, _Handler)
 
     @property
     def faults(self) -> Faults:
@@ -331,52 +282,6 @@ class MediaServer:
         # fail_first counts from the moment its faults take effect.
         with self._lock:
             self._faults, self._seen = faults, 0
-
-    def start(self) -> MediaServer:
-        if self._stopping.is_set():
-            raise RuntimeError("a stopped MediaServer cannot start again")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},  # how quickly stop() is noticed
-                name=f"MediaServer:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                return
-            self._stopping.set()  # wakes handlers waiting out latency_s or stall_s
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
-        with self._lock:
-            open_connections = list(self._connections)
-        for connection in open_connections:
-            _hang_up(connection)  # wakes handlers blocked reading a keep-alive connection
-
-    def __enter__(self) -> MediaServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self._host}:{self.port}"
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{quote(name)}"
@@ -412,26 +317,6 @@ class MediaServer:
         with self._lock:
             entry.body_bytes += body_bytes
 
-    def _pause(self, seconds: float) -> bool:
-        """Wait `seconds`; False if the server is stopping and the handler should give up."""
-        return not self._stopping.wait(seconds)
-
-    def _track(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-            stopping = self._stopping.is_set()
-        if stopping:
-            _hang_up(connection)
-
-    def _untrack(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-
-def _hang_up(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed by the client or the handler
-        connection.shutdown(socket.SHUT_RDWR)
-
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m preflight.serve DIR`: print the base URL, serve until Ctrl-C."""
@@ -450,11 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     with server:
         print(server.base_url, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        wait_for_interrupt()
     return 0
 
 
