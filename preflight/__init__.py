@@ -1,30 +1,49 @@
 """preflight: check videos against the Kling multi-elements init-selection limits before sending.
 
-The library is the product; the `preflight` command is a thin layer over these names.
+The library is the product; the `preflight` command is a thin layer over these names. They load on
+first use (PEP 562), so a cached `preflight check` does not pay for requests or jsonschema.
 """
 
 from __future__ import annotations
 
-from .check import CheckOptions, check, check_one, iter_check
-from .client import ApiError, ApiKey
-from .errors import (
-    NetworkError,
-    PolicyError,
-    PreflightError,
-    ProbeError,
-    UsageError,
-    VideoRejected,
-    VideoUnreadable,
-)
-from .facts import Facts
-from .init import InitResult, init_session
-from .policy import Policy, judge, load_policy
-from .probe import probe
-from .request import validate_request, validate_response
-from .status import ExitCode
-from .verdict import Failure, Result, Verdict, Violation
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# name -> module that defines it
+_EXPORTS = {
+    "ApiError": "client",
+    "ApiKey": "client",
+    "CheckOptions": "check",
+    "check": "check",
+    "check_one": "check",
+    "iter_check": "check",
+    "ExitCode": "status",
+    "Facts": "facts",
+    "Failure": "verdict",
+    "Result": "verdict",
+    "Verdict": "verdict",
+    "Violation": "verdict",
+    "InitResult": "init",
+    "init_session": "init",
+    "NetworkError": "errors",
+    "PolicyError": "errors",
+    "PreflightError": "errors",
+    "ProbeError": "errors",
+    "UsageError": "errors",
+    "VideoRejected": "errors",
+    "VideoUnreadable": "errors",
+    "Policy": "policy",
+    "judge": "policy",
+    "load_policy": "policy",
+    "validate_request": "request",
+    "validate_response": "request",
+}
+
+# Eager, unlike the rest: the name is also a subpackage, and importing preflight.probe would
+# otherwise bind the module here in place of the function.
+from .probe import probe  # noqa: E402
 
 __all__ = [
     "ApiError",
@@ -56,3 +75,32 @@ __all__ = [
     "validate_request",
     "validate_response",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'preflight' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+if TYPE_CHECKING:
+    from .check import CheckOptions, check, check_one, iter_check
+    from .client import ApiError, ApiKey
+    from .errors import (
+        NetworkError,
+        PolicyError,
+        PreflightError,
+        ProbeError,
+        UsageError,
+        VideoRejected,
+        VideoUnreadable,
+    )
+    from .facts import Facts
+    from .init import InitResult, init_session
+    from .policy import Policy, judge, load_policy
+    from .request import validate_request, validate_response
+    from .status import ExitCode
+    from .verdict import Failure, Result, Verdict, Violation

@@ -9,13 +9,17 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import NetworkError, ProbeError
 from .policy import Policy, judge, load_policy
 from .probe import probe
-from .probe.remote import RemoteOptions
+from .probe.options import RemoteOptions
 from .urlcheck import is_url
 from .verdict import Failure, Result, Violation
+
+if TYPE_CHECKING:
+    from .cache import ProbeCache
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class CheckOptions:
     backend: str = "mediainfo"
     remote: RemoteOptions = field(default_factory=RemoteOptions)
     allow_private_urls: bool = False
+    cache: ProbeCache | None = None  # facts of sources probed before (None: always probe)
 
 
 def check_one(
@@ -41,27 +46,37 @@ def check_one(
     if is_url(name):
         return _check_url(name, policy, options)
     started = time.perf_counter()
-    try:
-        probed = probe(name, backend=options.backend)
-    except ProbeError as exc:
-        return Result(
-            name,
-            "error",
-            error=Failure(exc.kind, str(exc)),
-            backend=options.backend,
-            probe_ms=(time.perf_counter() - started) * 1000,
-        )
+    cache = options.cache
+    key = cache.file_key(name, options.backend) if cache is not None else None
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        facts, disagreements = hit
+    else:
+        try:
+            probed = probe(name, backend=options.backend)
+        except ProbeError as exc:
+            return Result(
+                name,
+                "error",
+                error=Failure(exc.kind, str(exc)),
+                backend=options.backend,
+                probe_ms=(time.perf_counter() - started) * 1000,
+            )
+        facts, disagreements = probed.facts, probed.disagreements
+        if cache is not None:
+            cache.put(key, facts, disagreements)
     elapsed = (time.perf_counter() - started) * 1000
-    verdict = judge(probed.facts, policy)
+    verdict = judge(facts, policy)
     return Result(
         name,
         verdict.verdict,
         verdict.violations,
         verdict.warnings,
-        probed.facts,
+        facts,
         backend=options.backend,
-        disagreements=probed.disagreements,
+        disagreements=disagreements,
         probe_ms=elapsed,
+        cached=hit is not None,
     )
 
 
@@ -88,7 +103,7 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
     if any(v.rule == "url.scheme" for v in before.violations):
         return Result(url, "reject", before.violations, before.warnings, backend=backend)
     try:
-        probed, info = probe_url(url, backend=backend, options=options.remote)
+        probed, info = probe_url(url, backend=backend, options=options.remote, cache=options.cache)
     except HttpStatusError as exc:
         return Result(
             url,
@@ -120,6 +135,7 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
         disagreements=probed.disagreements,
         probe_ms=elapsed,
         remote=info,
+        cached=info.cached,
     )
 
 

@@ -6,6 +6,7 @@ No policy logic lives here; every error type maps to an exit code through status
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -17,7 +18,10 @@ from .errors import PreflightError, UsageError
 from .status import ExitCode, exit_code_for_error, exit_code_for_verdicts
 
 if TYPE_CHECKING:
+    from .cache import ProbeCache
     from .check import CheckOptions
+    from .policy import Policy
+    from .verdict import Result
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +46,57 @@ def build_parser() -> argparse.ArgumentParser:
         "1 some reject, 3 some could not be read (wins over 1), 2 usage error.",
     )
     check.add_argument(
-        "sources", nargs="+", metavar="SOURCE", help="MP4/MOV files and http(s) URLs, mixed"
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="MP4/MOV files, folders and http(s) URLs, mixed",
+    )
+    inputs = check.add_argument_group("inputs")
+    inputs.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="descend into sub-folders of the folders named",
+    )
+    inputs.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="file names to take from folders (repeatable; default *.mp4 *.mov "
+        "*.m4v, case-insensitive)",
+    )
+    inputs.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        default=[],
+        help="file names to leave out of folders (repeatable)",
+    )
+    inputs.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="read sources from FILE, one a line (- for standard input)",
+    )
+    batch = check.add_argument_group("batches")
+    batch.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="sources checked at once (default: up to 4 for files, 8 with URLs)",
+    )
+    batch.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    batch.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="probe everything again (the cache lives in the ledger file)",
+    )
+    _add_ledger_option(check)
+    reports = check.add_argument_group("reports (written besides the normal output)")
+    reports.add_argument("--junit", metavar="FILE", help="JUnit XML, one test case per source")
+    reports.add_argument("--csv", metavar="FILE", help="CSV, one row per source")
+    reports.add_argument(
+        "--html", metavar="FILE", help="one self-contained HTML page for editors, with thumbnails"
     )
     output = check.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON document at the end")
@@ -184,16 +238,31 @@ def _positive(text: str) -> float:
 
 def _check_options(args: argparse.Namespace) -> CheckOptions:
     from .check import CheckOptions
-    from .probe.remote import RemoteOptions
+    from .probe.options import RemoteOptions
 
+    cache = None
+    if getattr(args, "no_cache", True) is False:
+        cache = _open_cache(args.ledger)
     remote = RemoteOptions(
         connect_timeout_s=args.connect_timeout,
         read_timeout_s=args.read_timeout,
         max_prefix_bytes=int(args.max_prefix_mib * 1024 * 1024),
     )
     return CheckOptions(
-        backend=args.probe, remote=remote, allow_private_urls=args.allow_private_urls
+        backend=args.probe, remote=remote, allow_private_urls=args.allow_private_urls, cache=cache
     )
+
+
+def _open_cache(ledger: str | None) -> ProbeCache | None:
+    from .cache import ProbeCache
+    from .ledger import LedgerError, default_path
+
+    try:
+        return ProbeCache(ledger or default_path())
+    except LedgerError as exc:
+        # A cache is an optimisation: without one every source is probed, which is still right.
+        print(f"preflight: warning: no probe cache ({exc})", file=sys.stderr)
+        return None
 
 
 def _add_policy_options(parser: argparse.ArgumentParser) -> None:
@@ -239,22 +308,63 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import check_one
+    from .batch import InOrder, default_workers, run_batch
     from .policy import load_policy
+    from .progress import Progress
     from .report import make_reporter, summarize
+    from .sources import DEFAULT_INCLUDE, expand_sources
 
     policy = load_policy(args.policy, profile=args.profile)
+    sources = expand_sources(
+        args.sources,
+        recursive=args.recursive,
+        include=args.include or DEFAULT_INCLUDE,
+        exclude=args.exclude,
+        from_file=args.from_file,
+    )
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    options = _check_options(args)
     mode = "json" if args.json else "jsonl" if args.jsonl else "text"
     reporter = make_reporter(mode, sys.stdout, color=_use_color(args.color, sys.stdout))
-    options = _check_options(args)
-    results = []
-    for source in args.sources:
-        result = check_one(source, policy, options=options)
-        results.append(result)
-        reporter.result(result)
+    progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
+    ordered = InOrder(reporter.result)
+
+    def on_result(index: int, result: Result) -> None:
+        progress.update(result.verdict)
+        if mode == "jsonl":
+            reporter.result(result)  # completion order: a script sees each as soon as it is done
+        else:
+            ordered(index, result)
+
+    try:
+        results = run_batch(
+            sources,
+            policy,
+            options,
+            workers=args.workers or default_workers(sources),
+            on_result=on_result,
+        )
+    finally:
+        progress.close()
+        if options.cache is not None:
+            options.cache.close()
     code = exit_code_for_verdicts([r.verdict for r in results])
     reporter.finish(results, summarize(results, policy=policy.name, exit_code=int(code)))
+    _write_reports(args, results, policy)
     return code
+
+
+def _write_reports(args: argparse.Namespace, results: list[Result], policy: Policy) -> None:
+    for flag, module in (("junit", "junit"), ("csv", "csv_report"), ("html", "html")):
+        path = getattr(args, flag)
+        if not path:
+            continue
+        writer = importlib.import_module(f".report.{module}", __package__)
+        try:
+            writer.write(results, path, policy=policy)
+        except OSError as exc:
+            raise UsageError(f"cannot write --{flag} {path}: {exc.strerror or exc}") from None
 
 
 def _use_color(choice: str, stream: IO[str]) -> bool:

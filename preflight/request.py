@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
 REQUEST_SCHEMA = "init-selection.request.schema.json"
 RESPONSE_SCHEMA = "init-selection.response.schema.json"
@@ -79,6 +79,9 @@ def validate_response(body: object) -> list[SchemaProblem]:
 @lru_cache
 def _validator(name: str) -> Any:
     schema = load_schema(name)
+    # Imported here: jsonschema costs ~45 ms, which a cached `check` run should not pay.
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 

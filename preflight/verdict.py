@@ -63,6 +63,7 @@ class Result:
     disagreements: list[Disagreement] = field(default_factory=list)
     probe_ms: float = 0.0
     remote: RemoteInfo | None = None  # for URLs: final URL, status, bytes and requests used
+    cached: bool = False  # the facts came from the probe cache
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class Result:
                     for d in self.disagreements
                 ],
                 "elapsed_ms": round(self.probe_ms, 2),
+                "cached": self.cached,
             },
             **({"remote": self.remote.to_dict()} if self.remote else {}),
         }

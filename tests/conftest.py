@@ -57,6 +57,12 @@ def make_video(ffmpeg: str, out: Path, lavfi: str, *args: str) -> Path:
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_ledger(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The CLI caches probes in the ledger: never in the user's own, and never across test runs.
+    os.environ["PREFLIGHT_LEDGER"] = str(tmp_path_factory.mktemp("ledger") / "ledger.sqlite3")
+
+
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
     found = shutil.which("ffmpeg")

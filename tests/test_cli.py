@@ -80,11 +80,13 @@ def test_json_document_shape() -> None:
     }
 
 
-def test_jsonl_is_one_object_per_source_in_order() -> None:
-    sources = [str(MEDIA / r["file"]) for r in ROWS[:5]]
-    done = run_cli("check", "--jsonl", *sources)
-    lines = done.stdout.splitlines()
-    assert [json.loads(line)["source"] for line in lines] == sources
+def test_jsonl_streams_every_source_once_and_in_order_with_one_worker() -> None:
+    sources = [str(MEDIA / r["file"]) for r in ROWS[:8]]
+    parallel = run_cli("check", "--jsonl", "--workers", "4", *sources)
+    got = [json.loads(line)["source"] for line in parallel.stdout.splitlines()]
+    assert sorted(got) == sorted(sources)  # completion order: every source exactly once
+    serial = run_cli("check", "--jsonl", "--workers", "1", *sources)
+    assert [json.loads(line)["source"] for line in serial.stdout.splitlines()] == sources
 
 
 def _bad_inputs(tmp: Path) -> dict[str, Path]:

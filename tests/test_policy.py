@@ -178,6 +178,16 @@ def test_bad_policies_are_refused(tmp_path: Path, body: str) -> None:
         load_policy(path)
 
 
+@pytest.mark.parametrize("name", ["cometapi", "kling"])
+def test_shipped_profiles_match_the_policy_schema(name: str) -> None:
+    from jsonschema import Draft202012Validator
+
+    from preflight.request import load_schema
+
+    validator = Draft202012Validator(load_schema("policy.schema.json"))
+    assert list(validator.iter_errors(load_schema(f"policy.{name}.json"))) == []
+
+
 def test_profiles_match_the_documented_limits() -> None:
     assert POLICY.duration_windows == ((2.0, 5.5), (7.0, 10.5))
     assert KLING.duration_windows == ((2.0, 5.0), (7.0, 10.0))

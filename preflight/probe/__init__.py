@@ -102,7 +102,10 @@ def _stat_size(name: str) -> int:
             raise ProbeError("the file name is too long", kind="missing") from None
         raise ProbeError(f"cannot read {name}: {exc.strerror}", kind="unreadable") from None
     if stat.S_ISDIR(info.st_mode):
-        raise ProbeError(f"{name} is a directory, not a video file", kind="not_a_file")
+        raise ProbeError(
+            f"{name} is a folder with no video files to check (see --include, -r)",
+            kind="not_a_file",
+        )
     if not stat.S_ISREG(info.st_mode):
         raise ProbeError(f"{name} is not a regular file", kind="not_a_file")
     return info.st_size

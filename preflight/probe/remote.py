@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -16,26 +16,17 @@ from urllib3.util.retry import Retry
 
 from ..errors import NetworkError, ProbeError
 from ..facts import BackendReading
+
+if TYPE_CHECKING:
+    from ..cache import ProbeCache
 from . import ProbeResult, boxes, probe_stream
+from .options import RemoteOptions
 from .ranged import RangedFile, Transfer, network_error, read_body
 
 FIRST_READ = 64 * 1024  # ftyp, and for a faststart file most of moov, in the first request
-DEFAULT_MAX_PREFIX = 32 * 1024 * 1024
 MAX_REDIRECTS = 5
 NON_MP4_BUDGET = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class RemoteOptions:
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
-    max_prefix_bytes: int = DEFAULT_MAX_PREFIX  # read at most this much from a server without Range
-    retries: int = 2  # for 5xx answers and refused connections, with exponential back-off
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout_s, self.read_timeout_s)
 
 
 @dataclass
@@ -51,6 +42,7 @@ class RemoteInfo:
     last_modified: str = ""
     range_supported: bool = True
     prefix_only: bool = False  # no Range support and the file is larger than what we read
+    cached: bool = False  # the facts came from the probe cache after the first request
     transfer: Transfer = field(default_factory=Transfer)
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,13 +92,27 @@ def open_session(options: RemoteOptions) -> requests.Session:
 
 
 def probe_url(
-    url: str, *, backend: str = "mediainfo", options: RemoteOptions | None = None
+    url: str,
+    *,
+    backend: str = "mediainfo",
+    options: RemoteOptions | None = None,
+    cache: ProbeCache | None = None,
 ) -> tuple[ProbeResult, RemoteInfo]:
     """Probe the video at `url`. Raises ProbeError, NetworkError or HttpStatusError."""
     options = options or RemoteOptions()
     info = RemoteInfo(url=url)
     with open_session(options) as session:
         first = _first_read(session, url, options, info)
+        key = None
+        if cache is not None:
+            # The first answer's validators tell whether the resource changed since last time.
+            key = cache.url_key(
+                info.final_url, info.etag, info.last_modified, info.size_bytes, backend
+            )
+            hit = cache.get(key)
+            if hit is not None:
+                info.cached = True
+                return ProbeResult(hit[0], {}, hit[1]), info
         limit = None if info.range_supported or info.size_bytes is None else len(first)
         size = info.size_bytes if info.size_bytes is not None else len(first)
         reader = RangedFile(
@@ -132,6 +138,8 @@ def probe_url(
                 f"{size} do not hold a usable index ({exc})",
                 kind="no_range",
             ) from None
+    if cache is not None:
+        cache.put(key, result.facts, result.disagreements)
     return result, info
 
 

@@ -1,0 +1,80 @@
+"""Checking many sources at once: a thread pool, results handed over as they finish and returned
+in input order. One bad source never stops the batch.
+
+Threads suffice: MediaInfo runs in C with the GIL released, ffprobe and HTTP wait on I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from .check import CheckOptions, check_one
+from .policy import Policy
+from .urlcheck import is_url
+from .verdict import Failure, Result
+
+
+def default_workers(sources: Sequence[str]) -> int:
+    """Local probes are CPU work (a few per core); remote ones mostly wait on the network."""
+    if any(is_url(s) for s in sources):
+        return 8
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def run_batch(
+    sources: Sequence[str],
+    policy: Policy,
+    options: CheckOptions,
+    *,
+    workers: int,
+    on_result: Callable[[int, Result], None] | None = None,
+) -> list[Result]:
+    """Check every source; `on_result(index, result)` is called in completion order."""
+    results: list[Result | None] = [None] * len(sources)
+
+    def one(index: int) -> tuple[int, Result]:
+        try:
+            return index, check_one(sources[index], policy, options=options)
+        except Exception as exc:  # a bug must cost one source, not the batch
+            failure = Failure("internal", f"{type(exc).__name__}: {exc}")
+            return index, Result(sources[index], "error", error=failure, backend=options.backend)
+
+    def deliver(index: int, result: Result) -> None:
+        results[index] = result
+        if on_result is not None:
+            on_result(index, result)
+
+    if workers <= 1 or len(sources) <= 1:
+        for index in range(len(sources)):
+            deliver(*one(index))
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preflight") as pool:
+            # Submit a bounded window so a million-line --from list does not queue a million
+            # futures at once.
+            pending: set[Future[tuple[int, Result]]] = set()
+            next_index = 0
+            while next_index < len(sources) or pending:
+                while next_index < len(sources) and len(pending) < workers * 4:
+                    pending.add(pool.submit(one, next_index))
+                    next_index += 1
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    deliver(*future.result())
+    return [r for r in results if r is not None]
+
+
+class InOrder:
+    """Hands results on in input order as soon as all earlier ones are in (for human output)."""
+
+    def __init__(self, emit: Callable[[Result], None]) -> None:
+        self._emit = emit
+        self._waiting: dict[int, Result] = {}
+        self._next = 0
+
+    def __call__(self, index: int, result: Result) -> None:
+        self._waiting[index] = result
+        while self._next in self._waiting:
+            self._emit(self._waiting.pop(self._next))
+            self._next += 1

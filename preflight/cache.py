@@ -1,0 +1,117 @@
+"""The probe cache: facts of sources already probed, kept in the ledger's SQLite file.
+
+Keyed so that any change to a source misses: local files by absolute path, size, mtime and inode;
+URLs by final URL, ETag or Last-Modified, and length. Verdicts are never cached, only facts, so a
+new policy judges cached facts afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .facts import Disagreement, Facts
+from .ledger import Ledger, LedgerError
+
+# Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
+CACHE_FORMAT = f"facts-v1|{__version__}"
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS probe_cache (
+    key TEXT PRIMARY KEY,
+    facts TEXT NOT NULL,
+    disagreements TEXT NOT NULL,
+    stored_at TEXT NOT NULL
+)"""
+
+
+class ProbeCache:
+    """Thread-safe: one connection behind a lock (each call is one short statement)."""
+
+    def __init__(self, path: str | Path) -> None:
+        Ledger(path).close()  # creates the file (0600), its folder and WAL mode, or says why not
+        self.path = Path(path).expanduser()
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open the probe cache in {self.path}: {exc}") from None
+        self.hits = 0
+        self.misses = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @staticmethod
+    def file_key(path: str, backend: str) -> str | None:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        absolute = os.path.abspath(path)
+        return (
+            f"{CACHE_FORMAT}|{backend}|file|{absolute}|{info.st_size}|{info.st_mtime_ns}|"
+            f"{info.st_ino}"
+        )
+
+    @staticmethod
+    def url_key(
+        final_url: str, etag: str, last_modified: str, size: int | None, backend: str
+    ) -> str | None:
+        validator = etag or last_modified
+        if not validator or size is None:
+            return None  # nothing tells us whether the resource changed: always probe
+        return f"{CACHE_FORMAT}|{backend}|url|{final_url}|{validator}|{size}"
+
+    def get(self, key: str | None) -> tuple[Facts, list[Disagreement]] | None:
+        if key is None:
+            return None
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT facts, disagreements FROM probe_cache WHERE key = ?", (key,)
+                ).fetchone()
+        except sqlite3.Error:
+            row = None  # a cache that cannot be read is a miss, never a failure
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        facts = Facts.from_dict(json.loads(row[0]))
+        disagreements = [Disagreement(**d) for d in json.loads(row[1])]
+        return facts, disagreements
+
+    def put(self, key: str | None, facts: Facts, disagreements: list[Disagreement]) -> None:
+        if key is None:
+            return
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        values = (
+            key,
+            json.dumps(facts.to_dict()),
+            json.dumps([_plain(d) for d in disagreements]),
+            stamp,
+        )
+        try:
+            with self._lock:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO probe_cache (key, facts, disagreements, stored_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    values,
+                )
+        except sqlite3.Error:
+            pass  # a full disk or a locked file costs a re-probe next time, nothing else
+
+
+def _plain(d: Disagreement) -> dict[str, Any]:
+    return {"field": d.field, "mediainfo": d.mediainfo, "ffprobe": d.ffprobe}

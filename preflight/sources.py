@@ -1,0 +1,96 @@
+"""What the user named -> the list of sources to check: paths, folders (optionally recursive, with
+include/exclude patterns), URLs, and lists read from a file or standard input.
+
+Order is kept as given (a folder's files sorted by path), and each source appears once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .errors import UsageError
+from .urlcheck import is_url
+
+DEFAULT_INCLUDE = ("*.mp4", "*.mov", "*.m4v")
+# Folders the watch folder and editors' tools create: never descend into them.
+_SKIP_DIRS = {".preflight", "passed", "rejected", ".git", "__pycache__"}
+
+
+def expand_sources(
+    names: Sequence[str],
+    *,
+    recursive: bool = False,
+    include: Sequence[str] = DEFAULT_INCLUDE,
+    exclude: Sequence[str] = (),
+    from_file: str | None = None,
+) -> list[str]:
+    """Every source to check, in order: URLs and named files as given, folders expanded."""
+    given = list(names)
+    if from_file is not None:
+        given += read_list(from_file)
+    if not given:
+        raise UsageError("no sources: name files, folders or URLs, or use --from FILE")
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def add(source: str) -> None:
+        if source not in seen:
+            seen.add(source)
+            out.append(source)
+
+    for name in given:
+        if is_url(name) or not os.path.isdir(name):
+            add(name)  # a missing or odd path is still a source: it gets an `error` result
+            continue
+        found = [
+            str(path)
+            for path in _walk(Path(name), recursive)
+            if _matches(path.name, include) and not _matches(path.name, exclude)
+        ]
+        # A folder with nothing to check is reported (as not a video file), never silently empty.
+        for source in found or [name]:
+            add(source)
+    return out
+
+
+def read_list(from_file: str) -> list[str]:
+    """One source a line; blank lines and lines starting with # are skipped; - is stdin."""
+    try:
+        if from_file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(from_file, encoding="utf-8") as f:
+                text = f.read()
+    except FileNotFoundError:
+        raise UsageError(f"--from: no such file: {from_file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--from: cannot read {from_file}: {exc}") from None
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return  # unreadable folder: nothing to list (a named file inside would still error)
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if recursive and entry.name not in _SKIP_DIRS:
+                yield from _walk(Path(entry.path), recursive)
+        elif entry.is_file():
+            yield Path(entry.path)
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
