@@ -177,6 +177,38 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--json", action="store_true")
     _add_ledger_option(sessions)
 
+    watch = commands.add_parser(
+        "watch",
+        help="judge each new or changed MP4/MOV in a folder once it stops growing",
+        description="Watch DIR: each new or changed video is judged once it has stopped growing; "
+        "verdicts go to DIR/.preflight/verdicts.jsonl. Ctrl-C stops it.",
+    )
+    watch.add_argument("folder", metavar="DIR")
+    watch.add_argument(
+        "--sort",
+        action="store_true",
+        help="move judged files into DIR/passed/ or DIR/rejected/ (never "
+        "overwriting), with a .preflight.json report beside rejected ones",
+    )
+    watch.add_argument(
+        "--interval",
+        type=_positive,
+        default=1.0,
+        metavar="S",
+        help="seconds between scans (default 1)",
+    )
+    watch.add_argument(
+        "--settle",
+        type=_positive,
+        default=2.0,
+        metavar="S",
+        help="a file must stay unchanged this long before it is judged (default 2)",
+    )
+    watch.add_argument("-r", "--recursive", action="store_true")
+    watch.add_argument("--include", action="append", metavar="GLOB")
+    _add_policy_options(watch)
+    watch.add_argument("--probe", choices=("mediainfo", "ffprobe", "both"), default="mediainfo")
+
     sandbox = commands.add_parser(
         "sandbox",
         help="run the loopback stand-in of the API (no key, no network)",
@@ -292,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sessions(args)
         if args.command == "sandbox":
             return _sandbox(args)
+        if args.command == "watch":
+            return _watch(args)
         return _policy(args)
     except PreflightError as exc:
         hint = getattr(exc, "hint", "")
@@ -473,6 +507,29 @@ def _sessions(args: argparse.Namespace) -> int:
             raise UsageError(f"no session {args.action[1]} in {ledger.path}")
         print(json.dumps(row.to_dict(), indent=2))
         return ExitCode.OK
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from .check import CheckOptions
+    from .policy import load_policy
+    from .sources import DEFAULT_INCLUDE
+    from .watch import WatchOptions, main_loop
+
+    options = WatchOptions(
+        interval_s=args.interval,
+        settle_s=args.settle,
+        sort=args.sort,
+        include=tuple(args.include or DEFAULT_INCLUDE),
+        recursive=args.recursive,
+    )
+    print(f"watching {args.folder} (Ctrl-C stops)", file=sys.stderr)
+    return main_loop(
+        args.folder,
+        policy=load_policy(args.policy, profile=args.profile),
+        check_options=CheckOptions(backend=args.probe),
+        options=options,
+        out=sys.stdout,
+    )
 
 
 def _sandbox(args: argparse.Namespace) -> int:
