@@ -19,6 +19,18 @@ install_ffmpeg() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 }
 
+install_chromium() {
+    # The HTML report is checked by rendering it in headless Chromium.
+    if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    say "chromium is missing: installing Debian's chromium (for the HTML report test)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 setup() {
     install_ffmpeg
     if [ ! -x "$VENV/bin/python" ]; then
@@ -37,6 +49,7 @@ demo)
     ;;
 test)
     setup dev
+    install_chromium
     say "ruff: lint and format check"
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
