@@ -15,10 +15,6 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ApiError": "client",
     "ApiKey": "client",
-    "CheckOptions": "check",
-    "check": "check",
-    "check_one": "check",
-    "iter_check": "check",
     "ExitCode": "status",
     "Facts": "facts",
     "Failure": "verdict",
@@ -41,8 +37,9 @@ _EXPORTS = {
     "validate_response": "request",
 }
 
-# Eager, unlike the rest: the name is also a subpackage, and importing preflight.probe would
-# otherwise bind the module here in place of the function.
+# Eager, unlike the rest: these names are also submodules (preflight.probe, preflight.check),
+# and importing a submodule would otherwise bind the module here in place of the function.
+from .check import CheckOptions, check, check_one, iter_check  # noqa: E402
 from .probe import probe  # noqa: E402
 
 __all__ = [
@@ -87,7 +84,6 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from .check import CheckOptions, check, check_one, iter_check
     from .client import ApiError, ApiKey
     from .errors import (
         NetworkError,
