@@ -181,3 +181,22 @@ def test_progress_on_a_terminal_only() -> None:
     assert "ETA" not in quiet
     piped = run_cli("check", "--json", *files)
     assert "ETA" not in piped.stderr
+
+
+def test_report_flags_write_every_format(tmp_path: Path) -> None:
+    import csv
+    import xml.etree.ElementTree as ET
+
+    files = [str(MEDIA / name) for name in ("fmt_mp4_h264.mp4", "fps_29.97.mp4", "err_text.mp4")]
+    junit, table, page = tmp_path / "r.xml", tmp_path / "r.csv", tmp_path / "r.html"
+    done = run_cli("check", "--junit", str(junit), "--csv", str(table), "--html", str(page), *files)
+    assert done.returncode == 3, done.stderr
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "3"
+    assert suite.get("failures") == "1" and suite.get("errors") == "1"
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert [r["verdict"] for r in rows] == ["pass", "reject", "error"]
+    html = page.read_text(encoding="utf-8")
+    assert all(source in html for source in files) and "data:image/jpeg;base64," in html
+    unwritable = run_cli("check", "--junit", str(tmp_path / "no" / "such" / "r.xml"), files[0])
+    assert unwritable.returncode == 2 and "--junit" in unwritable.stderr
