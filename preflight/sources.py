@@ -57,18 +57,23 @@ def expand_sources(
     return out
 
 
+def read_text(name: str, label: str = "") -> str:
+    """The text of a file named on the command line, or of standard input for -."""
+    prefix = f"{label}: " if label else ""
+    try:
+        if name == "-":
+            return sys.stdin.read()
+        with open(name, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise UsageError(f"{prefix}no such file: {name}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{prefix}cannot read {name}: {exc}") from None
+
+
 def read_list(from_file: str) -> list[str]:
     """One source a line; blank lines and lines starting with # are skipped; - is stdin."""
-    try:
-        if from_file == "-":
-            text = sys.stdin.read()
-        else:
-            with open(from_file, encoding="utf-8") as f:
-                text = f.read()
-    except FileNotFoundError:
-        raise UsageError(f"--from: no such file: {from_file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--from: cannot read {from_file}: {exc}") from None
+    text = read_text(from_file, "--from")
     return [
         line.strip()
         for line in text.splitlines()

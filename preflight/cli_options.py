@@ -1,0 +1,266 @@
+"""The options of the `preflight` command: one argparse parser, its subcommands and their flags.
+
+Only the shape of the command line lives here; cli.py turns the parsed options into library calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .status import ExitCode
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"preflight: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="preflight",
+        description="Check MP4/MOV videos against the Kling multi-elements init-selection limits "
+        "before sending them.",
+    )
+    parser.add_argument("--version", action="version", version=f"preflight {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    check = commands.add_parser(
+        "check",
+        help="probe and judge local files",
+        description="Probe each SOURCE and judge it against the policy. Exit 0 all pass, "
+        "1 some reject, 3 some could not be read (wins over 1), 2 usage error.",
+    )
+    check.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="MP4/MOV files, folders and http(s) URLs, mixed",
+    )
+    inputs = check.add_argument_group("inputs")
+    inputs.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="descend into sub-folders of the folders named",
+    )
+    inputs.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="file names to take from folders (repeatable; default *.mp4 *.mov "
+        "*.m4v, case-insensitive)",
+    )
+    inputs.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        default=[],
+        help="file names to leave out of folders (repeatable)",
+    )
+    inputs.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="read sources from FILE, one a line (- for standard input)",
+    )
+    batch = check.add_argument_group("batches")
+    batch.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="sources checked at once (default: up to 4 for files, 8 with URLs)",
+    )
+    batch.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    batch.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="probe everything again (the cache lives in the ledger file)",
+    )
+    _add_ledger_option(check)
+    reports = check.add_argument_group("reports (written besides the normal output)")
+    reports.add_argument("--junit", metavar="FILE", help="JUnit XML, one test case per source")
+    reports.add_argument("--csv", metavar="FILE", help="CSV, one row per source")
+    reports.add_argument(
+        "--html", metavar="FILE", help="one self-contained HTML page for editors, with thumbnails"
+    )
+    output = check.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON document at the end")
+    output.add_argument(
+        "--jsonl", action="store_true", help="one JSON object per line, as each finishes"
+    )
+    _add_policy_options(check)
+    check.add_argument(
+        "--probe",
+        choices=("mediainfo", "ffprobe", "both"),
+        default="mediainfo",
+        help="probe backend (default mediainfo; both reports their disagreements)",
+    )
+    check.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    _add_remote_options(check)
+
+    validate = commands.add_parser(
+        "validate-request",
+        help="validate an init-selection request body",
+        description="Validate a JSON request body against schemas/init-selection.request.schema."
+        "json. Exit 0 valid, 2 invalid or unreadable.",
+    )
+    validate.add_argument("body", metavar="BODY.json", help="a file, or - for standard input")
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+
+    policy = commands.add_parser(
+        "policy",
+        help="print the effective policy as JSON",
+        description="Print the policy that check would apply, after 'extends' is resolved.",
+    )
+    _add_policy_options(policy)
+
+    init = commands.add_parser(
+        "init",
+        help="pre-flight a video, then open an editing session (init-selection)",
+        description="Check the video, validate the body, send init-selection and record the "
+        "session in the ledger. Exit 0 opened or reused, 1 rejected (nothing sent), 2 usage, "
+        "3 unreadable (nothing sent), 4 the API refused or failed.",
+    )
+    target = init.add_argument_group("the video (one of)")
+    target.add_argument("--video-url", metavar="URL", help="an http(s) URL the API will fetch")
+    target.add_argument("--video-id", metavar="ID", help="a video Kling generated (with --task-id)")
+    target.add_argument("--task-id", metavar="ID", help="the task that generated --video-id")
+    init.add_argument("--json", action="store_true", help="print one JSON object")
+    init.add_argument("--dry-run", action="store_true", help="do everything but send")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="open a new session even if the ledger has an unexpired one",
+    )
+    init.add_argument(
+        "--api-base",
+        metavar="URL",
+        help="API base URL (default $PREFLIGHT_API_BASE or https://api.cometapi.com)",
+    )
+    init.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="read the key from FILE (not world-readable) instead of $COMETAPI_KEY",
+    )
+    init.add_argument(
+        "--debug",
+        action="store_true",
+        help="trace the request and answer on stderr (the key is redacted)",
+    )
+    _add_ledger_option(init)
+    _add_policy_options(init)
+    init.add_argument("--probe", choices=("mediainfo", "ffprobe", "both"), default="mediainfo")
+    _add_remote_options(init)
+
+    sessions = commands.add_parser(
+        "sessions",
+        help="list recorded sessions, or show one",
+        description="preflight sessions [--active] [--json] | preflight sessions show SESSION_ID",
+    )
+    sessions.add_argument("action", nargs="*", metavar="show SESSION_ID")
+    sessions.add_argument("--active", action="store_true", help="only unexpired sessions")
+    sessions.add_argument("--json", action="store_true")
+    _add_ledger_option(sessions)
+
+    watch = commands.add_parser(
+        "watch",
+        help="judge each new or changed MP4/MOV in a folder once it stops growing",
+        description="Watch DIR: each new or changed video is judged once it has stopped growing; "
+        "verdicts go to DIR/.preflight/verdicts.jsonl. Ctrl-C stops it.",
+    )
+    watch.add_argument("folder", metavar="DIR")
+    watch.add_argument(
+        "--sort",
+        action="store_true",
+        help="move judged files into DIR/passed/ or DIR/rejected/ (never "
+        "overwriting), with a .preflight.json report beside rejected ones",
+    )
+    watch.add_argument(
+        "--interval",
+        type=_positive,
+        default=1.0,
+        metavar="S",
+        help="seconds between scans (default 1)",
+    )
+    watch.add_argument(
+        "--settle",
+        type=_positive,
+        default=2.0,
+        metavar="S",
+        help="a file must stay unchanged this long before it is judged (default 2)",
+    )
+    watch.add_argument("-r", "--recursive", action="store_true")
+    watch.add_argument("--include", action="append", metavar="GLOB")
+    _add_policy_options(watch)
+    watch.add_argument("--probe", choices=("mediainfo", "ffprobe", "both"), default="mediainfo")
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the loopback stand-in of the API (no key, no network)",
+        description="Serve init-selection on loopback as API.md describes, for demos and tests.",
+    )
+    sandbox.add_argument("--port", type=int, default=0)
+    sandbox.add_argument("--key", help="the API key it accepts (default: a demo key)")
+    return parser
+
+
+def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="SQLite ledger (default $PREFLIGHT_LEDGER or the user data folder)",
+    )
+
+
+def _add_remote_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("URLs")
+    group.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="a URL on a private, loopback or link-local address is a warning, "
+        "not a reject (the API cannot fetch it; for tests and local demos)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for a connection (default 10)",
+    )
+    group.add_argument(
+        "--read-timeout",
+        type=_positive,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for data before giving up (default 30)",
+    )
+    group.add_argument(
+        "--max-prefix-mib",
+        type=_positive,
+        default=32.0,
+        metavar="MIB",
+        help="from a server without Range support, read at most this much (default 32)",
+    )
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+    return value
+
+
+def _add_policy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--profile",
+        choices=("cometapi", "kling"),
+        help="a shipped policy profile (default cometapi)",
+    )
+    group.add_argument("--policy", metavar="FILE", help="a house policy JSON file")
