@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..policy import Policy
 from ..verdict import Result
-from .junit import write_atomically
+from .atomic import write_atomically
 
 FACT_COLUMNS = (
     "container",

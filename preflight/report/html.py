@@ -6,35 +6,22 @@ One self-contained file: inline CSS and SVG, thumbnails as data: URIs, so it ope
 
 from __future__ import annotations
 
-import base64
-import math
-import os
-import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-import ffmpeg
-
 from ..facts import Facts
 from ..policy import Policy
-from ..urlcheck import is_url
 from ..verdict import Result, Violation
-from .junit import write_atomically
+from .atomic import write_atomically
+from .html_charts import draw_charts, number_text, rates_text, windows_text
+from .thumbnails import Thumbnail, grab_frame
 
 THUMB_BOX = (320, 240)  # the thumbnail fits inside this, aspect kept (portrait clips stay upright)
 THUMB_TIMEOUT_S = 20.0  # per file: a damaged file must not hang the report
 THUMB_WORKERS = 4
 VERDICT_WORDS = {"pass": "PASS", "reject": "REJECT", "error": "ERROR"}
-
-
-@dataclass(frozen=True)
-class Thumbnail:
-    data_uri: str | None  # data:image/jpeg;base64,... or None for the placeholder
-    note: str = ""  # why there is no picture, shown on the placeholder
 
 
 def write(results: list[Result], path: str | Path, *, policy: Policy) -> None:
@@ -48,44 +35,8 @@ def write(results: list[Result], path: str | Path, *, policy: Policy) -> None:
 
 def grab_thumbnail(result: Result) -> Thumbnail:
     """A JPEG of the frame in the middle of a local video, or a placeholder saying why not."""
-    facts = result.facts
-    if is_url(result.source):
-        return Thumbnail(None, "no preview for a URL")
-    if facts is None or facts.video_tracks == 0 or not facts.width:
-        return Thumbnail(None, "no video to preview")
-    path = Path(result.source)
-    if not path.is_file() or not os.access(path, os.R_OK):
-        return Thumbnail(None, "file not readable")
-    executable = shutil.which("ffmpeg")
-    if executable is None:
-        return Thumbnail(None, "no preview: ffmpeg not found")
-    middle_s = (facts.duration or 0.0) / 2
-    width, height = THUMB_BOX
-    # "file:" keeps ffmpeg from reading a name like "concat:a|b" or "http:..." as a protocol;
-    # "scale=iw*sar" first so that anamorphic video is shown with its display shape.
-    args = (
-        ffmpeg.input(f"file:{path.resolve()}", ss=f"{middle_s:.3f}")
-        .video.filter("scale", "iw*sar", "ih")
-        .filter("scale", width, height, force_original_aspect_ratio="decrease")
-        .output("pipe:", vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 4})
-        .global_args("-nostdin", "-loglevel", "error")
-        .compile(cmd=executable)
-    )
-    try:
-        done = subprocess.run(
-            args,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=THUMB_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return Thumbnail(None, f"no preview: ffmpeg took over {THUMB_TIMEOUT_S:g} s")
-    except OSError:
-        return Thumbnail(None, "no preview: ffmpeg could not run")
-    if done.returncode != 0 or not done.stdout.startswith(b"\xff\xd8"):
-        return Thumbnail(None, "no preview: ffmpeg could not decode a frame")
-    return Thumbnail("data:image/jpeg;base64," + base64.b64encode(done.stdout).decode("ascii"))
+    # The settings are read here, at call time, so that they can be changed on this module.
+    return grab_frame(result, box=THUMB_BOX, timeout_s=THUMB_TIMEOUT_S)
 
 
 def render(results: list[Result], policy: Policy, thumbnails: list[Thumbnail]) -> str:
@@ -123,10 +74,10 @@ def _summary(results: list[Result], counts: dict[str, int], policy: Policy) -> s
     )
     limits = [
         ("Container", ", ".join(c.upper() for c in policy.containers)),
-        ("Duration", _windows_text(policy)),
+        ("Duration", windows_text(policy)),
         ("Width", f"{policy.width_px[0]}–{policy.width_px[1]} px"),
         ("Height", f"{policy.height_px[0]}–{policy.height_px[1]} px"),
-        ("Frame rate", _rates_text(policy)),
+        ("Frame rate", rates_text(policy)),
     ]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in limits)
     index = "".join(
@@ -185,7 +136,7 @@ def _card(index: int, result: Result, thumbnail: Thumbnail, policy: Policy) -> s
         body.append(f'<div class="disagree"><h3>Backends disagree</h3><ul>{items}</ul></div>')
     if verdict == "pass" and not result.warnings:
         body.append(f'<p class="ok">Within every limit of policy {escape(policy.name)}.</p>')
-    charts = _charts(result.facts, policy) if result.facts and result.facts.video_tracks else ""
+    charts = draw_charts(result.facts, policy) if result.facts and result.facts.video_tracks else ""
     return f"""<article class="card v-{verdict}" id="source-{index}" data-verdict="{verdict}"
  data-source="{escape(result.source)}">
 <header class="card-head"><span class="badge v-{verdict}">{VERDICT_WORDS[verdict]}</span>
@@ -217,7 +168,7 @@ def _facts_text(facts: Facts) -> str:
         parts.append(f"{facts.width}×{facts.height}")
     if facts.fps is not None:
         exact = f" ({facts.fps_exact})" if facts.fps_exact and "/1001" in facts.fps_exact else ""
-        parts.append(f"{_number(facts.fps)} fps{exact}")
+        parts.append(f"{number_text(facts.fps)} fps{exact}")
     if facts.duration is not None:
         parts.append(f"{facts.duration:.3f} s")
     if facts.frame_count is not None:
@@ -236,178 +187,6 @@ def _size(size_bytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
-
-
-def _number(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".")
-
-
-def _windows_text(policy: Policy) -> str:
-    return " or ".join(f"{lo:g}–{hi:g} s" for lo, hi in policy.duration_windows)
-
-
-def _rates_text(policy: Policy) -> str:
-    rates = ", ".join(f"{r:g}" for r in policy.fps_allowed)
-    return f"{rates} fps (±{policy.fps_tolerance:g})"
-
-
-# The three pictures. Each is an SVG drawn in its own units (viewBox) and sized by CSS; colours
-# come from the page's classes, so pass/reject read the same everywhere on the page.
-
-
-def _charts(facts: Facts, policy: Policy) -> str:
-    figures = [
-        _figure(
-            "Duration", _duration_svg(facts.duration, policy), _duration_caption(facts, policy)
-        ),
-        _figure("Size", _size_svg(facts.width, facts.height, policy), _size_caption(facts, policy)),
-        _figure("Frame rate", _fps_svg(facts.fps, policy), _fps_caption(facts, policy)),
-    ]
-    return f'<div class="charts">{"".join(figures)}</div>'
-
-
-def _figure(name: str, svg: str, caption: str) -> str:
-    return (
-        f'<figure class="chart"><div class="chart-name">{name}</div>{svg}'
-        f"<figcaption>{escape(caption)}</figcaption></figure>"
-    )
-
-
-def _duration_caption(facts: Facts, policy: Policy) -> str:
-    value = "unknown" if facts.duration is None else f"{facts.duration:.3f} s"
-    return f"{value}; allowed {_windows_text(policy)}"
-
-
-def _size_caption(facts: Facts, policy: Policy) -> str:
-    value = f"{facts.width}×{facts.height}" if facts.width and facts.height else "unknown"
-    if policy.width_px == policy.height_px:
-        allowed = f"each side {policy.width_px[0]}–{policy.width_px[1]} px"
-    else:
-        allowed = f"width {policy.width_px[0]}–{policy.width_px[1]}, height "
-        allowed += f"{policy.height_px[0]}–{policy.height_px[1]} px"
-    return f"{value}; allowed {allowed}"
-
-
-def _fps_caption(facts: Facts, policy: Policy) -> str:
-    value = "unknown" if facts.fps is None else f"{_number(facts.fps)} fps"
-    return f"{value}; allowed {_rates_text(policy)}"
-
-
-def _in_windows(value: float, windows: tuple[tuple[float, float], ...]) -> bool:
-    return any(lo <= value <= hi for lo, hi in windows)
-
-
-def _svg(width: int, height: int, label: str, body: str) -> str:
-    return (
-        f'<svg class="plot" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>{body}</svg>'
-    )
-
-
-def _duration_svg(duration: float | None, policy: Policy) -> str:
-    top = max(12.0, *(hi for _, hi in policy.duration_windows))
-    if duration is not None:
-        top = max(top, math.ceil(duration + 0.5))
-    left, right, axis_y = 10.0, 270.0, 44.0
-
-    def x(seconds: float) -> float:
-        return left + (right - left) * seconds / top
-
-    parts = [
-        f'<rect class="zone" x="{x(lo):.1f}" y="{axis_y - 18}" '
-        f'width="{x(hi) - x(lo):.1f}" height="18"/>'
-        for lo, hi in policy.duration_windows
-    ]
-    parts.append(f'<line class="axis" x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}"/>')
-    step = 1 if top <= 15 else 2 if top <= 30 else 10
-    for second in range(0, int(top) + 1, step):
-        tall = second % (2 * step) == 0
-        parts.append(
-            f'<line class="tick" x1="{x(second):.1f}" y1="{axis_y}" '
-            f'x2="{x(second):.1f}" y2="{axis_y + (5 if tall else 3)}"/>'
-        )
-        if tall:
-            parts.append(f'<text x="{x(second):.1f}" y="{axis_y + 16}">{second}</text>')
-    if duration is not None:
-        fit = "in" if _in_windows(duration, policy.duration_windows) else "out"
-        parts.append(_marker(x(duration), axis_y, f"{_number(duration)} s", fit, left, right))
-    return _svg(280, 66, "duration in seconds against the allowed windows", "".join(parts))
-
-
-def _marker(at: float, axis_y: float, label: str, fit: str, left: float, right: float) -> str:
-    anchor = min(max(at, left + 22), right - 22)  # keep the label inside the picture
-    return (
-        f'<g class="mark {fit}"><line x1="{at:.1f}" y1="{axis_y - 24}" x2="{at:.1f}" '
-        f'y2="{axis_y + 2}"/><circle cx="{at:.1f}" cy="{axis_y - 24}" r="3.5"/>'
-        f'<text x="{anchor:.1f}" y="{axis_y - 31}">{escape(label)}</text></g>'
-    )
-
-
-def _size_svg(width: int | None, height: int | None, policy: Policy) -> str:
-    largest = max(2400, width or 0, height or 0)
-    top = math.ceil(largest / 400) * 400
-    origin_x, origin_y, side = 34.0, 100.0, 92.0
-
-    def px(value: float) -> float:
-        return origin_x + side * value / top
-
-    def py(value: float) -> float:
-        return origin_y - side * value / top
-
-    (w_lo, w_hi), (h_lo, h_hi) = policy.width_px, policy.height_px
-    parts = [
-        f'<rect class="frame" x="{origin_x}" y="{origin_y - side}" '
-        f'width="{side}" height="{side}"/>',
-        f'<rect class="zone" x="{px(w_lo):.1f}" y="{py(h_hi):.1f}" '
-        f'width="{px(w_hi) - px(w_lo):.1f}" height="{py(h_lo) - py(h_hi):.1f}"/>',
-    ]
-    # only the limits are labelled: the top of the scale would crowd the upper limit
-    for value in sorted({0, w_lo, w_hi}):
-        parts.append(f'<text x="{px(value):.1f}" y="{origin_y + 13}">{value}</text>')
-    for value in sorted({h_lo, h_hi}):
-        parts.append(
-            f'<text class="end" x="{origin_x - 4}" y="{py(value) + 3.5:.1f}">{value}</text>'
-        )
-    parts.append(f'<text class="dim" x="{px(top / 2):.1f}" y="{origin_y + 24}">width</text>')
-    parts.append(
-        f'<text class="dim" transform="translate({origin_x + side + 12} {py(top / 2):.1f}) '
-        f'rotate(90)">height</text>'
-    )
-    if width and height:
-        fit = "in" if w_lo <= width <= w_hi and h_lo <= height <= h_hi else "out"
-        parts.append(
-            f'<g class="mark {fit}"><circle cx="{px(width):.1f}" cy="{py(height):.1f}" r="4"/></g>'
-        )
-    return _svg(146, 126, "width and height against the allowed box", "".join(parts))
-
-
-def _fps_svg(fps: float | None, policy: Policy) -> str:
-    top = max(65.0, math.ceil(fps + 5) if fps is not None else 0.0)
-    left, right, axis_y = 10.0, 270.0, 44.0
-
-    def x(rate: float) -> float:
-        return left + (right - left) * rate / top
-
-    parts = [f'<line class="axis" x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}"/>']
-    for tick in range(0, int(top) + 1, 10):
-        parts.append(
-            f'<line class="tick" x1="{x(tick):.1f}" y1="{axis_y}" x2="{x(tick):.1f}" '
-            f'y2="{axis_y + 3}"/>'
-        )
-    for rate in policy.fps_allowed:
-        # the tolerance band is a fraction of a pixel at this scale: draw it at least 3 units wide
-        band = max(x(rate + policy.fps_tolerance) - x(rate - policy.fps_tolerance), 3.0)
-        parts.append(
-            f'<rect class="zone-strong" x="{x(rate) - band / 2:.1f}" y="{axis_y - 18}" '
-            f'width="{band:.1f}" height="18"/>'
-            f'<text class="allowed" x="{x(rate):.1f}" y="{axis_y + 16}">{rate:g}</text>'
-        )
-    if fps is not None:
-        fit = (
-            "in" if any(abs(fps - r) <= policy.fps_tolerance for r in policy.fps_allowed) else "out"
-        )
-        parts.append(_marker(x(fps), axis_y, f"{_number(fps)} fps", fit, left, right))
-    return _svg(280, 66, "frame rate against the allowed rates", "".join(parts))
 
 
 _CSS = """

@@ -6,15 +6,14 @@ The shape is the common denominator Jenkins, GitLab and GitHub test reporters al
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from ..policy import Policy
 from ..verdict import Result, Violation
+from .atomic import write_atomically
 from .text import describe
 
 # XML 1.0 forbids most control characters and lone surrogates (undecodable file-name bytes);
@@ -108,22 +107,3 @@ def _seconds(milliseconds: float) -> str:
 
 def _clean(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step: a reader sees the old file or the new, never half.
-
-    The temporary file lives in the same folder (os.replace cannot cross file systems) and is
-    created with mode 0666 less the umask, as a plain open() would, not mkstemp's 0600.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
