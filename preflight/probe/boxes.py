@@ -1,12 +1,12 @@
-"""A reader of ISO-BMFF / QuickTime boxes: the top-level layout, `moov`, and fragment headers.
+"""A reader of ISO-BMFF / QuickTime boxes: the top-level walk, `ftyp`, and `moov` down to `mdia`.
 
 It supplies what MediaInfo and ffprobe do not expose reliably: sample durations, edit lists, chunk
-extents (truncation), the `ftyp` brand, and fragment durations.
+extents (truncation), the `ftyp` brand, and fragment durations. The sample table is parsed in
+sampletable.py, `moof` fragments in fragments.py.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import struct
 from collections import Counter
@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import ProbeError
+from .bmff import children, u32, u64
+from .fragments import parse_moof
+from .sampletable import parse_stbl
 
 # Top-level box types that mark a file as ISO-BMFF or QuickTime when they come first.
 _TOP_LEVEL_TYPES = {
@@ -189,7 +192,7 @@ def read_layout(f: Source, size_bytes: int) -> Layout:
         if box.type == "moof":
             if box.offset + box.size > size_bytes:
                 break  # a fragment cut short: what came before still counts
-            _parse_moof(by_id, _read_body(f, box, size_bytes), box.offset)
+            parse_moof(by_id, _read_body(f, box, size_bytes), box.offset)
     return layout
 
 
@@ -203,24 +206,6 @@ def _read_body(f: Source, box: TopBox, size_bytes: int) -> memoryview:
     return memoryview(f.read(length))
 
 
-def _children(buf: memoryview) -> list[tuple[str, memoryview]]:
-    out: list[tuple[str, memoryview]] = []
-    pos, end = 0, len(buf)
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", buf, pos)
-        header = 8
-        if size == 1 and pos + 16 <= end:
-            size = struct.unpack_from(">Q", buf, pos + 8)[0]
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            break  # a malformed child ends the list; the boxes before it still count
-        out.append((kind.decode("latin-1"), buf[pos + header : pos + size]))
-        pos += size
-    return out
-
-
 def _parse_ftyp(layout: Layout, body: memoryview) -> None:
     if len(body) >= 8:
         layout.major_brand = bytes(body[:4]).decode("latin-1")
@@ -230,19 +215,19 @@ def _parse_ftyp(layout: Layout, body: memoryview) -> None:
 
 
 def _parse_moov(layout: Layout, moov: memoryview) -> None:
-    children = _children(moov)
-    for kind, body in children:
+    moov_boxes = children(moov)
+    for kind, body in moov_boxes:
         if kind == "mvhd":
             layout.movie_timescale, layout.movie_duration = _timescale_duration(body)
         elif kind == "trak":
             layout.tracks.append(_parse_trak(body))
     # mvex after the traks: its trex defaults name tracks by id, and muxers place it either side.
-    for kind, body in children:
+    for kind, body in moov_boxes:
         if kind != "mvex":
             continue
-        for sub, sbody in _children(body):
+        for sub, sbody in children(body):
             if sub == "mehd":
-                value = _u64(sbody, 4) if sbody[0] == 1 else _u32(sbody, 4)
+                value = u64(sbody, 4) if sbody[0] == 1 else u32(sbody, 4)
                 layout.fragment_duration = value or None
             elif sub == "trex" and len(sbody) >= 24:
                 track_id, _, default_duration = struct.unpack_from(">III", sbody, 4)
@@ -261,11 +246,11 @@ def _timescale_duration(body: memoryview) -> tuple[int, int | None]:
 
 def _parse_trak(trak: memoryview) -> Track:
     track = Track()
-    for kind, body in _children(trak):
+    for kind, body in children(trak):
         if kind == "tkhd":
             _parse_tkhd(track, body)
         elif kind == "edts":
-            for sub, sbody in _children(body):
+            for sub, sbody in children(body):
                 if sub == "elst":
                     track.edits = _parse_elst(sbody)
         elif kind == "mdia":
@@ -277,10 +262,10 @@ def _parse_tkhd(track: Track, body: memoryview) -> None:
     version = body[0]
     track.enabled = bool(body[3] & 1)
     if version == 1:
-        track.track_id = _u32(body, 20)
+        track.track_id = u32(body, 20)
         matrix_at = 4 + 8 + 8 + 4 + 4 + 8 + 8 + 8
     else:
-        track.track_id = _u32(body, 12)
+        track.track_id = u32(body, 12)
         matrix_at = 4 + 4 + 4 + 4 + 4 + 4 + 8 + 8
     if len(body) < matrix_at + 36 + 8:
         return
@@ -301,7 +286,7 @@ def _rotation_from_matrix(a: float, b: float, c: float, d: float) -> int:
 
 def _parse_elst(body: memoryview) -> list[tuple[int, int, float]]:
     version = body[0]
-    count = _u32(body, 4)
+    count = u32(body, 4)
     edits: list[tuple[int, int, float]] = []
     pos = 8
     for _ in range(count):
@@ -322,189 +307,12 @@ def _parse_elst(body: memoryview) -> list[tuple[int, int, float]]:
 
 
 def _parse_mdia(track: Track, mdia: memoryview) -> None:
-    for kind, body in _children(mdia):
+    for kind, body in children(mdia):
         if kind == "mdhd":
             track.timescale, track.mdhd_duration = _timescale_duration(body)
         elif kind == "hdlr" and len(body) >= 12:
             track.handler = bytes(body[8:12]).decode("latin-1")
         elif kind == "minf":
-            for sub, sbody in _children(body):
+            for sub, sbody in children(body):
                 if sub == "stbl":
-                    _parse_stbl(track, sbody)
-
-
-def _parse_stbl(track: Track, stbl: memoryview) -> None:
-    sizes: list[int] = []
-    uniform_size = 0
-    chunk_offsets: list[int] = []
-    stsc: list[tuple[int, int]] = []
-    for kind, body in _children(stbl):
-        if kind == "stsd":
-            _parse_stsd(track, body)
-        elif kind == "stts":
-            count = _u32(body, 4)
-            count = min(count, (len(body) - 8) // 8)
-            values = struct.unpack_from(f">{2 * count}I", body, 8)
-            for i in range(0, 2 * count, 2):
-                track.deltas[values[i + 1]] += values[i]
-            if count:
-                track.last_delta = values[2 * count - 1]
-        elif kind == "stsz":
-            uniform_size, count = struct.unpack_from(">II", body, 4)
-            track.sample_count = count
-            if uniform_size == 0:
-                count = min(count, (len(body) - 12) // 4)
-                sizes = list(struct.unpack_from(f">{count}I", body, 12))
-        elif kind == "stz2":
-            field_size = body[7]
-            count = _u32(body, 8)
-            track.sample_count = count
-            sizes = _unpack_stz2(body[12:], field_size, count)
-        elif kind == "stsc":
-            count = min(_u32(body, 4), (len(body) - 8) // 12)
-            values = struct.unpack_from(f">{3 * count}I", body, 8)
-            stsc = [(values[i], values[i + 1]) for i in range(0, 3 * count, 3)]
-        elif kind == "stco":
-            count = min(_u32(body, 4), (len(body) - 8) // 4)
-            chunk_offsets = list(struct.unpack_from(f">{count}I", body, 8))
-        elif kind == "co64":
-            count = min(_u32(body, 4), (len(body) - 8) // 8)
-            chunk_offsets = list(struct.unpack_from(f">{count}Q", body, 8))
-    track.table_problem = _stsc_problem(stsc, len(chunk_offsets), track.sample_count)
-    track.data_end = _data_end(chunk_offsets, stsc, sizes, uniform_size, track.sample_count)
-
-
-def _stsc_problem(stsc: list[tuple[int, int]], chunks: int, samples: int) -> str:
-    if not samples:
-        return ""
-    if not stsc or not chunks:
-        return "samples are listed but no chunk holds them (empty stsc or stco)"
-    firsts = [first for first, _ in stsc]
-    if firsts[0] != 1 or any(b <= a for a, b in itertools.pairwise(firsts)):
-        return f"the sample-to-chunk table (stsc) starts at chunk {firsts[0]} or goes backwards"
-    covered = 0
-    for i, (first, per_chunk) in enumerate(stsc):
-        last = stsc[i + 1][0] - 1 if i + 1 < len(stsc) else chunks
-        covered += max(0, min(last, chunks) - first + 1) * per_chunk
-    if covered < samples:
-        return f"the chunks (stsc/stco) hold {covered} samples but stsz lists {samples}"
-    return ""
-
-
-def _unpack_stz2(body: memoryview, field_size: int, count: int) -> list[int]:
-    if field_size == 16:
-        return list(struct.unpack_from(f">{min(count, len(body) // 2)}H", body, 0))
-    if field_size == 8:
-        return list(body[:count])
-    nibbles: list[int] = []
-    for byte in body[: (count + 1) // 2]:
-        nibbles += (byte >> 4, byte & 15)
-    return nibbles[:count]
-
-
-def _data_end(
-    offsets: list[int], stsc: list[tuple[int, int]], sizes: list[int], uniform: int, count: int
-) -> int:
-    """One past the last byte any chunk's samples occupy, from stco/co64, stsc and stsz."""
-    if not offsets or not stsc:
-        return 0
-    end = 0
-    sample = 0
-    run = 0
-    for chunk_index, offset in enumerate(offsets, start=1):
-        while run + 1 < len(stsc) and stsc[run + 1][0] <= chunk_index:
-            run += 1
-        per_chunk = stsc[run][1]
-        length = uniform * per_chunk if uniform else sum(sizes[sample : sample + per_chunk])
-        sample += per_chunk
-        if sample > count + per_chunk:
-            break  # the sample table is shorter than the chunk table: stop where samples end
-        end = max(end, offset + length)
-    return end
-
-
-def _parse_stsd(track: Track, body: memoryview) -> None:
-    entries = _children(body[8:])
-    if not entries:
-        return
-    kind, entry = entries[0]
-    track.codec = kind.strip()
-    if track.handler != "vide" or len(entry) < 78:
-        return
-    track.width, track.height = struct.unpack_from(">HH", entry, 24)
-    for sub, sbody in _children(entry[78:]):
-        if sub == "pasp" and len(sbody) >= 8:
-            h_spacing, v_spacing = struct.unpack_from(">II", sbody, 0)
-            if h_spacing and v_spacing:
-                track.par = (h_spacing, v_spacing)
-
-
-def _parse_moof(by_id: dict[int, Track], moof: memoryview, moof_offset: int) -> None:
-    for kind, traf in _children(moof):
-        if kind != "traf":
-            continue
-        track: Track | None = None
-        default_duration = 0
-        default_size = 0
-        base = moof_offset  # default-base-is-moof, and the usual case in practice
-        for sub, body in _children(traf):
-            if sub == "tfhd":
-                flags = int.from_bytes(body[1:4], "big")
-                track = by_id.get(_u32(body, 4))
-                if track is None:
-                    break
-                default_duration = track.default_sample_duration
-                pos = 8
-                if flags & 0x1:
-                    base = _u64(body, pos)
-                    pos += 8
-                if flags & 0x2:
-                    pos += 4
-                if flags & 0x8:
-                    default_duration = _u32(body, pos)
-                    pos += 4
-                if flags & 0x10:
-                    default_size = _u32(body, pos)
-            elif sub == "trun" and track is not None:
-                _parse_trun(track, body, base, default_duration, default_size)
-
-
-def _parse_trun(
-    track: Track, body: memoryview, base: int, default_duration: int, default_size: int
-) -> None:
-    flags = int.from_bytes(body[1:4], "big")
-    count = _u32(body, 4)
-    pos = 8
-    data_offset = 0
-    if flags & 0x1:
-        data_offset = struct.unpack_from(">i", body, pos)[0]
-        pos += 4
-    if flags & 0x4:
-        pos += 4
-    per_sample = 4 * sum(1 for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit)
-    count = min(count, (len(body) - pos) // per_sample) if per_sample else count
-    data = 0
-    for _ in range(count):
-        duration, size = default_duration, default_size
-        if flags & 0x100:
-            duration = _u32(body, pos)
-            pos += 4
-        if flags & 0x200:
-            size = _u32(body, pos)
-            pos += 4
-        pos += 4 * ((flags & 0x400) > 0) + 4 * ((flags & 0x800) > 0)
-        track.deltas[duration] += 1
-        data += size
-    track.fragment_samples += count
-    if flags & 0x1:
-        track.data_end = max(track.data_end, base + data_offset + data)
-
-
-def _u32(buf: memoryview, pos: int) -> int:
-    value: int = struct.unpack_from(">I", buf, pos)[0]
-    return value
-
-
-def _u64(buf: memoryview, pos: int) -> int:
-    value: int = struct.unpack_from(">Q", buf, pos)[0]
-    return value
+                    parse_stbl(track, sbody)
