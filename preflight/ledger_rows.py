@@ -1,0 +1,114 @@
+"""The ledger's rows as typed records, and how values are stored in its columns: UTC stamps of
+one width, JSON text, and numbers and strings taken leniently from the API's response.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from typing import Any
+
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    id: int
+    source: str
+    source_key: str
+    attempt_no: int
+    state: str  # sending | ok | failed | ambiguous; 'sending' after a crash means "unknown"
+    started_at: str
+    finished_at: str | None
+    request_body: dict[str, Any]
+    facts: dict[str, Any] | None
+    verdict: str | None
+    http_status: int | None
+    code: int | None
+    message: str | None
+    request_id: str | None
+    session_id: str | None
+    ambiguous: bool
+    cross_check: list[dict[str, Any]]  # where the server's reading differs from our probe
+    api_base: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    session_id: str
+    source: str
+    source_key: str
+    attempt_id: int
+    created_at: str
+    expires_at: str
+    fps: float | None
+    original_duration: float | None  # milliseconds, as the API reports it
+    width: int | None
+    height: int | None
+    total_frame: int | None
+    normalized_video: str | None
+    final_unit_deduction: str | None
+    request_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def active(self, now: datetime) -> bool:
+        return parse_stamp(self.expires_at) > utc(now)
+
+
+def session_from(row: sqlite3.Row) -> SessionRow:
+    return SessionRow(**{f.name: row[f.name] for f in fields(SessionRow)})
+
+
+def attempt_from(row: sqlite3.Row) -> AttemptRow:
+    values = {f.name: row[f.name] for f in fields(AttemptRow)}
+    for name in ("request_body", "facts", "cross_check"):  # the JSON columns
+        values[name] = None if values[name] is None else json.loads(values[name])
+    values["ambiguous"] = bool(values["ambiguous"])
+    return AttemptRow(**values)
+
+
+def utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.now(timezone.utc)
+    # A naive time is taken as UTC, not local: the ledger never holds local times.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def stamp(moment: datetime | None) -> str:
+    # Whole seconds, always the same width: stamps compare correctly as text, in SQL too.
+    return utc(moment).strftime(_STAMP)
+
+
+def parse_stamp(text: str) -> datetime:
+    return datetime.strptime(text, _STAMP).replace(tzinfo=timezone.utc)
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def as_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def as_integer(value: Any) -> int | None:
+    number = as_number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def as_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
