@@ -13,7 +13,6 @@ import shlex
 import time
 import uuid
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,47 +28,26 @@ from .loopback import (
 )
 from .policy import Policy, load_policy
 from .request import validate_request
+from .sandbox_answers import CODE_MESSAGES, Answer, Fault, comet_error, envelope, fault_answer
+
+__all__ = [
+    "CODE_MESSAGES",
+    "DEMO_KEY",
+    "MAX_BODY_BYTES",
+    "ROUTE",
+    "SOCKET_TIMEOUT_S",
+    "Fault",
+    "Sandbox",
+    "SandboxRequest",
+    "main",
+    "serve_forever_cli",
+]
 
 ROUTE = "/kling/v1/videos/multi-elements/init-selection"
 DEMO_KEY = "sandbox-demo-key"
 MAX_BODY_BYTES = 1024 * 1024  # an init-selection body is a few hundred bytes; more is an abuse
 _REDACTED = "[redacted]"
 
-# API.md's error table: the default message of each Kling code, and the HTTP status it comes with.
-CODE_MESSAGES: dict[int, str] = {
-    1000: "authentication failed",
-    1001: "authentication failed: invalid key",
-    1002: "authentication failed: key not yet valid",
-    1003: "authentication failed: key expired",
-    1004: "authentication failed",
-    1100: "account exception",
-    1101: "account in arrears",
-    1102: "resource pack used up or expired",
-    1103: "no permission for this resource or model",
-    1200: "invalid request",
-    1201: "invalid parameter",
-    1203: "resource does not exist",
-    1300: "platform policy triggered",
-    1301: "content safety check failed",
-    1302: "too many requests",
-    1303: "concurrency or resource limit reached",
-    1304: "IP not on the allow-list",
-    5000: "server error",
-    5001: "server unavailable (maintenance)",
-    5002: "server timeout",
-}
-# A status-only Fault still answers a Kling envelope, so it needs a plausible code for its status.
-_STATUS_CODES = {400: 1200, 401: 1001, 403: 1103, 404: 1203, 429: 1302, 503: 5001, 504: 5002}
-# CometAPI's own error codes are strings; these stand in for a status-only comet_error Fault.
-_COMET_CODES = {
-    401: "invalid_api_key",
-    402: "insufficient_quota",
-    403: "forbidden",
-    429: "rate_limit_exceeded",
-    502: "bad_gateway",
-    503: "service_unavailable",
-    504: "gateway_timeout",
-}
 # What a video_id session reports: the API parsed a 5 s 1280x720 30 fps video (API.md's example).
 _ID_FACTS: dict[str, Any] = {
     "fps": 30.0,
@@ -78,43 +56,6 @@ _ID_FACTS: dict[str, Any] = {
     "height": 720,
     "total_frame": 150,
 }
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One scripted answer; Sandbox.faults is a FIFO consumed one per POST to ROUTE.
-
-    `status` answers that status without opening a session (in the envelope, `comet_error` or raw
-    `body` shape); `drop` hangs up without an answer; `delay_s` answers late. `after_processing`
-    first opens (and bills) the session normally, then delays, drops or answers `status`: the
-    ambiguous case where the client never learns the session it paid for.
-    """
-
-    status: int = 0  # HTTP status to answer with; 0 = behave normally for this request
-    code: int | None = None  # Kling code of the envelope; a default per status when None
-    message: str = ""  # the envelope's (or comet error's) message; a default per code if empty
-    body: str | None = None  # a raw body instead (e.g. an HTML gateway page), sent as text/html
-    comet_error: bool = False  # CometAPI's own shape {"error": {message, type, param, code}}
-    retry_after: str | None = None  # Retry-After header value
-    delay_s: float = 0.0  # sleep this long before answering (slow answer)
-    drop: bool = False  # close the connection without any answer
-    after_processing: bool = False  # open (and bill) the session first, then delay/drop/status
-
-    def __post_init__(self) -> None:
-        # A Fault that cannot do what it says would make a test pass for the wrong reason.
-        if self.status and not 100 <= self.status <= 599:
-            raise ValueError(f"Fault.status must be 0 or an HTTP status, not {self.status}")
-        shaped = self.code is not None or self.message or self.body is not None
-        if not self.status and (shaped or self.comet_error or self.retry_after is not None):
-            raise ValueError("Fault: code, message, body, comet_error and retry_after need status")
-        if self.body is not None and (self.comet_error or self.code is not None):
-            raise ValueError("Fault: a raw body excludes code and comet_error")
-        if self.drop and self.status:
-            raise ValueError("Fault: drop sends no answer, so it cannot have a status")
-        if self.delay_s < 0:
-            raise ValueError("Fault.delay_s must not be negative")
-        if self.after_processing and not (self.drop or self.delay_s or self.status):
-            raise ValueError("Fault.after_processing needs drop, delay_s or status")
 
 
 @dataclass(frozen=True)
@@ -130,57 +71,6 @@ class SandboxRequest:
     method: str = "POST"
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """A response decided but not yet sent."""
-
-    status: int
-    payload: dict[str, Any] | None = None  # JSON body
-    raw: str | None = None  # or a text/html body
-    code: int | None = None
-    session_id: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _envelope(status: int, code: int, message: str = "") -> _Answer:
-    payload = {
-        "code": code,
-        "message": message or CODE_MESSAGES.get(code, "error"),
-        "request_id": uuid.uuid4().hex,
-    }
-    return _Answer(status, payload, code=code)
-
-
-def _comet_error(status: int, message: str, code: str) -> _Answer:
-    error = {"message": message, "type": "comet_api_error", "param": "", "code": code}
-    return _Answer(status, {"error": error})
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase.lower()
-    except ValueError:  # a status Python does not name, e.g. 599
-        return "error"
-
-
-def _fault_answer(fault: Fault, session_id: str | None) -> _Answer:
-    """The answer a status Fault scripts, in the shape it names."""
-    status = fault.status
-    headers = (("Retry-After", fault.retry_after),) if fault.retry_after is not None else ()
-    if fault.body is not None:
-        answer = _Answer(status, raw=fault.body)
-    elif fault.comet_error:
-        message = fault.message or _phrase(status)
-        name = str(fault.code) if fault.code is not None else _COMET_CODES.get(status, "error")
-        answer = _comet_error(status, message, name)
-    else:
-        code = fault.code
-        if code is None:
-            code = _STATUS_CODES.get(status, 5000 if status >= 500 else 1200)
-        answer = _envelope(status, code, fault.message)
-    return _Answer(answer.status, answer.payload, answer.raw, answer.code, session_id, headers)
-
-
 class _Handler(LoopbackHandler):
     server_version = "preflight-sandbox"
     server: LoopbackHTTPServer[Sandbox]
@@ -193,13 +83,13 @@ class _Handler(LoopbackHandler):
         body = _parse_json(raw)
         authorized = self._authorized()
         if self.command != "POST" or urlsplit(self.path).path != ROUTE:
-            self._send(_envelope(404, 1203), body, authorized)
+            self._send(envelope(404, 1203), body, authorized)
             return
         fault = sandbox._next_fault()
         try:
             self._answer_route(fault, body, authorized)
         except Exception as exc:  # a sandbox bug: tell the client, never print to stderr
-            answer = _envelope(500, 5000, f"sandbox internal error: {type(exc).__name__}: {exc}")
+            answer = envelope(500, 5000, f"sandbox internal error: {type(exc).__name__}: {exc}")
             self._send(answer, body, authorized)
 
     # Every method reaches one handler: anything but POST of ROUTE answers 404 code 1203.
@@ -215,7 +105,7 @@ class _Handler(LoopbackHandler):
                 self._drop(body, authorized, None)
                 return
             if fault.status:
-                self._send(_fault_answer(fault, None), body, authorized)
+                self._send(fault_answer(fault, None), body, authorized)
                 return
         answer = self._process(body)
         if fault.after_processing:
@@ -227,28 +117,28 @@ class _Handler(LoopbackHandler):
                 self._drop(body, authorized, answer.session_id)
                 return
             if fault.status:
-                answer = _fault_answer(fault, answer.session_id)
+                answer = fault_answer(fault, answer.session_id)
         self._send(answer, body, authorized)
 
-    def _process(self, body: Any) -> _Answer:
+    def _process(self, body: Any) -> Answer:
         """What the API answers to a POST of ROUTE, opening a session on success."""
         sandbox = self.server.owner
         presented = self.headers.get("Authorization", "").strip()
         if presented in ("", "Bearer"):
-            return _comet_error(401, "missing api key", "missing_api_key")
+            return comet_error(401, "missing api key", "missing_api_key")
         if not self._authorized():
-            return _envelope(401, 1001)
+            return envelope(401, 1001)
         if body is None:
-            return _envelope(400, 1201, "invalid parameter: the request body is not JSON")
+            return envelope(400, 1201, "invalid parameter: the request body is not JSON")
         problems = validate_request(body)
         if problems:
             first = problems[0]
             where = "the request body" if first.path == "$" else first.path
-            return _envelope(400, 1201, f"invalid parameter: {where}: {first.message}")
+            return envelope(400, 1201, f"invalid parameter: {where}: {first.message}")
         if "video_url" in body:
             return sandbox._judge_url(body)
         if body["video_id"] in sandbox.missing_ids or body["task_id"] in sandbox.missing_ids:
-            return _envelope(404, 1203, "resource does not exist: no such video_id or task_id")
+            return envelope(404, 1203, "resource does not exist: no such video_id or task_id")
         return sandbox._open_session(body, _ID_FACTS)
 
     def _authorized(self) -> bool:
@@ -260,16 +150,16 @@ class _Handler(LoopbackHandler):
         if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
             # Chunked bodies are not read here, so the connection's framing is lost: close it.
             self.close_connection = True
-            self._send(_envelope(400, 1200, "send the body with a Content-Length"), None, False)
+            self._send(envelope(400, 1200, "send the body with a Content-Length"), None, False)
             return None
         length_header = self.headers.get("Content-Length", "0").strip()
         if not length_header.isdigit() or int(length_header) > MAX_BODY_BYTES:
             self.close_connection = True
-            self._send(_envelope(400, 1200, "bad or too large Content-Length"), None, False)
+            self._send(envelope(400, 1200, "bad or too large Content-Length"), None, False)
             return None
         return self.rfile.read(int(length_header))
 
-    def _send(self, answer: _Answer, body: Any, authorized: bool) -> None:
+    def _send(self, answer: Answer, body: Any, authorized: bool) -> None:
         sandbox = self.server.owner
         if answer.raw is not None:
             data = answer.raw.encode()
@@ -293,13 +183,13 @@ class _Handler(LoopbackHandler):
 
     def _drop(self, body: Any, authorized: bool, session_id: str | None) -> None:
         # Logged before hanging up, so a client that sees the error also sees the log row.
-        dropped = _Answer(0, session_id=session_id)
+        dropped = Answer(0, session_id=session_id)
         self.server.owner._log(self._request(body, authorized, 0, None, dropped))
         self.close_connection = True
         hang_up(self.connection)
 
     def _request(
-        self, body: Any, authorized: bool, status: int, code: int | None, answer: _Answer
+        self, body: Any, authorized: bool, status: int, code: int | None, answer: Answer
     ) -> SandboxRequest:
         return SandboxRequest(
             self.path, authorized, body, status, code, answer.session_id, self.command
@@ -390,16 +280,16 @@ class Sandbox(LoopbackServer):
             cleaned["error"] = {**error, "message": clean(error["message"])}
         return cleaned
 
-    def _judge_url(self, body: dict[str, Any]) -> _Answer:
+    def _judge_url(self, body: dict[str, Any]) -> Answer:
         url = str(body["video_url"])
         options = CheckOptions(allow_private_urls=self.allow_private_urls)
         try:
             result = check_one(url, self._policy, options=options)
         except PreflightError as exc:  # e.g. a URL with no host, which check_one raises on
-            return _envelope(400, 1201, f"video could not be downloaded or read: {exc}")
+            return envelope(400, 1201, f"video could not be downloaded or read: {exc}")
         if result.verdict == "error":
             reason = result.error.message if result.error else "unknown error"
-            return _envelope(400, 1201, f"video could not be downloaded or read: {reason}")
+            return envelope(400, 1201, f"video could not be downloaded or read: {reason}")
         if result.verdict == "reject":
             first = result.violations[0].message if result.violations else "rejected"
             # HTTP 200 and code 0 with a non-zero data.status: the API refused the video itself.
@@ -409,7 +299,7 @@ class Sandbox(LoopbackServer):
                 "request_id": uuid.uuid4().hex,
                 "data": {"status": 1},
             }
-            return _Answer(200, payload, code=0)
+            return Answer(200, payload, code=0)
         facts = result.facts
         parsed: dict[str, Any] = {}
         if facts is not None:
@@ -426,7 +316,7 @@ class Sandbox(LoopbackServer):
         # A fact the probe could not read is left out rather than sent as null (schema: numbers).
         return self._open_session(body, {k: v for k, v in parsed.items() if v is not None})
 
-    def _open_session(self, body: dict[str, Any], facts: dict[str, Any]) -> _Answer:
+    def _open_session(self, body: dict[str, Any], facts: dict[str, Any]) -> Answer:
         request_id = uuid.uuid4().hex
         with self._lock:
             while True:  # 18 decimal digits, as in Kling's examples; unique within the sandbox
@@ -448,7 +338,7 @@ class Sandbox(LoopbackServer):
                 "opened_at": time.time(),  # unix seconds; sessions live 24 hours at the API
             }
         payload = {"code": 0, "message": "success", "request_id": request_id, "data": data}
-        return _Answer(200, payload, code=0, session_id=session_id)
+        return Answer(200, payload, code=0, session_id=session_id)
 
 
 def serve_forever_cli(argv: list[str] | None = None) -> int:
