@@ -183,7 +183,9 @@ def _first_read(
             body = read_body(response, wanted, info.transfer)
             if len(body) < wanted:
                 raise NetworkError(
-                    f"the body was cut short: {len(body)} of {wanted} bytes", kind="network"
+                    f"the body was cut short: {len(body)} of {wanted} bytes arrived "
+                    "(the connection closed early, or Content-Length is wrong)",
+                    kind="network",
                 )
             return body
         if response.status_code != 200:
