@@ -49,7 +49,7 @@ def expand_sources(
         found = [
             str(path)
             for path in _walk(Path(name), recursive)
-            if _matches(path.name, include) and not _matches(path.name, exclude)
+            if matches(path.name, include) and not matches(path.name, exclude)
         ]
         # A folder with nothing to check is reported (as not a video file), never silently empty.
         for source in found or [name]:
@@ -96,6 +96,7 @@ def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
             yield Path(entry.path)
 
 
-def _matches(name: str, patterns: Sequence[str]) -> bool:
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """Whether a file name matches any glob, ignoring case (a camera's CLIP.MOV is a .mov)."""
     lowered = name.lower()
     return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)

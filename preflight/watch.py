@@ -10,7 +10,6 @@ Verdicts go to DIR/.preflight/verdicts.jsonl; with `sort`, files move into DIR/p
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from typing import IO, Any
 from .check import CheckOptions, check_one
 from .errors import UsageError
 from .policy import Policy
+from .sources import DEFAULT_INCLUDE, matches
 from .verdict import Failure, Result
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class WatchOptions:
     # ("stopped growing"); measured on our monotonic clock, since a share's clock may differ
     settle_s: float = 2.0
     sort: bool = False  # move judged files into DIR/passed/ or DIR/rejected/ (errors: rejected/)
-    include: tuple[str, ...] = ("*.mp4", "*.mov", "*.m4v")  # case-insensitive fnmatch on the name
+    include: tuple[str, ...] = DEFAULT_INCLUDE  # case-insensitive globs on the name
     recursive: bool = False  # never descends into passed/, rejected/, .preflight/ or hidden folders
 
 
@@ -133,7 +133,6 @@ def _scan_once(
 
 def _candidates(root: Path, options: WatchOptions) -> Iterator[tuple[Path, _Signature]]:
     """The files to watch under `root` with their signatures; raises OSError only for `root`."""
-    patterns = tuple(p.lower() for p in options.include)
     folders = [root]
     while folders:
         folder = folders.pop()
@@ -154,7 +153,7 @@ def _candidates(root: Path, options: WatchOptions) -> Iterator[tuple[Path, _Sign
                     continue
                 if not entry.is_file(follow_symlinks=False):
                     continue
-                if not any(fnmatch.fnmatchcase(entry.name.lower(), p) for p in patterns):
+                if not matches(entry.name, options.include):
                     continue
                 st = entry.stat(follow_symlinks=False)
             except OSError:
