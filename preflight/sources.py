@@ -92,7 +92,18 @@ def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
         if entry.is_dir(follow_symlinks=False):
             if recursive and entry.name not in _SKIP_DIRS:
                 yield from _walk(Path(entry.path), recursive)
-        elif entry.is_file():
+            continue
+        try:
+            # Follows a link to its target; a link to a folder is never descended into, so a
+            # link back up the tree cannot make the walk loop.
+            if entry.is_file():
+                yield Path(entry.path)
+            elif entry.is_symlink() and not os.path.exists(entry.path):
+                # A dangling link: still a source, so it is reported (`missing`), not dropped.
+                yield Path(entry.path)
+        except OSError:
+            # A link loop (ELOOP) or a target we may not stat: a source that gets its own
+            # `error` result from the probe, while the rest of the folder is still checked.
             yield Path(entry.path)
 
 

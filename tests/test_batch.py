@@ -200,3 +200,17 @@ def test_report_flags_write_every_format(tmp_path: Path) -> None:
     assert all(source in html for source in files) and "data:image/jpeg;base64," in html
     unwritable = run_cli("check", "--junit", str(tmp_path / "no" / "such" / "r.xml"), files[0])
     assert unwritable.returncode == 2 and "--junit" in unwritable.stderr
+
+
+def test_folder_walk_keeps_unresolvable_links_as_sources(tmp_path: Path) -> None:
+    from preflight.sources import expand_sources
+
+    (tmp_path / "sub").mkdir()
+    shutil.copy(MEDIA / "fmt_mp4_h264.mp4", tmp_path / "a.mp4")
+    (tmp_path / "self.mp4").symlink_to("self.mp4")
+    (tmp_path / "gone.mov").symlink_to("missing.mov")
+    (tmp_path / "up.mp4").symlink_to(".")  # a folder: never walked into, never a source
+    (tmp_path / "sub" / "loop").symlink_to("..")
+    (tmp_path / "self.txt").symlink_to("self.txt")  # not a video name
+    found = expand_sources([str(tmp_path)], recursive=True)
+    assert [Path(s).name for s in found] == ["a.mp4", "gone.mov", "self.mp4"]
