@@ -20,7 +20,7 @@ from .facts import Disagreement, Facts
 from .ledger import Ledger, LedgerError
 
 # Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
-CACHE_FORMAT = f"facts-v1|{__version__}"
+CACHE_FORMAT = f"facts-v2|{__version__}"  # v2: file paths as hex bytes
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS probe_cache (
     key TEXT PRIMARY KEY,
@@ -59,7 +59,10 @@ class ProbeCache:
             info = os.stat(path)
         except OSError:
             return None
-        absolute = os.path.abspath(path)
+        # The path as its bytes, in hex: a name that is not UTF-8 (its bytes arrive as surrogate
+        # escapes, which SQLite's UTF-8 text cannot hold) gets a key like any other, and since
+        # fsencode and hex are both one-to-one, two different names never share one.
+        absolute = os.fsencode(os.path.abspath(path)).hex()
         return (
             f"{CACHE_FORMAT}|{backend}|file|{absolute}|{info.st_size}|{info.st_mtime_ns}|"
             f"{info.st_ino}"
@@ -82,8 +85,10 @@ class ProbeCache:
                 row = self._conn.execute(
                     "SELECT facts, disagreements FROM probe_cache WHERE key = ?", (key,)
                 ).fetchone()
-        except sqlite3.Error:
-            row = None  # a cache that cannot be read is a miss, never a failure
+        except (sqlite3.Error, ValueError):
+            # A cache that cannot be read is a miss, never a failure (ValueError: a key SQLite
+            # cannot encode, such as a URL holding surrogate escapes).
+            row = None
         if row is None:
             self.misses += 1
             return None
@@ -109,7 +114,7 @@ class ProbeCache:
                     "VALUES (?, ?, ?, ?)",
                     values,
                 )
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError):
             pass  # a full disk or a locked file costs a re-probe next time, nothing else
 
 

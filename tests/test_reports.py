@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from preflight import check_one, load_policy
+from preflight.facts import Facts
 from preflight.policy import Policy
 from preflight.report import csv_report, html, junit
 from preflight.verdict import Failure, Result
@@ -105,7 +106,8 @@ def test_junit_survives_unprintable_source_names(tmp_path: Path, policy: Policy)
     out = tmp_path / "junit.xml"
     junit.write([weird], out, policy=policy)
     case = ET.parse(out).getroot().find("testsuite/testcase")
-    assert case is not None and case.get("name") == "clip\ufffd\ufffd.mp4"
+    # the control character cannot be in XML at all; the byte is shown as \xff, not lost
+    assert case is not None and case.get("name") == "clip\ufffd\\xff.mp4"
 
 
 def test_writes_are_atomic_and_leave_no_temporary_files(
@@ -165,6 +167,29 @@ def test_csv_one_row_per_source(
     broken = by_name["err_random.mp4"]
     assert broken["error_kind"] == "not_media" and broken["error_message"]
     assert all(broken[column] == "" for column in csv_report.FACT_COLUMNS)
+
+
+def test_csv_quotes_formula_text_but_not_negative_numbers(tmp_path: Path, policy: Policy) -> None:
+    facts = Facts(container="=mp4", video_codec="@h264", width=1280, rotation=-90, fps_exact="-1/1")
+    rows = [
+        Result('=HYPERLINK("http://x").mp4', "pass", facts=facts),
+        Result("+1.mp4", "error", error=Failure("-kind", "\rmessage")),
+        Result("plain.mp4", "error", error=Failure("missing", "no such file: =x")),
+    ]
+    out = tmp_path / "report.csv"
+    csv_report.write(rows, out, policy=policy)
+    with out.open(newline="", encoding="utf-8") as handle:
+        first, second, third = list(csv.DictReader(handle))
+    assert first["source"] == '\'=HYPERLINK("http://x").mp4'
+    assert (first["container"], first["video_codec"], first["fps_exact"]) == (
+        "'=mp4",
+        "'@h264",
+        "'-1/1",
+    )
+    assert (first["width"], first["rotation"]) == ("1280", "-90")  # numbers stay numbers
+    assert (second["source"], second["error_kind"]) == ("'+1.mp4", "'-kind")
+    assert second["error_message"] == "'\rmessage"
+    assert (third["source"], third["error_message"]) == ("plain.mp4", "no such file: =x")
 
 
 # HTML

@@ -16,6 +16,7 @@ from ..policy import Policy
 from ..verdict import Result, Violation
 from .atomic import write_atomically
 from .html_charts import draw_charts, number_text, rates_text, windows_text
+from .printable import printable
 from .thumbnails import Thumbnail, grab_frame
 
 THUMB_BOX = (320, 240)  # the thumbnail fits inside this, aspect kept (portrait clips stay upright)
@@ -29,8 +30,8 @@ def write(results: list[Result], path: str | Path, *, policy: Policy) -> None:
     with ThreadPoolExecutor(max_workers=THUMB_WORKERS) as pool:
         thumbnails = list(pool.map(grab_thumbnail, results))
     page = render(results, policy, thumbnails)
-    # backslashreplace: an undecodable file name is shown escaped rather than failing the report.
-    write_atomically(Path(path), page.encode("utf-8", "backslashreplace"))
+    # printable: an undecodable file-name byte is shown as \xff rather than failing the report.
+    write_atomically(Path(path), printable(page).encode("utf-8"))
 
 
 def grab_thumbnail(result: Result) -> Thumbnail:

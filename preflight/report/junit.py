@@ -14,6 +14,7 @@ from typing import Any
 from ..policy import Policy
 from ..verdict import Result, Violation
 from .atomic import write_atomically
+from .printable import printable
 from .text import describe
 
 # XML 1.0 forbids most control characters and lone surrogates (undecodable file-name bytes);
@@ -106,4 +107,5 @@ def _seconds(milliseconds: float) -> str:
 
 
 def _clean(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)
+    # printable first: an undecodable name byte is shown as \xff, not lost as U+FFFD.
+    return _NOT_XML.sub("\ufffd", printable(text))

@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from ..facts import Facts
 from ..verdict import Result, Violation
+from .printable import printable
 
 _COLORS = {"pass": "32", "reject": "31", "error": "35", "warn": "33", "dim": "2"}
 
@@ -18,6 +19,10 @@ class TextReporter:
         self.stream = stream
         self.color = color
 
+    def _write(self, text: str) -> None:
+        # printable: a name that is not UTF-8 must not raise on a strict UTF-8 terminal.
+        self.stream.write(printable(text))
+
     def _paint(self, text: str, key: str) -> str:
         return f"\033[{_COLORS[key]}m{text}\033[0m" if self.color else text
 
@@ -26,7 +31,7 @@ class TextReporter:
         line = f"{label} {result.source}"
         if result.facts is not None:
             line += "  " + self._paint(describe(result.facts), "dim")
-        self.stream.write(line + "\n")
+        self._write(line + "\n")
         if result.remote is not None:
             remote = result.remote
             of = f" of {remote.size_bytes}" if remote.size_bytes is not None else ""
@@ -34,27 +39,25 @@ class TextReporter:
             line = f"read {remote.transfer.bytes}{of} bytes in {count} request{'s' * (count != 1)}"
             if remote.final_url and remote.final_url != result.source:
                 line = f"-> {remote.final_url}; {line}"
-            self.stream.write(f"        {self._paint(line, 'dim')}\n")
+            self._write(f"        {self._paint(line, 'dim')}\n")
         if result.error is not None:
-            self.stream.write(f"        {result.error.message}\n")
+            self._write(f"        {result.error.message}\n")
         for violation in result.violations:
             self._problem("✗", violation, "reject")
         for warning in result.warnings:
             self._problem("!", warning, "warn")
         for d in result.disagreements:
-            self.stream.write(
-                f"        ≠ {d.field}: mediainfo {d.mediainfo!r}, ffprobe {d.ffprobe!r}\n"
-            )
+            self._write(f"        ≠ {d.field}: mediainfo {d.mediainfo!r}, ffprobe {d.ffprobe!r}\n")
         self.stream.flush()
 
     def _problem(self, mark: str, problem: Violation, key: str) -> None:
-        self.stream.write(f"        {self._paint(mark, key)} {problem.rule}: {problem.message}\n")
+        self._write(f"        {self._paint(mark, key)} {problem.rule}: {problem.message}\n")
         if problem.hint:
-            self.stream.write(f"          fix: {problem.hint}\n")
+            self._write(f"          fix: {problem.hint}\n")
 
     def finish(self, results: list[Result], summary: dict[str, Any]) -> None:
         if len(results) > 1:
-            self.stream.write(
+            self._write(
                 f"{summary['total']} checked: {summary['pass']} pass, {summary['reject']} reject, "
                 f"{summary['error']} error (policy {summary['policy']})\n"
             )

@@ -44,14 +44,19 @@ def grab_frame(result: Result, *, box: tuple[int, int], timeout_s: float) -> Thu
     width, height = box
     # "file:" keeps ffmpeg from reading a name like "concat:a|b" or "http:..." as a protocol;
     # "scale=iw*sar" first so that anamorphic video is shown with its display shape.
+    # ffmpeg-python hashes its arguments as strict UTF-8, so a name that is not UTF-8 (surrogate
+    # escapes) would raise there: it builds the command around a stand-in, swapped for the real
+    # path afterwards (subprocess passes surrogate escapes on as the original bytes).
+    stand_in = "file:PREFLIGHT-INPUT"
     args = (
-        ffmpeg.input(f"file:{path.resolve()}", ss=f"{middle_s:.3f}")
+        ffmpeg.input(stand_in, ss=f"{middle_s:.3f}")
         .video.filter("scale", "iw*sar", "ih")
         .filter("scale", width, height, force_original_aspect_ratio="decrease")
         .output("pipe:", vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 4})
         .global_args("-nostdin", "-loglevel", "error")
         .compile(cmd=executable)
     )
+    args = [f"file:{path.resolve()}" if arg == stand_in else arg for arg in args]
     try:
         done = subprocess.run(
             args,
