@@ -12,6 +12,7 @@ from pathlib import Path
 from ..policy import Policy
 from ..verdict import Result
 from .atomic import write_atomically
+from .printable import printable
 
 FACT_COLUMNS = (
     "container",
@@ -35,6 +36,8 @@ COLUMNS = (
     "error_message",
     *FACT_COLUMNS,
 )
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write(results: list[Result], path: str | Path, *, policy: Policy) -> None:
@@ -48,21 +51,37 @@ def write(results: list[Result], path: str | Path, *, policy: Policy) -> None:
     writer.writeheader()
     for result in results:
         writer.writerow(_row(result))
-    # backslashreplace: a file name with undecodable bytes still gets a row, and valid UTF-8.
-    write_atomically(Path(path), buffer.getvalue().encode("utf-8", "backslashreplace"))
+    write_atomically(Path(path), buffer.getvalue().encode("utf-8"))
 
 
 def _row(result: Result) -> dict[str, str]:
     row = {
-        "source": result.source,
-        "verdict": result.verdict,
-        "rules": " ".join(v.rule for v in result.violations),
-        "warnings": " ".join(w.rule for w in result.warnings),
-        "error_kind": result.error.kind if result.error else "",
-        "error_message": result.error.message if result.error else "",
+        "source": _text(result.source),
+        "verdict": _text(result.verdict),
+        "rules": _text(" ".join(v.rule for v in result.violations)),
+        "warnings": _text(" ".join(w.rule for w in result.warnings)),
+        "error_kind": _text(result.error.kind) if result.error else "",
+        "error_message": _text(result.error.message) if result.error else "",
     }
     facts = result.facts.to_dict() if result.facts else {}
     for column in FACT_COLUMNS:
         value = facts.get(column)
-        row[column] = "" if value is None else str(value)
+        if value is None:
+            row[column] = ""
+        elif isinstance(value, str):
+            row[column] = _text(value)
+        else:
+            # A number stays a number a spreadsheet can sum, even a negative one: str() of an
+            # int or float can never be a formula, so only text cells get the quote.
+            row[column] = str(value)
     return row
+
+
+def _text(value: str) -> str:
+    """A text cell: printable, and defused if a spreadsheet would read it as a formula.
+
+    OWASP's CSV-injection advice: a cell starting with = + - @ TAB or CR is prefixed with a
+    single quote, so a file named `=HYPERLINK(...).mp4` is shown as text, never evaluated.
+    """
+    value = printable(value)  # a name that is not UTF-8 shows as \xff, in valid UTF-8
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
