@@ -25,6 +25,7 @@ from typing import IO, Any
 from .check import CheckOptions, check_one
 from .errors import UsageError
 from .policy import Policy
+from .report.printable import printable
 from .sources import DEFAULT_INCLUDE, matches
 from .verdict import Failure, Result
 
@@ -175,9 +176,8 @@ def _judge(path: Path, policy: Policy, check_options: CheckOptions) -> Result:
     try:
         return check_one(path, policy, options=check_options)
     except Exception as exc:  # check_one should not raise; if it does, that file is an error
-        return Result(
-            str(path), "error", error=Failure("unreadable", f"{type(exc).__name__}: {exc}")
-        )
+        # `internal`, as batch.py says for the same bug: a preflight fault, not the file's.
+        return Result(str(path), "error", error=Failure("internal", f"{type(exc).__name__}: {exc}"))
 
 
 def _sort(root: Path, path: Path, result: Result) -> tuple[Path | None, str | None]:
@@ -248,7 +248,7 @@ def describe(root: Path, result: Result, moved_to: Path | None, *, sort: bool) -
         line += f"  ({result.error.kind}: {result.error.message})"
     elif result.violations:
         line += f"  ({', '.join(v.rule for v in result.violations)})"
-    return line
+    return printable(line)  # a name that is not UTF-8 must not raise on a strict terminal
 
 
 def _relative(root: Path, path: Path) -> str:

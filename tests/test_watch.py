@@ -384,3 +384,40 @@ def test_the_watch_command_sorts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "Traceback" not in err
     assert (folder / "rejected" / "take1.mp4.preflight.json").exists()
     assert "REJECT" in out and "take1.mp4" in out
+
+
+def test_an_unexpected_exception_is_kind_internal_as_in_a_batch(tmp_path: Path) -> None:
+    from preflight.batch import run_batch
+
+    # An unknown backend makes check_one raise (a UsageError, not a ProbeError): the stand-in
+    # for any bug inside it. The watch and a batch must give that bug the same label.
+    broken = CheckOptions(backend="no-such-backend")
+    shutil.copy(PASSES, tmp_path / "clip.mp4")
+    stop = threading.Event()
+    seen: Seen = []
+
+    def on_result(result: Result, moved_to: Path | None) -> None:
+        seen.append((result, moved_to))
+        stop.set()
+
+    options = WatchOptions(interval_s=0.05, settle_s=0.1)
+    thread = threading.Thread(
+        target=watch,
+        args=(tmp_path,),
+        kwargs={
+            "policy": load_policy(),
+            "check_options": broken,
+            "options": options,
+            "on_result": on_result,
+            "stop": stop,
+        },
+        daemon=True,
+    )
+    thread.start()
+    thread.join(DEADLINE_S)
+    assert not thread.is_alive() and len(seen) == 1
+    watched = seen[0][0]
+    (batched,) = run_batch([str(tmp_path / "clip.mp4")], load_policy(), broken, workers=1)
+    assert watched.error is not None and batched.error is not None
+    assert watched.error.kind == batched.error.kind == "internal"
+    assert "no-such-backend" in watched.error.message
