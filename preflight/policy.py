@@ -28,6 +28,10 @@ _NTSC = {
     47.952: "48000/1001",
     119.88: "120000/1001",
 }
+# A real policy is under 2 KiB; a thousand times that is still generous, and keeps a file that is
+# not a policy (a video named by mistake, a device) from being read whole into memory.
+MAX_POLICY_BYTES = 1024 * 1024
+_SHOWN_MESSAGE_CHARS = 200
 _MP4_EXTENSIONS = {"mp4", "m4v", "m4a", "3gp", "3g2", "mp4v"}
 _MOV_EXTENSIONS = {"mov", "qt"}
 
@@ -64,24 +68,39 @@ class Policy:
 def load_policy(path: str | Path | None = None, *, profile: str | None = None) -> Policy:
     """Load a house policy file, or a shipped profile (default: cometapi)."""
     if path is not None:
-        raw = _read_json(Path(path))
         where = str(path)
-    else:
-        name = profile or DEFAULT_PROFILE
-        if name not in PROFILES:
-            raise PolicyError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
-        raw = load_schema(f"policy.{name}.json")
-        where = f"profile {name}"
-    return _build(_resolve(raw, where, seen=()), where)
+        try:
+            raw = _read_json(Path(path))
+            return _build(_resolve(raw, where, seen=()), where)
+        except RecursionError:
+            # json.loads, the schema check and the merge all recurse per level of nesting: a
+            # file nested thousands deep is refused here, not as a traceback.
+            raise PolicyError(f"policy file {where} is nested too deeply") from None
+    name = profile or DEFAULT_PROFILE
+    if name not in PROFILES:
+        raise PolicyError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    where = f"profile {name}"
+    return _build(_resolve(load_schema(f"policy.{name}.json"), where, seen=()), where)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            # Read one byte past the cap: enough to know a file is too big without reading all
+            # of it (a policy named as /dev/zero or a FIFO that never ends must not fill memory).
+            content = f.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError:
         raise PolicyError(f"policy file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"cannot read policy file {path}: {exc}") from None
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
+    if len(content) > MAX_POLICY_BYTES:
+        raise PolicyError(
+            f"policy file {path} is over {MAX_POLICY_BYTES // 1024 // 1024} MiB: not a policy"
+        )
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy file {path} is not UTF-8 text: {exc}") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -122,7 +141,11 @@ def _validate_policy(raw: dict[str, Any], where: str) -> None:
     if errors:
         first = errors[0]
         at = first.json_path
-        raise PolicyError(f"{where} does not match policy.schema.json at {at}: {first.message}")
+        message = first.message
+        if len(message) > _SHOWN_MESSAGE_CHARS:
+            # jsonschema quotes the offending value whole: a huge one would bury the line.
+            message = message[: _SHOWN_MESSAGE_CHARS - 1] + "…"
+        raise PolicyError(f"{where} does not match policy.schema.json at {at}: {message}")
 
 
 def _build(raw: dict[str, Any], where: str) -> Policy:

@@ -178,6 +178,22 @@ def test_bad_policies_are_refused(tmp_path: Path, body: str) -> None:
         load_policy(path)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"extends": "cometapi", "fps": {"allowed": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+        '{"extends": "cometapi", "name": "x"' + " " * (1024 * 1024) + "}",
+    ],
+    ids=["nested-100000-deep", "nested-in-a-merged-object", "over-1-MiB"],
+)
+def test_hostile_policy_files_are_policy_errors(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(body)
+    with pytest.raises(PolicyError, match=r"nested too deeply|over 1 MiB"):
+        load_policy(path)
+
+
 @pytest.mark.parametrize("name", ["cometapi", "kling"])
 def test_shipped_profiles_match_the_policy_schema(name: str) -> None:
     from jsonschema import Draft202012Validator
