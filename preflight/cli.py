@@ -184,6 +184,8 @@ def _read_json_arg(name: str) -> object:
         return json.loads(text)
     except ValueError as exc:
         raise UsageError(f"{name} is not JSON: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{name} is nested too deeply to read") from None
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -89,10 +89,15 @@ def _validator(name: str) -> Any:
 def _problems(validator: Any, body: object, rules: Mapping[str, str]) -> list[SchemaProblem]:
     # A set: jsonschema reports `required` and `dependentRequired` once per missing name, but
     # _describe names them all at once, so those errors collapse into one problem.
-    found = {
-        SchemaProblem(path=str(error.json_path), message=_describe(error, rules))
-        for error in validator.iter_errors(body)
-    }
+    try:
+        found = {
+            SchemaProblem(path=str(error.json_path), message=_describe(error, rules))
+            for error in validator.iter_errors(body)
+        }
+    except RecursionError:
+        # jsonschema recurses (and quotes values) per level: a body nested a thousand deep is a
+        # problem to report, not a crash. No real body comes near it.
+        return [SchemaProblem(path="$", message="nested too deeply to check")]
     return sorted(found, key=lambda problem: (problem.path, problem.message))
 
 
