@@ -173,12 +173,13 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
 
 
 def _with_hop_warnings(warnings: list[Violation], hops: list[Violation]) -> list[Violation]:
-    """The URL's warnings, then each rule the redirect hops warned of and the URL did not."""
-    seen = {w.rule for w in warnings}
+    """The URL's warnings, then what the redirect hops added: one per rule and address, so three
+    hops on the same private host warn once, and a hop to another address warns of it."""
+    seen = {(w.rule, str(w.actual)) for w in warnings}
     out = list(warnings)
     for warning in hops:
-        if warning.rule not in seen:
-            seen.add(warning.rule)
+        if (warning.rule, str(warning.actual)) not in seen:
+            seen.add((warning.rule, str(warning.actual)))
             out.append(warning)
     return out
 

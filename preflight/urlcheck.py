@@ -165,9 +165,7 @@ def judge_before_fetch(
         violations.append(_no_host("the URL has no usable host (or a bad port)"))
         return UrlJudgement(violations, warnings)
     if _has_userinfo(url):
-        violations.append(
-            _credentials("the URL carries credentials (user:password@), which the API does not use")
-        )
+        violations.append(_credentials("the URL carries credentials (user:password@)"))
     private = gate.private_address(host)
     if private:
         fix = "upload the file somewhere public (a bucket or CDN)"
@@ -270,7 +268,8 @@ def _no_host(message: str) -> Violation:
 def _credentials(message: str) -> Violation:
     return Violation(
         "url.credentials",
-        f"{message}: the API fetches without them (they are not sent, printed or stored)",
+        f"{message}: the API fetches without them, and preflight does not send, print or "
+        "store them",
         "user:password@",
         "no credentials in the URL",
         "make the URL public, or sign it (a presigned URL valid for an hour or more)",

@@ -211,6 +211,19 @@ def test_allow_private_urls_still_follows_a_private_hop(
     assert result.remote.final_url == hop
 
 
+def test_hops_warn_once_per_private_address(outer: MediaServer, inner: MediaServer) -> None:
+    loose = CheckOptions(allow_private_urls=True)  # 127.0.0.1 private too, as by default
+    outer.faults = Faults(redirects=3)  # three hops on the same host: one warning, not four
+    same = check_one(outer.url(CLIP), POLICY, options=loose)
+    assert [w.actual for w in same.warnings if w.rule == "url.public"] == ["127.0.0.1"]
+    outer.faults = Faults(redirect_to=inner.url(CLIP))
+    other = check_one(outer.url(CLIP), POLICY, options=loose)
+    assert [w.actual for w in other.warnings if w.rule == "url.public"] == [
+        "127.0.0.1",
+        "127.0.0.2",
+    ]
+
+
 def test_a_redirect_to_the_metadata_address_is_refused(outer: MediaServer) -> None:
     # Judged from the address alone: nothing connects, so nothing leaves the machine.
     hop = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
