@@ -81,35 +81,67 @@ def check_one(
 
 
 def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
-    from .probe.remote import HttpStatusError, probe_url
-    from .urlcheck import judge_before_fetch, judge_content_type, judge_status, utcnow
+    from .probe.remote import HttpStatusError, RedirectRefused, probe_url
+    from .urlcheck import (
+        UNFETCHABLE,
+        UrlGate,
+        judge_before_fetch,
+        judge_content_type,
+        judge_status,
+        redact_url,
+        resolve_host,
+        utcnow,
+    )
 
     started = time.perf_counter()
     backend = options.backend
+    shown = redact_url(url)  # what is printed and stored: never the URL's credentials
 
     def failed(kind: str, message: str) -> Result:
         return Result(
-            url,
+            shown,
             "error",
             error=Failure(kind, message),
             backend=backend,
             probe_ms=(time.perf_counter() - started) * 1000,
         )
 
+    remote = options.remote
+    # One gate for the URL and its redirects: it resolves each host once and the probe connects
+    # to exactly the addresses it judged.
+    gate = UrlGate(
+        allow_private=options.allow_private_urls,
+        public_networks=remote.public_networks,
+        resolve=remote.resolve or resolve_host,
+    )
     try:
-        before = judge_before_fetch(url, allow_private=options.allow_private_urls, now=utcnow())
+        before = judge_before_fetch(
+            url, allow_private=options.allow_private_urls, now=utcnow(), gate=gate
+        )
     except NetworkError as exc:
         return failed(exc.kind, str(exc))
-    if any(v.rule == "url.scheme" for v in before.violations):
-        return Result(url, "reject", before.violations, before.warnings, backend=backend)
+    if any(v.rule in UNFETCHABLE for v in before.violations):
+        return Result(shown, "reject", before.violations, before.warnings, backend=backend)
     try:
-        probed, info = probe_url(url, backend=backend, options=options.remote, cache=options.cache)
+        probed, info = probe_url(
+            url, backend=backend, options=remote, cache=options.cache, gate=gate
+        )
+    except RedirectRefused as exc:
+        return Result(
+            shown,
+            "reject",
+            [*before.violations, *exc.judgement.violations],
+            _with_hop_warnings(before.warnings, exc.info.hop_warnings),
+            backend=backend,
+            remote=exc.info,
+            probe_ms=(time.perf_counter() - started) * 1000,
+        )
     except HttpStatusError as exc:
         return Result(
-            url,
+            shown,
             "reject",
             [*before.violations, judge_status(exc.status, url)],
-            before.warnings,
+            _with_hop_warnings(before.warnings, exc.info.hop_warnings),
             backend=backend,
             remote=exc.info,
             probe_ms=(time.perf_counter() - started) * 1000,
@@ -118,15 +150,16 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
         return failed(exc.kind, str(exc))
     elapsed = (time.perf_counter() - started) * 1000
     verdict = judge(probed.facts, policy)
-    warnings = [*before.warnings, *verdict.warnings]
+    url_warnings = _with_hop_warnings(before.warnings, info.hop_warnings)
+    warnings = [*url_warnings, *verdict.warnings]
     content = judge_content_type(info.content_type)
     if content is not None:
-        warnings.insert(len(before.warnings), content)
+        warnings.insert(len(url_warnings), content)
     if info.prefix_only:
         warnings.append(prefix_warning(info.transfer.bytes, info.size_bytes))
     violations = [*before.violations, *verdict.violations]
     return Result(
-        url,
+        shown,
         "reject" if violations else "pass",
         violations,
         warnings,
@@ -137,6 +170,18 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
         remote=info,
         cached=info.cached,
     )
+
+
+def _with_hop_warnings(warnings: list[Violation], hops: list[Violation]) -> list[Violation]:
+    """The URL's warnings, then what the redirect hops added: one per rule and address, so three
+    hops on the same private host warn once, and a hop to another address warns of it."""
+    seen = {(w.rule, str(w.actual)) for w in warnings}
+    out = list(warnings)
+    for warning in hops:
+        if (warning.rule, str(warning.actual)) not in seen:
+            seen.add((warning.rule, str(warning.actual)))
+            out.append(warning)
+    return out
 
 
 def prefix_warning(read: int, size: int | None) -> Violation:

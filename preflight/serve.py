@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import email.utils
 import re
+import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -44,6 +46,10 @@ class Faults:
     content_type: str | None = None  # overrides the type guessed from the file suffix
     require_auth: bool = False  # 401 unless "Authorization: Bearer letmein"
     etag: bool = True  # send ETag and Last-Modified
+    retry_after: str | None = None  # a Retry-After header on the `status`/`fail_first` answers
+    redirect_to: str | None = None  # every request answers 302 with this Location (any URL)
+    drip_headers_s: float = 0.0  # send the status line and headers one byte per this many seconds
+    drip_body_s: float = 0.0  # send file bodies one byte per this many seconds
 
 
 @dataclass(frozen=True)
@@ -147,10 +153,13 @@ class _Handler(LoopbackHandler):
             return
         split = urlsplit(self.path)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
+        retry_after = {"Retry-After": faults.retry_after} if faults.retry_after else {}
         if nth <= faults.fail_first:
-            self._send_page(faults.status or 503, head)
+            self._send_page(faults.status or 503, head, retry_after)
         elif faults.status is not None and faults.fail_first == 0:
-            self._send_page(faults.status, head)
+            self._send_page(faults.status, head, retry_after)
+        elif faults.redirect_to is not None:
+            self._send_page(302, head, {"Location": faults.redirect_to})
         elif faults.require_auth and self.headers.get("Authorization") != AUTH_VALUE:
             self._send_page(401, head, {"WWW-Authenticate": "Bearer"})
         elif faults.redirect_loop:
@@ -168,11 +177,29 @@ class _Handler(LoopbackHandler):
         """Log the response, then send its status line and headers."""
         port = self.client_address[1]
         entry = _Entry(self.command, self.path, self.headers.get("Range"), status, port)
-        self._entry = self.server.owner._open_entry(entry)
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
+        media = self.server.owner
+        self._entry = media._open_entry(entry)
+        drip_s = media.faults.drip_headers_s
+        if drip_s <= 0:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            return
+        # Written by hand, a byte at a time: a client's read timeout restarts with every byte.
+        phrase = self.responses.get(status, ("",))[0]
+        lines = [f"HTTP/1.1 {status} {phrase}", *(f"{k}: {v}" for k, v in headers.items())]
+        for byte in "".join(f"{line}\r\n" for line in [*lines, ""]).encode("latin-1"):
+            try:
+                self.wfile.write(bytes([byte]))
+            except OSError:
+                break
+            if not media._pause(drip_s):
+                break
+        else:
+            return
+        self.close_connection = True
+        raise ConnectionAbortedError("the client left, or the server stopped, mid-headers")
 
     def _send_page(self, status: int, head: bool, extra: dict[str, str] | None = None) -> None:
         phrase = self.responses.get(status, ("Error",))[0]
@@ -231,8 +258,12 @@ class _Handler(LoopbackHandler):
             self._stream(source, length)
 
     def _stream(self, source: BinaryIO, length: int) -> None:
+        drip_s = self.server.owner.faults.drip_body_s
         while length > 0:
-            chunk = source.read(min(CHUNK_BYTES, length))
+            chunk = source.read(1 if drip_s > 0 else min(CHUNK_BYTES, length))
+            if drip_s > 0 and not self.server.owner._pause(drip_s):
+                self.close_connection = True
+                return
             if not chunk or not self._write(chunk):
                 return
             length -= len(chunk)
@@ -264,6 +295,7 @@ class MediaServer(LoopbackServer):
         faults: Faults = Faults(),
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -271,7 +303,19 @@ class MediaServer(LoopbackServer):
         self._faults = faults
         self._entries: list[_Entry] = []
         self._seen = 0  # requests since the faults were last set, for fail_first
+        self._accepted = 0  # connections accepted since reset_log(), requests or not
         super().__init__(host, port, _Handler)
+        self._tls = tls
+        if tls is not None:
+            # The handshake happens on the handler's first read, on its own thread, so a client
+            # that never speaks TLS cannot block accept() for everyone else.
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self.port}"
 
     @property
     def faults(self) -> Faults:
@@ -294,6 +338,13 @@ class MediaServer(LoopbackServer):
     def reset_log(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._accepted = 0
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted since the log was reset, whether or not a request followed."""
+        with self._lock:
+            return self._accepted
 
     @property
     def bytes_sent(self) -> int:
@@ -307,6 +358,11 @@ class MediaServer(LoopbackServer):
         with self._lock:
             self._seen += 1
             return self._faults, self._seen
+
+    def _track(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._accepted += 1
+        super()._track(connection)
 
     def _open_entry(self, entry: _Entry) -> _Entry:
         with self._lock:

@@ -1,13 +1,23 @@
-"""Options of a remote probe (timeouts, prefix cap, retries), kept apart from the HTTP code.
-
-Importing this costs nothing, so `check` on local files never loads requests.
+"""Options of a remote probe (timeouts, deadline, prefix cap, retries, address judging), kept apart
+from the HTTP code. Importing this costs nothing, so `check` on local files never loads requests.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..errors import UsageError
+
 DEFAULT_MAX_PREFIX = 32 * 1024 * 1024
+# One source's whole budget: connect, redirects, every Range request and every body byte. A healthy
+# probe takes 1-3 requests and well under 1 MB; a minute is twice the read timeout, so one stall
+# that the read timeout catches still ends in its own words, and a server that drips a byte at a
+# time (which resets every per-read timeout) cannot hold a batch worker for longer than this.
+DEFAULT_DEADLINE_S = 60.0
+# The longest Retry-After a probe sleeps through; a longer one is the server's final answer.
+DEFAULT_RETRY_AFTER_CAP_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -16,6 +26,23 @@ class RemoteOptions:
     read_timeout_s: float = 30.0
     max_prefix_bytes: int = DEFAULT_MAX_PREFIX  # read at most this much from a server without Range
     retries: int = 2  # for 5xx answers and refused connections, with exponential back-off
+    deadline_s: float = DEFAULT_DEADLINE_S  # wall clock for one source, after which: kind timeout
+    retry_after_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S
+    # Networks counted as public although they are not (a lab, or tests on loopback): an address
+    # in one of these is judged like a public one, for the URL and every redirect hop.
+    public_networks: tuple[str, ...] = ()
+    # host -> its addresses; None asks the system resolver. Called once per host and probe, and
+    # the connection goes to the addresses it answered (a second DNS answer cannot redirect us).
+    resolve: Callable[[str], Sequence[str]] | None = None
+
+    def __post_init__(self) -> None:
+        for network in self.public_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise UsageError(f"not an IP network: {network!r}") from None
+        if self.deadline_s <= 0:
+            raise UsageError(f"the deadline must be positive, not {self.deadline_s}")
 
     @property
     def timeout(self) -> tuple[float, float]:

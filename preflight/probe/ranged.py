@@ -9,12 +9,15 @@ from __future__ import annotations
 import bisect
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
 
 from ..errors import NetworkError, ProbeError
+
+if TYPE_CHECKING:
+    from .transport import Deadline
 
 DEFAULT_READAHEAD = 16 * 1024  # a box header read pulls in what usually follows it
 
@@ -28,7 +31,12 @@ class Transfer:
 
 
 class RangedFile(io.RawIOBase):
-    """File-like view of `size` bytes at `url`, read with Range requests on one Session."""
+    """File-like view of `size` bytes at `url`, read with Range requests on one Session.
+
+    Every request stays on `url` (redirects are not followed: the probe judged where the first
+    request's redirects ended, and the Session connects only to judged addresses) and inside
+    `deadline`.
+    """
 
     def __init__(
         self,
@@ -38,6 +46,7 @@ class RangedFile(io.RawIOBase):
         *,
         timeout: tuple[float, float],
         transfer: Transfer,
+        deadline: Deadline | None = None,
         readahead: int = DEFAULT_READAHEAD,
         known: dict[int, bytes] | None = None,
         limit: int | None = None,
@@ -49,6 +58,7 @@ class RangedFile(io.RawIOBase):
         self.size = size
         self.timeout = timeout
         self.transfer = transfer
+        self.deadline = deadline
         self.readahead = readahead
         # Only the first `limit` bytes can be had (the server ignores Range): past it, reads fail.
         self.limit = limit
@@ -158,7 +168,9 @@ class RangedFile(io.RawIOBase):
                 "move the moov box to the front (ffmpeg -movflags +faststart)",
                 kind="no_range",
             )
-        data = fetch_range(self.session, self.url, start, end, self.timeout, self.transfer)
+        data = fetch_range(
+            self.session, self.url, start, end, self.timeout, self.transfer, self.deadline
+        )
         self._store(start, data)
 
 
@@ -169,29 +181,36 @@ def fetch_range(
     end: int,
     timeout: tuple[float, float],
     transfer: Transfer,
+    deadline: Deadline | None = None,
 ) -> bytes:
     """GET bytes [start, end) of url; a body cut short is asked for again once, then an error."""
     got = b""
     for _attempt in range(2):
         want_from = start + len(got)
+        if deadline is not None:
+            deadline.check()
+            timeout = (deadline.limit(timeout[0]), deadline.limit(timeout[1]))
         try:
             response = session.get(
                 url,
                 headers={"Range": f"bytes={want_from}-{end - 1}"},
                 timeout=timeout,
                 stream=True,
-                allow_redirects=True,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise network_error(exc) from None
+            raise network_error(exc, deadline) from None
         transfer.requests += 1
         with response:
+            if deadline is not None:
+                # Headers cut short by the watchdog, or a 5xx kept because time ran out.
+                deadline.check()
             if response.status_code != 206:
                 raise NetworkError(
                     f"the server answered {response.status_code} to a Range request for bytes "
                     f"{want_from}-{end - 1}"
                 )
-            chunk = read_body(response, end - want_from, transfer)
+            chunk = read_body(response, end - want_from, transfer, deadline)
         got += chunk
         if len(got) >= end - start:
             return got[: end - start]
@@ -201,8 +220,14 @@ def fetch_range(
     )
 
 
-def read_body(response: requests.Response, limit: int, transfer: Transfer) -> bytes:
-    """Up to `limit` bytes of a streamed body; fewer when the server cuts it short."""
+def read_body(
+    response: requests.Response, limit: int, transfer: Transfer, deadline: Deadline | None = None
+) -> bytes:
+    """Up to `limit` bytes of a streamed body; fewer when the server cuts it short.
+
+    Raises the deadline's timeout once it has passed, also between chunks of a body that is
+    still arriving (each chunk may be a single byte: no read timeout catches a drip).
+    """
     parts: list[bytes] = []
     received = 0
     try:
@@ -212,18 +237,25 @@ def read_body(response: requests.Response, limit: int, transfer: Transfer) -> by
             transfer.bytes += len(chunk)  # what crossed the network, kept or not
             if received >= limit:
                 break
+            if deadline is not None:
+                deadline.check()
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
-        error = network_error(exc)
+        error = network_error(exc, deadline)
         if error.kind == "timeout":
             raise error from None
         # Otherwise a body cut short: the caller sees fewer bytes and asks again.
     except requests.exceptions.Timeout as exc:
-        raise network_error(exc) from None
+        raise network_error(exc, deadline) from None
     return b"".join(parts)
 
 
-def network_error(exc: BaseException) -> NetworkError:
-    """One-line NetworkError for a requests exception (never the exception's own long text)."""
+def network_error(exc: BaseException, deadline: Deadline | None = None) -> NetworkError:
+    """One-line NetworkError for a requests exception (never the exception's own long text).
+
+    Once the deadline has passed, whatever broke (the watchdog hangs up) is the deadline's timeout.
+    """
+    if deadline is not None and deadline.expired:
+        return deadline.error()
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return NetworkError("more than 5 redirects (a redirect loop?)", kind="redirects")
     if isinstance(exc, requests.exceptions.ConnectTimeout):

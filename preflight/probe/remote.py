@@ -1,27 +1,33 @@
 """Probe a video at an http(s) URL by reading only its boxes: one Session, small Range requests.
 
-The box reader walks top-level headers and fetches `moov` whole; MediaInfo reads through a view in
-which `mdat` payloads are zeros; ffprobe is given the URL itself, with timeouts.
+Redirects are followed here, each hop judged (urlcheck.judge_hop) before anything connects to it;
+the box reader walks top-level headers and fetches `moov` whole; MediaInfo reads through a view in
+which `mdat` payloads are zeros; ffprobe is given the URL itself, with timeouts. One deadline
+(RemoteOptions.deadline_s) bounds all of it.
 """
 
 from __future__ import annotations
 
+import email.utils
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from ..errors import NetworkError, ProbeError
+from ..errors import NetworkError, ProbeError, UsageError
 from ..facts import BackendReading
+from ..urlcheck import UrlGate, UrlJudgement, host_of, judge_hop, redact_url, resolve_host
 
 if TYPE_CHECKING:
     from ..cache import ProbeCache
+    from ..verdict import Violation
 from . import ProbeResult, boxes, probe_stream
 from .options import RemoteOptions
 from .ranged import RangedFile, Transfer, network_error, read_body
+from .transport import Deadline, open_session
 
 FIRST_READ = 64 * 1024  # ftyp, and for a faststart file most of moov, in the first request
 MAX_REDIRECTS = 5
@@ -33,8 +39,8 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 class RemoteInfo:
     """What the server told us about the resource, and what reading it cost."""
 
-    url: str
-    final_url: str = ""
+    url: str  # as given, with any credentials redacted
+    final_url: str = ""  # where the redirects ended, redacted likewise
     status: int = 0
     size_bytes: int | None = None
     content_type: str = ""
@@ -44,6 +50,9 @@ class RemoteInfo:
     prefix_only: bool = False  # no Range support and the file is larger than what we read
     cached: bool = False  # the facts came from the probe cache after the first request
     transfer: Transfer = field(default_factory=Transfer)
+    # What judging the redirect hops found that does not stop the probe (plain http, a private
+    # hop under allow_private); the check adds these to the source's warnings.
+    hop_warnings: list[Violation] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,28 +76,16 @@ class HttpStatusError(NetworkError):
         self.info = info
 
 
-def open_session(options: RemoteOptions) -> requests.Session:
-    """A Session with urllib3's Retry for refused connections and 5xx, honouring Retry-After."""
-    session = requests.Session()
-    retry = Retry(
-        total=None,
-        connect=options.retries,
-        read=0,
-        status=options.retries,
-        other=0,
-        redirect=False,
-        backoff_factor=0.25,
-        status_forcelist=(500, 502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.max_redirects = MAX_REDIRECTS
-    session.headers["User-Agent"] = "preflight (video pre-flight check; Range reader)"
-    return session
+class RedirectRefused(NetworkError):
+    """A redirect pointed where the API cannot or must not fetch; nothing connected to it.
+
+    `judgement.violations` are `url.*` rules naming the hop (a reject, not an error).
+    """
+
+    def __init__(self, judgement: UrlJudgement, info: RemoteInfo) -> None:
+        super().__init__(judgement.violations[0].message, kind="redirect_refused")
+        self.judgement = judgement
+        self.info = info
 
 
 def probe_url(
@@ -97,12 +94,28 @@ def probe_url(
     backend: str = "mediainfo",
     options: RemoteOptions | None = None,
     cache: ProbeCache | None = None,
+    gate: UrlGate | None = None,
 ) -> tuple[ProbeResult, RemoteInfo]:
-    """Probe the video at `url`. Raises ProbeError, NetworkError or HttpStatusError."""
+    """Probe the video at `url`. Raises ProbeError, NetworkError, HttpStatusError, RedirectRefused.
+
+    `gate` judges every redirect hop and holds the addresses the connections go to; the check
+    passes the gate that judged `url` itself, so its host is resolved once. Without one, private
+    redirect hops are refused and `url`'s host is resolved here.
+    """
     options = options or RemoteOptions()
+    gate = gate or UrlGate(
+        public_networks=options.public_networks, resolve=options.resolve or resolve_host
+    )
+    if url != redact_url(url):
+        # requests would send them as Basic auth; the check rejects such a URL (url.credentials).
+        raise UsageError("a URL with credentials (user:password@) is not fetched")
     info = RemoteInfo(url=url)
-    with open_session(options) as session:
-        first = _first_read(session, url, options, info)
+    host = host_of(url)
+    if host is None:
+        raise UsageError("the URL has no usable host (or a bad port)")
+    gate.addresses(host)  # the URL the caller named is connected to, private or not
+    with Deadline(options.deadline_s) as deadline, open_session(options, gate, deadline) as session:
+        first = _first_read(session, url, options, info, gate, deadline)
         key = None
         if cache is not None:
             # The first answer's validators tell whether the resource changed since last time.
@@ -121,6 +134,7 @@ def probe_url(
             size,
             timeout=options.timeout,
             transfer=info.transfer,
+            deadline=deadline,
             known={0: first},
             limit=limit,
         )
@@ -131,6 +145,7 @@ def probe_url(
         try:
             result = probe_stream(reader, size, url, backend=backend, readers=readers)
         except ProbeError as exc:
+            deadline.check()  # a reader that gave up because the watchdog hung up
             if exc.kind == "no_range" or limit is None or size <= len(first):
                 raise
             raise ProbeError(
@@ -143,22 +158,91 @@ def probe_url(
     return result, info
 
 
-def _first_read(
-    session: requests.Session, url: str, options: RemoteOptions, info: RemoteInfo
-) -> bytes:
-    try:
-        response = session.get(
-            url,
-            headers={"Range": f"bytes=0-{FIRST_READ - 1}"},
-            timeout=options.timeout,
-            stream=True,
-            allow_redirects=True,
+def _get_following_redirects(
+    session: requests.Session,
+    url: str,
+    options: RemoteOptions,
+    info: RemoteInfo,
+    gate: UrlGate,
+    deadline: Deadline,
+) -> requests.Response:
+    """GET the first bytes of `url`, following at most MAX_REDIRECTS redirects ourselves.
+
+    requests would connect to a redirect's target before anyone judged it; here every hop is
+    judged first, and a refused hop ends the probe with nothing connected to it.
+    """
+    for _hop in range(MAX_REDIRECTS + 1):
+        deadline.check()
+        try:
+            response = session.get(
+                url,
+                headers={"Range": f"bytes=0-{FIRST_READ - 1}"},
+                timeout=deadline.timeouts(options),
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise network_error(exc, deadline) from None
+        info.transfer.requests += 1
+        info.final_url = url
+        if deadline.expired:
+            # The watchdog may have cut the headers short; whatever arrived cannot be trusted.
+            response.close()
+            raise deadline.error()
+        location = session.get_redirect_target(response)
+        if location is None:
+            return response
+        response.close()
+        target = urljoin(url, location)
+        judgement = judge_hop(url, target, gate)
+        if judgement.violations:
+            info.hop_warnings += judgement.warnings
+            raise RedirectRefused(judgement, info)
+        info.hop_warnings += judgement.warnings
+        url = target
+    raise NetworkError(f"more than {MAX_REDIRECTS} redirects (a redirect loop?)", kind="redirects")
+
+
+def _retry_after_message(
+    response: requests.Response, options: RemoteOptions, deadline: Deadline
+) -> str:
+    """Why a 5xx is the answer: a Retry-After longer than we wait, or the retries ran out."""
+    said = f"the server answered HTTP {response.status_code}"
+    retry_after = response.headers.get("Retry-After", "").strip()
+    wait = _retry_after_s(retry_after)
+    if wait is not None and (wait > options.retry_after_cap_s or wait >= deadline.remaining()):
+        unit = " s" if retry_after.isdigit() else ""
+        return (
+            f"{said} and asks to be retried after {retry_after[:40]}{unit}: longer than a probe "
+            f"waits (at most {options.retry_after_cap_s:g} s, and never past its "
+            f"{options.deadline_s:g} s deadline)"
         )
-    except requests.RequestException as exc:
-        raise network_error(exc) from None
+    return f"{said} after {options.retries} retries"
+
+
+def _retry_after_s(value: str) -> float | None:
+    """Seconds a Retry-After (seconds or an HTTP date) asks for; None if absent or unreadable."""
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - datetime.now(timezone.utc)).total_seconds()
+
+
+def _first_read(
+    session: requests.Session,
+    url: str,
+    options: RemoteOptions,
+    info: RemoteInfo,
+    gate: UrlGate,
+    deadline: Deadline,
+) -> bytes:
+    response = _get_following_redirects(session, url, options, info, gate, deadline)
     with response:
-        info.transfer.requests += 1 + len(response.history)
-        info.final_url = response.url
         info.status = response.status_code
         info.content_type = response.headers.get("Content-Type", "")
         info.etag = response.headers.get("ETag", "")
@@ -170,9 +254,9 @@ def _first_read(
         if 400 <= response.status_code < 500:
             raise HttpStatusError(response.status_code, info)
         if response.status_code >= 500:
+            deadline.check()  # the retries stopped because the time ran out
             raise NetworkError(
-                f"the server answered HTTP {response.status_code} after {options.retries} retries",
-                kind="http_status",
+                _retry_after_message(response, options, deadline), kind="http_status"
             )
         if response.status_code == 206:
             match = _CONTENT_RANGE.search(response.headers.get("Content-Range", ""))
@@ -180,8 +264,9 @@ def _first_read(
                 raise NetworkError("a 206 answer without a usable Content-Range", kind="network")
             info.size_bytes = int(match.group(3))
             wanted = min(FIRST_READ, info.size_bytes)
-            body = read_body(response, wanted, info.transfer)
+            body = read_body(response, wanted, info.transfer, deadline)
             if len(body) < wanted:
+                deadline.check()  # the watchdog hung up: that is the deadline, not a short body
                 raise NetworkError(
                     f"the body was cut short: {len(body)} of {wanted} bytes arrived "
                     "(the connection closed early, or Content-Length is wrong)",
@@ -193,7 +278,8 @@ def _first_read(
         # No Range support: the whole file comes; keep a capped prefix and hang up.
         info.range_supported = False
         declared = response.headers.get("Content-Length")
-        body = read_body(response, options.max_prefix_bytes, info.transfer)
+        body = read_body(response, options.max_prefix_bytes, info.transfer, deadline)
+        deadline.check()
         whole = len(body) < options.max_prefix_bytes
         info.size_bytes = (
             len(body) if whole else (int(declared) if declared and declared.isdigit() else None)
