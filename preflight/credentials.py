@@ -15,11 +15,20 @@ DEFAULT_API_BASE = "https://api.cometapi.com"
 
 
 class ApiKey:
-    """The CometAPI key. Its text is reachable only through header(); repr and str hide it."""
+    """The CometAPI key. Its text is reachable only through header(); repr and str hide it.
+
+    Only printable ASCII without spaces is accepted: that is all an HTTP header value carries
+    safely (requests refuses CR/LF, http.client cannot encode beyond Latin-1), and CometAPI keys
+    are `sk-...` ASCII. Checking here means a bad key is a usage error before any ledger row.
+    """
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, origin: str = "the API key") -> None:
+        problem = _key_problem(value)
+        if problem:
+            # Never the key's text, not even the offending character: it may be half the key.
+            raise UsageError(f"{origin} {problem}: a key is printable ASCII without spaces")
         self._value = value
 
     def header(self) -> str:
@@ -52,11 +61,26 @@ def load_api_key(key_file: str | None = None) -> ApiKey:
             raise UsageError(f"cannot read the API key file {key_file}: {exc}") from None
         if not value:
             raise UsageError(f"the API key file {key_file} is empty")
-        return ApiKey(value)
+        return ApiKey(value, origin=f"the API key in {key_file}")
     value = os.environ.get("COMETAPI_KEY", "").strip()
     if not value:
         raise UsageError("no API key: set COMETAPI_KEY or pass --api-key-file FILE")
-    return ApiKey(value)
+    return ApiKey(value, origin="the API key in $COMETAPI_KEY")
+
+
+def _key_problem(value: str) -> str | None:
+    if not value:
+        return "is empty"
+    for position, char in enumerate(value, 1):
+        if char in "\r\n":
+            return f"has a line break at character {position}"
+        if char.isspace():
+            return f"has a space or tab at character {position}"
+        if not char.isascii():
+            return f"has a non-ASCII character at character {position}"
+        if not char.isprintable():
+            return f"has a control character at character {position}"
+    return None
 
 
 def resolve_api_base(value: str | None = None) -> str:
