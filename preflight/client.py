@@ -172,11 +172,17 @@ class InitClient:
             )
         except requests.RequestException as exc:
             raise transport_error(exc) from None
+        # Everything the server sends is redacted once, here, before anything else sees it: the
+        # raw text for its escaped forms, then every decoded string (code, request_id, message,
+        # error.param/type/code) for the forms JSON decoding produced.
         text = self.key.redact(response.text)
         self._trace(f"<- HTTP {response.status_code} {text[:300]}")
+        if self.debug is not None:
+            for name, value in response.headers.items():
+                self._trace(f"<- {self.key.redact(f'{name}: {value}')}")
         try:
-            payload: Any = json.loads(text)
-        except ValueError:
+            payload: Any = self.key.scrub(json.loads(text))
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than we will walk
             payload = None
         if payload is None or not isinstance(payload, dict):
             raise non_json_error(response, text)

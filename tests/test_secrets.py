@@ -6,15 +6,18 @@ The real CLI against the loopback stand-in API; the ledger's raw bytes (WAL incl
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from preflight.ledger import Ledger
-from preflight.sandbox import ROUTE, Sandbox
+from preflight.sandbox import ROUTE, Fault, Sandbox
+from preflight.sandbox_answers import ECHO_FORMS, encode_echo
 from preflight.serve import MediaServer
 
 from .conftest import FIXTURES, preflight_script
@@ -124,3 +127,61 @@ def test_the_library_refuses_a_bad_key_too() -> None:
         ApiKey("sk-abc\r\ndef")
     assert "abc" not in str(caught.value) and "def" not in str(caught.value)
     assert ApiKey(KEY).header() == f"Bearer {KEY}"
+
+
+# D.10 -------------------------------------------------------------------------------------------
+
+ECHOES = [
+    *[(place, form, False) for place in ("code", "request_id", "message") for form in ECHO_FORMS],
+    *[(place, form, True) for place in ("param", "type", "code", "message") for form in ECHO_FORMS],
+    *[("header", form, False) for form in ECHO_FORMS],
+    *[("body", form, False) for form in ECHO_FORMS],
+]
+
+
+def _echo_fault(place: str, form: str, comet: bool) -> Fault:
+    # 400: terminal, so one POST; the body place answers HTML, the others JSON.
+    code = None if comet or place == "body" else 1201
+    return Fault(status=400, code=code, comet_error=comet, echo=place, echo_as=form)
+
+
+@pytest.mark.parametrize(("place", "form", "comet"), ECHOES)
+def test_the_echo_fault_really_sends_the_key(
+    api: Sandbox, place: str, form: str, comet: bool
+) -> None:
+    # Without this the test below could pass because nothing was ever echoed.
+    api.faults.append(_echo_fault(place, form, comet))
+    response = requests.post(
+        api.url,
+        json={"video_id": "1", "task_id": "2"},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=10,
+    )
+    raw = response.text + "".join(f"{k}: {v}\n" for k, v in response.headers.items())
+    assert encode_echo(KEY, form) in raw
+
+
+@pytest.mark.parametrize(("place", "form", "comet"), ECHOES)
+def test_an_echoed_key_is_redacted_everywhere(
+    env: dict[str, str], api: Sandbox, place: str, form: str, comet: bool
+) -> None:
+    api.faults.append(_echo_fault(place, form, comet))
+    done = init(env, "--json", "--debug", *IDS)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["error"]["kind"] in ("invalid", "protocol")
+    assert "preflight debug: <- HTTP" in done.stderr  # the trace ran, so it was checked too
+    stored = ledger_bytes(env)
+    assert [a.state for a in attempts(env)] == ["failed"]  # type: ignore[attr-defined]
+    for shown in (KEY, *(encode_echo(KEY, f) for f in ECHO_FORMS)):
+        assert shown not in done.stdout and shown not in done.stderr, shown
+        assert shown.encode() not in stored, shown
+
+
+def test_redaction_leaves_other_text_alone() -> None:
+    from preflight.client import ApiKey
+
+    key = ApiKey(KEY)
+    text = 'video_url "https://example.com/a.mp4" is not reachable: sk-test/OTHER'
+    assert key.redact(text) == text
+    assert key.scrub({"a": [1, f"x{KEY}y", {KEY: None}]}) == {"a": [1, "x***y", {"***": None}]}
