@@ -153,8 +153,20 @@ def _key_problem(value: str) -> str | None:
 def resolve_api_base(value: str | None = None) -> str:
     """--api-base, else $PREFLIGHT_API_BASE, else CometAPI; https unless the host is loopback."""
     base = (value or os.environ.get("PREFLIGHT_API_BASE") or DEFAULT_API_BASE).rstrip("/")
-    parts = urlsplit(base)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(base)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        raise UsageError("the API base is not a valid URL") from None
+    if "@" in parts.netloc:
+        # requests would send user:password as Basic auth in place of our Bearer key, and the
+        # base is traced and stored: refuse it, and never repeat what was before the "@".
+        shown = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+        raise UsageError(
+            f"the API base must not hold user:password@ ({shown}): the key goes in "
+            "COMETAPI_KEY or --api-key-file"
+        )
     if parts.scheme not in ("http", "https") or not host:
         raise UsageError(f"the API base must be an http(s) URL, not {base!r}")
     if parts.scheme == "http" and not _is_loopback(host):

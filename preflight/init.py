@@ -6,7 +6,7 @@ unexpired session gets that session back instead of a second, billed one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -92,7 +92,8 @@ def init_session(
     UsageError or ApiError; sends nothing unless the pre-flight passed."""
     body: dict[str, Any] = {}
     if video_url is not None:
-        body["video_url"] = video_url
+        # What is sent, traced, stored and printed never holds user:password@ (see below).
+        body["video_url"] = _without_userinfo(video_url)
     if video_id is not None:
         body["video_id"] = video_id
     if task_id is not None:
@@ -103,10 +104,19 @@ def init_session(
             "the request body is not valid, nothing was sent: "
             + "; ".join(f"{p.path}: {p.message}" for p in problems)
         )
-    source = video_url or source_key(body)
+    source = body.get("video_url") or source_key(body)
     result = InitResult(source=source, body=body, verdict="unchecked", dry_run=dry_run)
     if video_url is not None:
+        # Our own probe may use the credentials; the Result we print and keep names the URL
+        # without them.
         checked = check_one(video_url, policy or load_policy(), options=options)
+        checked.source = source
+        if checked.remote is not None:
+            checked.remote = replace(
+                checked.remote,
+                url=_without_userinfo(checked.remote.url),
+                final_url=_without_userinfo(checked.remote.final_url),
+            )
         result.check, result.verdict = checked, checked.verdict
         if checked.verdict == "reject":
             first = checked.violations[0].message if checked.violations else "rejected"
@@ -143,6 +153,19 @@ def init_session(
         if own_ledger:
             book.close()
     return result
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL without user:password@. The API cannot use credentials in video_url, and they
+    must not reach the ledger, a trace or the output; the check path's url.credentials rule
+    (urlcheck.py) is what refuses such a URL, this only makes sure nothing keeps them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # not a URL the schema or the check will accept: nothing is sent
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _send(api: InitClient, book: Ledger, result: InitResult, key: str, base: str) -> None:

@@ -185,3 +185,66 @@ def test_redaction_leaves_other_text_alone() -> None:
     text = 'video_url "https://example.com/a.mp4" is not reachable: sk-test/OTHER'
     assert key.redact(text) == text
     assert key.scrub({"a": [1, f"x{KEY}y", {KEY: None}]}) == {"a": [1, "x***y", {"***": None}]}
+
+
+# D.11 -------------------------------------------------------------------------------------------
+
+PASSWORD = "pa55-w0rd-XYZ"
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "http://user:{pw}@{host}",
+        "https://user:{pw}@{host}",
+        "ftp://user:{pw}@{host}",
+        "http://{pw}@{host}",
+    ],
+)
+def test_userinfo_in_the_api_base_is_refused_without_repeating_it(
+    env: dict[str, str], api: Sandbox, shape: str
+) -> None:
+    base = shape.format(pw=PASSWORD, host=api.base_url.split("://")[1])
+    for run_env, args in (
+        (env, ("--api-base", base)),
+        ({**env, "PREFLIGHT_API_BASE": base}, ()),
+    ):
+        done = init(run_env, "--debug", "--json", *IDS, *args)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and "user:password@" in done.stderr
+        assert PASSWORD not in done.stdout + done.stderr
+    assert attempts(env) == [] and posts(api) == 0
+
+
+def test_a_malformed_api_base_is_one_line(env: dict[str, str], api: Sandbox) -> None:
+    done = init(env, *IDS, "--api-base", "http://[::1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and posts(api) == 0
+
+
+def test_userinfo_in_a_video_url_is_never_sent_printed_or_stored(
+    env: dict[str, str], api: Sandbox, media: MediaServer
+) -> None:
+    plain = media.url("fmt_mp4_h264.mp4")
+    scheme, rest = plain.split("://", 1)
+    with_userinfo = f"{scheme}://someone:{PASSWORD}@{rest}"
+    # Until urlcheck's url.credentials rule is merged the check passes this URL; then it rejects
+    # it (exit 1) before anything is sent. Either way no password may be seen or kept.
+    done = init(env, "--json", "--debug", "--video-url", with_userinfo)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["source"] == plain and out["body"] == {"video_url": plain}
+    assert out["check"]["source"] == plain
+    listed = subprocess.run(
+        [preflight_script(), "sessions", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for text in (done.stdout, done.stderr, listed.stdout, listed.stderr):
+        assert PASSWORD not in text and "someone" not in text
+    stored = ledger_bytes(env)
+    assert PASSWORD.encode() not in stored and b"someone" not in stored
+    assert [r.body for r in api.requests] == [{"video_url": plain}]
