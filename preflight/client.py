@@ -59,6 +59,7 @@ class Outcome:
     message: str | None = None
     request_id: str | None = None
     session_id: str | None = None
+    data: dict[str, Any] | None = None  # the response's `data` object, when a session opened
 
 
 class Recorder(Protocol):
@@ -66,7 +67,8 @@ class Recorder(Protocol):
         """Record that attempt `attempt_no` is about to be sent; return its id."""
 
     def finish(self, attempt_id: int, outcome: Outcome) -> None:
-        """Record how the attempt ended."""
+        """Record how the attempt ended; with a session_id, record the session in the same
+        transaction (it is billed: it must not be recorded half)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class InitClient:
                         response.get("message"),
                         response.get("request_id"),
                         str(response["data"]["session_id"]),
+                        dict(response["data"]),
                     ),
                 )
                 return InitResponse(
