@@ -59,6 +59,7 @@ class Outcome:
     message: str | None = None
     request_id: str | None = None
     session_id: str | None = None
+    data: dict[str, Any] | None = None  # the response's `data` object, when a session opened
 
 
 class Recorder(Protocol):
@@ -66,7 +67,8 @@ class Recorder(Protocol):
         """Record that attempt `attempt_no` is about to be sent; return its id."""
 
     def finish(self, attempt_id: int, outcome: Outcome) -> None:
-        """Record how the attempt ended."""
+        """Record how the attempt ended; with a session_id, record the session in the same
+        transaction (it is billed: it must not be recorded half)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class InitClient:
                         response.get("message"),
                         response.get("request_id"),
                         str(response["data"]["session_id"]),
+                        dict(response["data"]),
                     ),
                 )
                 return InitResponse(
@@ -172,11 +175,17 @@ class InitClient:
             )
         except requests.RequestException as exc:
             raise transport_error(exc) from None
+        # Everything the server sends is redacted once, here, before anything else sees it: the
+        # raw text for its escaped forms, then every decoded string (code, request_id, message,
+        # error.param/type/code) for the forms JSON decoding produced.
         text = self.key.redact(response.text)
         self._trace(f"<- HTTP {response.status_code} {text[:300]}")
+        if self.debug is not None:
+            for name, value in response.headers.items():
+                self._trace(f"<- {self.key.redact(f'{name}: {value}')}")
         try:
-            payload: Any = json.loads(text)
-        except ValueError:
+            payload: Any = self.key.scrub(json.loads(text))
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than we will walk
             payload = None
         if payload is None or not isinstance(payload, dict):
             raise non_json_error(response, text)

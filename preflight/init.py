@@ -6,7 +6,7 @@ unexpired session gets that session back instead of a second, billed one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from .check import CheckOptions, check_one
 from .client import ApiError, ApiKey, InitClient, Outcome, load_api_key, resolve_api_base
 from .errors import UsageError, VideoRejected, VideoUnreadable
-from .ledger import Ledger, SessionRow, default_path
+from .ledger import Ledger, LedgerError, SessionRow, SessionUnrecorded, default_path
 from .policy import Policy, load_policy
 from .request import validate_request
 from .verdict import Result
@@ -92,7 +92,8 @@ def init_session(
     UsageError or ApiError; sends nothing unless the pre-flight passed."""
     body: dict[str, Any] = {}
     if video_url is not None:
-        body["video_url"] = video_url
+        # What is sent, traced, stored and printed never holds user:password@ (see below).
+        body["video_url"] = _without_userinfo(video_url)
     if video_id is not None:
         body["video_id"] = video_id
     if task_id is not None:
@@ -103,10 +104,19 @@ def init_session(
             "the request body is not valid, nothing was sent: "
             + "; ".join(f"{p.path}: {p.message}" for p in problems)
         )
-    source = video_url or source_key(body)
+    source = body.get("video_url") or source_key(body)
     result = InitResult(source=source, body=body, verdict="unchecked", dry_run=dry_run)
     if video_url is not None:
+        # Our own probe may use the credentials; the Result we print and keep names the URL
+        # without them.
         checked = check_one(video_url, policy or load_policy(), options=options)
+        checked.source = source
+        if checked.remote is not None:
+            checked.remote = replace(
+                checked.remote,
+                url=_without_userinfo(checked.remote.url),
+                final_url=_without_userinfo(checked.remote.final_url),
+            )
         result.check, result.verdict = checked, checked.verdict
         if checked.verdict == "reject":
             first = checked.violations[0].message if checked.violations else "rejected"
@@ -145,6 +155,19 @@ def init_session(
     return result
 
 
+def _without_userinfo(url: str) -> str:
+    """The URL without user:password@. The API cannot use credentials in video_url, and they
+    must not reach the ledger, a trace or the output; the check path's url.credentials rule
+    (urlcheck.py) is what refuses such a URL, this only makes sure nothing keeps them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # not a URL the schema or the check will accept: nothing is sent
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _send(api: InitClient, book: Ledger, result: InitResult, key: str, base: str) -> None:
     facts = result.check.facts.to_dict() if result.check and result.check.facts else None
     recorder = _LedgerRecorder(book, result, key, facts, base)
@@ -153,27 +176,27 @@ def _send(api: InitClient, book: Ledger, result: InitResult, key: str, base: str
     except ApiError as exc:
         result.attempts, result.ambiguous = exc.attempts, exc.ambiguous
         raise
-    result.cross_check = cross_check(response.data, facts)
-    if result.cross_check and recorder.last_id is not None:
-        book.finish_attempt(
-            recorder.last_id,
-            state="ok",
-            http_status=response.http_status,
-            code=0,
-            request_id=response.request_id,
-            session_id=response.session_id,
-            ambiguous=response.ambiguous,
-            cross_check=result.cross_check,
-        )
-    row = book.record_session(
-        session_id=response.session_id,
-        source=result.source,
-        source_key=key,
-        attempt_id=recorder.last_id or 0,
-        data=response.data,
-        request_id=response.request_id,
-    )
-    _fill_from_session(result, row, reused=False)
+    except LedgerError as exc:
+        if not recorder.sent:
+            raise  # nothing was sent: a plain usage error, nothing billed
+        opened = recorder.opened
+        if opened is not None:
+            message = (
+                f"the API opened (and billed) session {opened.session_id} but the ledger could "
+                f"not record it: {exc}"
+            )
+        else:
+            message = f"the ledger failed after a request was sent, which may have billed: {exc}"
+        raise SessionUnrecorded(
+            message,
+            session_id=opened.session_id if opened else None,
+            request_id=opened.request_id if opened else None,
+            attempts=recorder.sent,
+            ambiguous=recorder.ambiguous,
+        ) from None
+    assert recorder.row is not None  # finish() recorded it, or raised above
+    result.cross_check = recorder.cross_check
+    _fill_from_session(result, recorder.row, reused=False)
     result.attempts, result.ambiguous = response.attempts, response.ambiguous
 
 
@@ -185,6 +208,11 @@ class _LedgerRecorder:
     facts: dict[str, Any] | None
     api_base: str
     last_id: int | None = None
+    sent: int = 0  # attempts whose row was written, so the request went (or may have gone) out
+    ambiguous: bool = False
+    opened: Outcome | None = None  # the answer that opened a session, once it arrived
+    row: SessionRow | None = None  # that session, once recorded
+    cross_check: list[dict[str, Any]] = field(default_factory=list)
 
     def begin(self, attempt_no: int) -> int:
         self.last_id = self.book.begin_attempt(
@@ -196,9 +224,27 @@ class _LedgerRecorder:
             verdict=self.result.verdict,
             api_base=self.api_base,
         )
+        self.sent += 1
         return self.last_id
 
     def finish(self, attempt_id: int, outcome: Outcome) -> None:
+        self.ambiguous = self.ambiguous or outcome.state == "ambiguous"
+        if outcome.session_id is not None:
+            # Kept before the write, so that a failing ledger cannot make us forget it.
+            self.opened = outcome
+            data = outcome.data or {}
+            self.cross_check = cross_check(data, self.facts)
+            self.row = self.book.record_opened(
+                attempt_id,
+                session_id=outcome.session_id,
+                data=data,
+                http_status=outcome.http_status,
+                message=outcome.message,
+                request_id=outcome.request_id,
+                ambiguous=self.ambiguous,
+                cross_check=self.cross_check,
+            )
+            return
         code = outcome.code if isinstance(outcome.code, int) else None
         message = (
             outcome.message

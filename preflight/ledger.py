@@ -16,7 +16,7 @@ from typing import Any
 import platformdirs
 
 from . import ledger_lock
-from .ledger_errors import LedgerBusy, LedgerError
+from .ledger_errors import LedgerBusy, LedgerError, SessionUnrecorded
 from .ledger_rows import (
     AttemptRow,
     SessionRow,
@@ -41,6 +41,7 @@ __all__ = [
     "LedgerBusy",
     "LedgerError",
     "SessionRow",
+    "SessionUnrecorded",
     "default_path",
 ]
 
@@ -98,6 +99,32 @@ CREATE TABLE locks (
     acquired_at TEXT NOT NULL
 );
 """
+# Added without a version bump: older preflights ignore it. See Ledger.reserve_room.
+_ROOM_TABLE = "CREATE TABLE IF NOT EXISTS room (filler BLOB NOT NULL)"
+# Pages of WAL and of free database pages kept ready before a billed request: recording its
+# answer (attempt, session, both indexes, a page split or two) and releasing the lock fit in far
+# fewer, and other processes sharing the ledger meanwhile may use a few.
+ROOM_PAGES = 64
+_LIFETIME_S = int(SESSION_LIFETIME.total_seconds())
+# Every session the ledger knows: the sessions table, and a session that only lives on its
+# attempt row (a ledger written by a preflight that recorded the two in separate transactions
+# and failed in between, e.g. on a full disk). It expires 24 h after that attempt finished.
+_KNOWN_SESSIONS = f"""
+WITH known AS (
+    SELECT session_id, source, source_key, attempt_id, created_at, expires_at, fps,
+        original_duration, width, height, total_frame, normalized_video,
+        final_unit_deduction, request_id, rowid AS seq
+    FROM sessions
+    UNION ALL
+    SELECT a.session_id, a.source, a.source_key, a.id, a.finished_at,
+        strftime('%Y-%m-%dT%H:%M:%SZ', a.finished_at, '+{_LIFETIME_S} seconds'),
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.request_id, -a.id
+    FROM attempts a
+    WHERE a.state = 'ok' AND a.session_id IS NOT NULL AND a.finished_at IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = a.session_id)
+)
+SELECT * FROM known
+"""
 
 
 def default_path() -> Path:
@@ -153,6 +180,7 @@ class Ledger:
                     f"the ledger {self.path} has schema version {version}, newer than this "
                     f"preflight understands ({SCHEMA_VERSION}): upgrade preflight"
                 )
+            conn.execute(_ROOM_TABLE)
 
     def close(self) -> None:
         self._conn.close()
@@ -178,7 +206,14 @@ class Ledger:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error:
+            # A COMMIT that fails (SQLITE_FULL, say) may leave the transaction open: close it,
+            # or every later statement on this connection (the lock's release) would fail too.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
@@ -206,6 +241,7 @@ class Ledger:
                 f"refusing to store request fields {unexpected}: only "
                 f"{sorted(REQUEST_FIELDS)} belong in the ledger"
             )
+        self.reserve_room()
         with self._guard("recording an attempt"):
             cursor = self._conn.execute(
                 "INSERT INTO attempts (source, source_key, attempt_no, state, started_at,"
@@ -224,6 +260,65 @@ class Ledger:
             )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    def reserve_room(self) -> None:
+        """Make sure the answer to a billed request can be recorded even if the disk fills up
+        while the request is out: called by begin_attempt, so a failure here sends nothing.
+
+        A WAL write appends frames, and the WAL file keeps its size when SQLite restarts it from
+        the start; a blob written and deleted grows it by ROOM_PAGES, the checkpoint leaves as
+        many free pages in the database, and RESTART makes the next writer reuse that space.
+        """
+        with self._guard("reserving room for the answer"):
+            page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+            self._conn.execute(
+                "INSERT INTO room (filler) VALUES (zeroblob(?))", (ROOM_PAGES * page_size,)
+            )
+            self._conn.execute("DELETE FROM room")
+            self._conn.execute("PRAGMA wal_checkpoint(RESTART)")
+
+    def record_opened(
+        self,
+        attempt_id: int,
+        *,
+        session_id: str,
+        data: dict[str, Any],
+        http_status: int | None,
+        message: str | None,
+        request_id: str | None,
+        ambiguous: bool,
+        cross_check: list[dict[str, Any]],
+        now: datetime | None = None,
+    ) -> SessionRow:
+        """Finish the attempt as ok and record the session it opened, in one transaction: a
+        session the API billed is in the ledger with its attempt, or neither was written."""
+        with self._guard(f"recording session {session_id}"), self._transaction():
+            row = self._finish(
+                attempt_id,
+                state="ok",
+                http_status=http_status,
+                code=0,
+                message=message,
+                request_id=request_id,
+                session_id=session_id,
+                ambiguous=ambiguous,
+                cross_check=cross_check,
+                now=now,
+            )
+            if row != 1:
+                raise LedgerError(f"ledger {self.path}: there is no attempt {attempt_id} to finish")
+            (source, key) = self._conn.execute(
+                "SELECT source, source_key FROM attempts WHERE id = ?", (attempt_id,)
+            ).fetchone()
+            return self._insert_session(
+                session_id=session_id,
+                source=source,
+                source_key=key,
+                attempt_id=attempt_id,
+                data=data,
+                request_id=request_id,
+                now=now,
+            )
 
     def finish_attempt(
         self,
@@ -244,27 +339,55 @@ class Ledger:
         if state not in ATTEMPT_STATES[1:]:
             raise ValueError(f"an attempt finishes as one of {ATTEMPT_STATES[1:]}, not {state!r}")
         with self._guard(f"finishing attempt {attempt_id}"):
-            cursor = self._conn.execute(
-                "UPDATE attempts SET state = ?, finished_at = ?,"
-                " http_status = coalesce(?, http_status), code = coalesce(?, code),"
-                " message = coalesce(?, message), request_id = coalesce(?, request_id),"
-                " session_id = coalesce(?, session_id), ambiguous = max(ambiguous, ?),"
-                " cross_check = coalesce(?, cross_check) WHERE id = ?",
-                (
-                    state,
-                    stamp(now),
-                    http_status,
-                    code,
-                    message,
-                    request_id,
-                    session_id,
-                    int(ambiguous),
-                    None if cross_check is None else as_json(cross_check),
-                    attempt_id,
-                ),
+            changed = self._finish(
+                attempt_id,
+                state=state,
+                http_status=http_status,
+                code=code,
+                message=message,
+                request_id=request_id,
+                session_id=session_id,
+                ambiguous=ambiguous,
+                cross_check=cross_check,
+                now=now,
             )
-        if cursor.rowcount != 1:
+        if changed != 1:
             raise LedgerError(f"ledger {self.path}: there is no attempt {attempt_id} to finish")
+
+    def _finish(
+        self,
+        attempt_id: int,
+        *,
+        state: str,
+        http_status: int | None,
+        code: int | None,
+        message: str | None,
+        request_id: str | None,
+        session_id: str | None,
+        ambiguous: bool,
+        cross_check: list[dict[str, Any]] | None,
+        now: datetime | None,
+    ) -> int:
+        cursor = self._conn.execute(
+            "UPDATE attempts SET state = ?, finished_at = ?,"
+            " http_status = coalesce(?, http_status), code = coalesce(?, code),"
+            " message = coalesce(?, message), request_id = coalesce(?, request_id),"
+            " session_id = coalesce(?, session_id), ambiguous = max(ambiguous, ?),"
+            " cross_check = coalesce(?, cross_check) WHERE id = ?",
+            (
+                state,
+                stamp(now),
+                http_status,
+                code,
+                message,
+                request_id,
+                session_id,
+                int(ambiguous),
+                None if cross_check is None else as_json(cross_check),
+                attempt_id,
+            ),
+        )
+        return cursor.rowcount
 
     def record_session(
         self,
@@ -279,47 +402,67 @@ class Ledger:
     ) -> SessionRow:
         """Record a session the API opened. `data` is the response's `data` object; a field of an
         odd type is stored as NULL rather than lost with the (already billed) session."""
+        with self._guard(f"recording session {session_id}"), self._transaction():
+            return self._insert_session(
+                session_id=session_id,
+                source=source,
+                source_key=source_key,
+                attempt_id=attempt_id,
+                data=data,
+                request_id=request_id,
+                now=now,
+            )
+
+    def _insert_session(
+        self,
+        *,
+        session_id: str,
+        source: str,
+        source_key: str,
+        attempt_id: int,
+        data: dict[str, Any],
+        request_id: str | None,
+        now: datetime | None,
+    ) -> SessionRow:
         created = utc(now)
         deduction = data.get("final_unit_deduction")
         if deduction is not None and not isinstance(deduction, str):
             deduction = as_json(deduction)
-        with self._guard(f"recording session {session_id}"), self._transaction() as conn:
-            # The same session recorded twice keeps its first record: the call is idempotent.
-            conn.execute(
-                "INSERT INTO sessions (session_id, source, source_key, attempt_id, created_at,"
-                " expires_at, fps, original_duration, width, height, total_frame,"
-                " normalized_video, final_unit_deduction, request_id, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (session_id) DO NOTHING",
-                (
-                    session_id,
-                    source,
-                    source_key,
-                    attempt_id,
-                    stamp(created),
-                    stamp(created + SESSION_LIFETIME),
-                    as_number(data.get("fps")),
-                    as_number(data.get("original_duration")),
-                    as_integer(data.get("width")),
-                    as_integer(data.get("height")),
-                    as_integer(data.get("total_frame")),
-                    as_text(data.get("normalized_video")),
-                    deduction,
-                    request_id,
-                    as_json(data),
-                ),
-            )
-            row = conn.execute(
-                "SELECT * FROM sessions WHERE session_id = ?", (session_id,)
-            ).fetchone()
+        conn = self._conn
+        # The same session recorded twice keeps its first record: the call is idempotent.
+        conn.execute(
+            "INSERT INTO sessions (session_id, source, source_key, attempt_id, created_at,"
+            " expires_at, fps, original_duration, width, height, total_frame,"
+            " normalized_video, final_unit_deduction, request_id, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (session_id) DO NOTHING",
+            (
+                session_id,
+                source,
+                source_key,
+                attempt_id,
+                stamp(created),
+                stamp(created + SESSION_LIFETIME),
+                as_number(data.get("fps")),
+                as_number(data.get("original_duration")),
+                as_integer(data.get("width")),
+                as_integer(data.get("height")),
+                as_integer(data.get("total_frame")),
+                as_text(data.get("normalized_video")),
+                deduction,
+                request_id,
+                as_json(data),
+            ),
+        )
+        row = conn.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
         return session_from(row)
 
     def active_session(self, source_key: str, now: datetime | None = None) -> SessionRow | None:
         """The newest unexpired session for this source, if any."""
         with self._guard("reading sessions"):
             row = self._conn.execute(
-                "SELECT * FROM sessions WHERE source_key = ? AND expires_at > ?"
-                " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                _KNOWN_SESSIONS + " WHERE source_key = ? AND expires_at > ?"
+                " ORDER BY created_at DESC, seq DESC LIMIT 1",
                 (source_key, stamp(now)),
             ).fetchone()
         return None if row is None else session_from(row)
@@ -331,14 +474,14 @@ class Ledger:
         where, params = ("WHERE expires_at > ?", (stamp(now),)) if active_only else ("", ())
         with self._guard("reading sessions"):
             rows = self._conn.execute(
-                f"SELECT * FROM sessions {where} ORDER BY created_at DESC, rowid DESC", params
+                f"{_KNOWN_SESSIONS} {where} ORDER BY created_at DESC, seq DESC", params
             ).fetchall()
         return [session_from(row) for row in rows]
 
     def session(self, session_id: str) -> SessionRow | None:
         with self._guard("reading sessions"):
             row = self._conn.execute(
-                "SELECT * FROM sessions WHERE session_id = ?", (session_id,)
+                _KNOWN_SESSIONS + " WHERE session_id = ?", (session_id,)
             ).fetchone()
         return None if row is None else session_from(row)
 

@@ -4,6 +4,7 @@ through the Ledger's connection, and taken over when its holder died or outlived
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -41,7 +42,10 @@ def hold(ledger: Ledger, source_key: str, *, wait_s: float, stale_s: float) -> I
     try:
         yield
     finally:
-        with ledger._guard(f"unlocking {source_key}"):
+        # A ledger that cannot release (a full disk) must not hide what happened inside (a
+        # session opened, or not recorded): the row is abandoned once this process is gone
+        # (same host) or older than stale_s, and taken over then.
+        with contextlib.suppress(sqlite3.Error):
             # Only our own row: a waiter may have judged us stale and taken over.
             ledger._conn.execute(
                 "DELETE FROM locks WHERE source_key = ? AND pid = ? AND host = ?"

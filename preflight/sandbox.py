@@ -28,7 +28,16 @@ from .loopback import (
 )
 from .policy import Policy, load_policy
 from .request import validate_request
-from .sandbox_answers import CODE_MESSAGES, Answer, Fault, comet_error, envelope, fault_answer
+from .sandbox_answers import (
+    CODE_MESSAGES,
+    ECHO_MARK,
+    Answer,
+    Fault,
+    comet_error,
+    encode_echo,
+    envelope,
+    fault_answer,
+)
 
 __all__ = [
     "CODE_MESSAGES",
@@ -108,6 +117,8 @@ class _Handler(LoopbackHandler):
                 self._send(fault_answer(fault, None), body, authorized)
                 return
         answer = self._process(body)
+        if fault.on_answer is not None:
+            fault.on_answer()
         if fault.after_processing:
             # The session (if any) is opened and billed; only the answer goes astray.
             if fault.delay_s and not sandbox._pause(fault.delay_s):
@@ -161,18 +172,22 @@ class _Handler(LoopbackHandler):
 
     def _send(self, answer: Answer, body: Any, authorized: bool) -> None:
         sandbox = self.server.owner
+        presented = self.headers.get("Authorization", "")
         if answer.raw is not None:
-            data = answer.raw.encode()
+            text = answer.raw
             content_type = "text/html; charset=utf-8"
         else:
-            payload = sandbox._redact(answer.payload or {}, self.headers.get("Authorization", ""))
-            data = json.dumps(payload, ensure_ascii=False).encode()
+            payload = sandbox._redact(answer.payload or {}, presented)
+            text = json.dumps(payload, ensure_ascii=False)
             content_type = "application/json"
+        # Only a scripted echo Fault puts the key back, after the redaction above.
+        echoed = encode_echo(presented.removeprefix("Bearer").strip(), answer.echo_as)
+        data = text.replace(ECHO_MARK, echoed).encode()
         sandbox._log(self._request(body, authorized, answer.status, answer.code, answer))
         try:
             self.send_response(answer.status)
             for name, value in answer.headers:
-                self.send_header(name, value)
+                self.send_header(name, value.replace(ECHO_MARK, echoed))
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -4,7 +4,10 @@ and CometAPI's own error shape.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -46,6 +49,12 @@ _COMET_CODES = {
 }
 
 
+# Where an echoing Fault puts the key it was sent, and the encodings a careless server uses.
+ECHO_PLACES = ("code", "request_id", "message", "param", "type", "header", "body")
+ECHO_FORMS = ("plain", "json_escaped", "slash_escaped", "url", "base64")
+ECHO_MARK = "@@ECHO@@"  # stands for the key in the answer until the raw text is written
+
+
 @dataclass(frozen=True)
 class Fault:
     """One scripted answer; Sandbox.faults is a FIFO consumed one per POST to ROUTE.
@@ -65,14 +74,36 @@ class Fault:
     delay_s: float = 0.0  # sleep this long before answering (slow answer)
     drop: bool = False  # close the connection without any answer
     after_processing: bool = False  # open (and bill) the session first, then delay/drop/status
+    # A careless server: echo the key it was sent (the Authorization header's) in this place of
+    # the answer (ECHO_PLACES), encoded as echo_as (ECHO_FORMS). "param" and "type" are fields
+    # of comet_error; "body" answers text/html.
+    echo: str = ""
+    echo_as: str = "plain"
+    # Called in the handler after the request was processed (its session opened and billed) and
+    # before the answer is sent: a test's hook to change the world meanwhile (fill a disk, say).
+    on_answer: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         # A Fault that cannot do what it says would make a test pass for the wrong reason.
         if self.status and not 100 <= self.status <= 599:
             raise ValueError(f"Fault.status must be 0 or an HTTP status, not {self.status}")
         shaped = self.code is not None or self.message or self.body is not None
-        if not self.status and (shaped or self.comet_error or self.retry_after is not None):
-            raise ValueError("Fault: code, message, body, comet_error and retry_after need status")
+        if not self.status and (
+            shaped or self.comet_error or self.retry_after is not None or self.echo
+        ):
+            raise ValueError(
+                "Fault: code, message, body, comet_error, retry_after and echo need status"
+            )
+        if self.echo and self.echo not in ECHO_PLACES:
+            raise ValueError(f"Fault.echo must be one of {ECHO_PLACES}, not {self.echo!r}")
+        if self.echo_as not in ECHO_FORMS:
+            raise ValueError(f"Fault.echo_as must be one of {ECHO_FORMS}, not {self.echo_as!r}")
+        if self.echo in ("param", "type") and not self.comet_error:
+            raise ValueError("Fault: echo param and type are fields of comet_error")
+        if self.echo == "body" and (self.body is not None or self.comet_error):
+            raise ValueError("Fault: echo body makes the body itself")
+        if self.on_answer is not None and self.status and not self.after_processing:
+            raise ValueError("Fault: on_answer runs after processing, which a status skips")
         if self.body is not None and (self.comet_error or self.code is not None):
             raise ValueError("Fault: a raw body excludes code and comet_error")
         if self.drop and self.status:
@@ -93,6 +124,23 @@ class Answer:
     code: int | None = None
     session_id: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    echo: str = ""  # the Fault's echo and echo_as, applied as the answer is written
+    echo_as: str = "plain"
+
+
+def encode_echo(key: str, form: str) -> str:
+    """The key as a careless server would write it into JSON text (already JSON-safe)."""
+    if form == "json_escaped":
+        return "".join(f"\\u{ord(c):04x}" for c in key)
+    if form == "slash_escaped":
+        return json.dumps(key)[1:-1].replace("/", "\\/")
+    if form == "url":
+        from urllib.parse import quote
+
+        return quote(key, safe="")
+    if form == "base64":  # as in a Basic-style token: misaligned by the "Bearer " before it
+        return base64.b64encode(f"Bearer {key}".encode()).decode()
+    return json.dumps(key)[1:-1]
 
 
 def envelope(status: int, code: int, message: str = "") -> Answer:
@@ -122,6 +170,8 @@ def fault_answer(fault: Fault, session_id: str | None) -> Answer:
     headers = (("Retry-After", fault.retry_after),) if fault.retry_after is not None else ()
     if fault.body is not None:
         answer = Answer(status, raw=fault.body)
+    elif fault.echo == "body":
+        answer = Answer(status, raw=f"<html><h1>{status}</h1> you sent Bearer {ECHO_MARK}</html>")
     elif fault.comet_error:
         message = fault.message or _phrase(status)
         name = str(fault.code) if fault.code is not None else _COMET_CODES.get(status, "error")
@@ -131,4 +181,30 @@ def fault_answer(fault: Fault, session_id: str | None) -> Answer:
         if code is None:
             code = _STATUS_CODES.get(status, 5000 if status >= 500 else 1200)
         answer = envelope(status, code, fault.message)
-    return Answer(answer.status, answer.payload, answer.raw, answer.code, session_id, headers)
+    payload = answer.payload
+    if payload is not None and fault.echo in ("code", "request_id", "message", "param", "type"):
+        payload = _with_mark(payload, fault.echo)
+    if fault.echo == "header":
+        headers = (*headers, ("X-Echo-Authorization", f"Bearer {ECHO_MARK}"))
+    return Answer(
+        answer.status,
+        payload,
+        answer.raw,
+        answer.code,
+        session_id,
+        headers,
+        fault.echo,
+        fault.echo_as,
+    )
+
+
+def _with_mark(payload: dict[str, Any], place: str) -> dict[str, Any]:
+    marked = dict(payload)
+    target = marked
+    if isinstance(marked.get("error"), dict):  # CometAPI's shape keeps its fields in "error"
+        target = marked["error"] = dict(marked["error"])
+    if place == "message":
+        target["message"] = f"{target.get('message', '')}: you sent Bearer {ECHO_MARK}"
+    else:
+        target[place] = ECHO_MARK
+    return marked

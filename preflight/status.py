@@ -15,7 +15,9 @@ class ExitCode(IntEnum):
     REJECTED = 1  # at least one source breaks a rule (and none errored)
     USAGE = 2  # bad options, bad policy file, a request body the schema refuses
     PROBE_ERROR = 3  # at least one source could not be read; wins over REJECTED
-    API_ERROR = 4  # the API refused or failed (used by `init`)
+    # The API refused or failed (used by `init`); also kind `unrecorded`: the ledger failed
+    # after a request was sent, and a session the API opened (its id is printed) is not recorded.
+    API_ERROR = 4
 
 
 def exit_code_for_error(error: PreflightError) -> ExitCode:

@@ -64,7 +64,8 @@ def print_init_error(
     )
     document = {
         "verdict": verdict,
-        "session_id": None,
+        # Set only by kind `unrecorded`: a session the API opened that the ledger failed to keep.
+        "session_id": detail.get("session_id"),
         "reused": False,
         "expires_at": None,
         "request_id": detail.get("request_id"),
