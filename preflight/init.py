@@ -17,6 +17,7 @@ from .errors import UsageError, VideoRejected, VideoUnreadable
 from .ledger import Ledger, LedgerError, SessionRow, SessionUnrecorded, default_path
 from .policy import Policy, load_policy
 from .request import validate_request
+from .urlcheck import redact_url
 from .verdict import Result
 
 # Query parameters of signed URLs: they change with every signature, the video does not.
@@ -92,8 +93,9 @@ def init_session(
     UsageError or ApiError; sends nothing unless the pre-flight passed."""
     body: dict[str, Any] = {}
     if video_url is not None:
-        # What is sent, traced, stored and printed never holds user:password@ (see below).
-        body["video_url"] = _without_userinfo(video_url)
+        # What is traced, stored and printed never holds user:password@; the check's
+        # url.credentials rule refuses such a URL before anything is sent.
+        body["video_url"] = redact_url(video_url)
     if video_id is not None:
         body["video_id"] = video_id
     if task_id is not None:
@@ -107,15 +109,14 @@ def init_session(
     source = body.get("video_url") or source_key(body)
     result = InitResult(source=source, body=body, verdict="unchecked", dry_run=dry_run)
     if video_url is not None:
-        # Our own probe may use the credentials; the Result we print and keep names the URL
-        # without them.
+        # The Result we print and keep names the URL without its credentials.
         checked = check_one(video_url, policy or load_policy(), options=options)
         checked.source = source
         if checked.remote is not None:
             checked.remote = replace(
                 checked.remote,
-                url=_without_userinfo(checked.remote.url),
-                final_url=_without_userinfo(checked.remote.final_url),
+                url=redact_url(checked.remote.url),
+                final_url=redact_url(checked.remote.final_url),
             )
         result.check, result.verdict = checked, checked.verdict
         if checked.verdict == "reject":
@@ -153,19 +154,6 @@ def init_session(
         if own_ledger:
             book.close()
     return result
-
-
-def _without_userinfo(url: str) -> str:
-    """The URL without user:password@. The API cannot use credentials in video_url, and they
-    must not reach the ledger, a trace or the output; the check path's url.credentials rule
-    (urlcheck.py) is what refuses such a URL, this only makes sure nothing keeps them."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url  # not a URL the schema or the check will accept: nothing is sent
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _send(api: InitClient, book: Ledger, result: InitResult, key: str, base: str) -> None:

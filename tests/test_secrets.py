@@ -228,13 +228,14 @@ def test_userinfo_in_a_video_url_is_never_sent_printed_or_stored(
     plain = media.url("fmt_mp4_h264.mp4")
     scheme, rest = plain.split("://", 1)
     with_userinfo = f"{scheme}://someone:{PASSWORD}@{rest}"
-    # Until urlcheck's url.credentials rule is merged the check passes this URL; then it rejects
-    # it (exit 1) before anything is sent. Either way no password may be seen or kept.
+    # The check's url.credentials rule refuses it (exit 1) before anything is sent; no password
+    # may be seen or kept on the way.
     done = init(env, "--json", "--debug", "--video-url", with_userinfo)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     out = json.loads(done.stdout)
-    assert out["source"] == plain and out["body"] == {"video_url": plain}
-    assert out["check"]["source"] == plain
+    shown = f"{scheme}://***@{rest}"
+    assert out["check"]["source"] == shown
+    assert [v["rule"] for v in out["check"]["violations"]] == ["url.credentials"]
     listed = subprocess.run(
         [preflight_script(), "sessions", "--json"],
         env=env,
@@ -247,4 +248,4 @@ def test_userinfo_in_a_video_url_is_never_sent_printed_or_stored(
         assert PASSWORD not in text and "someone" not in text
     stored = ledger_bytes(env)
     assert PASSWORD.encode() not in stored and b"someone" not in stored
-    assert [r.body for r in api.requests] == [{"video_url": plain}]
+    assert api.requests == []
