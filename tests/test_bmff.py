@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -335,45 +336,92 @@ def test_a_huge_ftyp_keeps_a_bounded_brand_list() -> None:
 
 # --- property tests: any bytes, and real files mutated ------------------------------------------
 
-# Where each table's entry count sits, from its type's offset: after the type and version/flags;
-# stsz and stz2 hold a sample size (or field size) before it.
-COUNT_AT = {"stts": 8, "stss": 8, "stsc": 8, "stco": 8, "co64": 8, "elst": 8, "trun": 8}
-COUNT_AT |= {"stsz": 12, "stz2": 12}
 MEDIA = sorted((FIXTURES / "media").glob("*.mp4")) + sorted((FIXTURES / "media").glob("*.mov"))
 MEDIA_BYTES = [p.read_bytes() for p in MEDIA if 0 < p.stat().st_size < 1 << 20]
 
 
-def count_fields(data: bytes) -> list[int]:
-    """Offsets of the entry counts of every table box in `data` (found by their type names)."""
-    out = []
-    for kind, after in COUNT_AT.items():
-        at = data.find(kind.encode())
-        while at >= 4:
-            if at + after + 4 <= len(data):
-                out.append(at + after)
-            at = data.find(kind.encode(), at + 4)
-    return sorted(out)
+_CONTAINERS = {"moov", "trak", "mdia", "minf", "stbl", "edts", "mvex", "moof", "traf", "dinf"}
 
 
-def mutate(data: bytes, rng_ops: list[tuple[str, int]]) -> bytes:
-    """Apply (operation, position) pairs: flip a byte, set a u32 (or a table count) to 2^32-1,
-    or cut the file, each at a position taken modulo what it can reach."""
-    out = bytearray(data)
-    counts = count_fields(data)
-    for op, position in rng_ops:
-        if not out:
+@dataclass
+class Node:
+    kind: str  # "" for the bytes after the last whole box, kept as they were
+    body: bytes = b""
+    kids: list[Node] | None = None  # a container's children
+
+
+def parse_tree(buf: bytes) -> list[Node]:
+    """The box tree of `buf` (containers opened), so that a mutation can re-size the parents."""
+    nodes: list[Node] = []
+    pos = 0
+    while pos + 8 <= len(buf):
+        size, kind = struct.unpack_from(">I4s", buf, pos)
+        size = len(buf) - pos if size == 0 else size
+        if size < 8 or pos + size > len(buf):
             break
-        at = position % len(out)
-        if op == "flip":
-            out[at] ^= 0xFF
-        elif op == "max":
-            out[at : at + 4] = b"\xff\xff\xff\xff"
-        elif op == "count" and counts:
-            at = counts[position % len(counts)]
-            out[at : at + 4] = b"\xff\xff\xff\xff"
-        elif op == "cut":
-            del out[at:]
-    return bytes(out[: len(data)])
+        name, body = kind.decode("latin-1"), buf[pos + 8 : pos + size]
+        nodes.append(Node(name, body, parse_tree(body) if name in _CONTAINERS else None))
+        pos += size
+    nodes.append(Node("", buf[pos:]))
+    return nodes
+
+
+def write_tree(nodes: list[Node]) -> bytes:
+    out = b""
+    for node in nodes:
+        if not node.kind:
+            out += node.body
+        else:
+            out += box(node.kind, write_tree(node.kids) if node.kids is not None else node.body)
+    return out
+
+
+def leaves(nodes: list[Node]) -> list[Node]:
+    """Every box of the index that is not a container (mdat, free and ftyp left alone)."""
+    out: list[Node] = []
+    for node in nodes:
+        if node.kids is not None:
+            out += leaves(node.kids)
+        elif node.kind and node.kind not in ("mdat", "free", "ftyp"):
+            out.append(node)
+    return out
+
+
+def mutate(data: bytes, ops: list[tuple[str, int]]) -> bytes:
+    """Apply (operation, position) pairs to the index of a real file, parents re-sized after:
+    `shorten` a box's body, `flip` a byte in it, set its `count` field (bytes 4-8 of a full box,
+    the entry count of stts/stsc/stco/elst/trun) or a `u32` in it to 2^32-1, `halve` an stts or
+    stsz count (a contradictory table), or `cut` the file."""
+    tree = parse_tree(data)
+    boxes_ = leaves(tree)
+    cut = len(data)
+    for op, position in ops:
+        if op == "cut":
+            cut = position % max(1, len(data))
+            continue
+        if not boxes_:
+            break
+        node = boxes_[position % len(boxes_)]
+        body = bytearray(node.body)
+        at = (position >> 8) % max(1, len(body))
+        if op == "shorten":
+            del body[at:]
+        elif op == "flip" and body:
+            body[at] ^= 0xFF
+        elif op == "u32":
+            body[at : at + 4] = b"\xff\xff\xff\xff"
+        elif op == "count":
+            start = 8 if node.kind in ("stsz", "stz2") else 4
+            body[start : start + 4] = b"\xff\xff\xff\xff"
+        elif op == "halve" and len(body) >= 12:
+            start = 8 if node.kind in ("stsz", "stz2", "stts") else 4
+            value = struct.unpack_from(">I", body, start)[0]
+            body[start : start + 4] = struct.pack(">I", value // 2)
+        node.body = bytes(body)
+    return write_tree(tree)[:cut]
+
+
+OPS = ["shorten", "flip", "u32", "count", "halve", "cut"]
 
 
 @contextmanager
@@ -405,7 +453,26 @@ _BOUND = settings(
     max_examples=300,
     derandomize=True,  # the same examples on every run, so CI is reproducible
 )
-_BOX_TYPES = [*COUNT_AT, "ftyp", "moov", "trak", "mdia", "minf", "stbl", "mvhd", "tkhd", "mdhd"]
+_BOX_TYPES = [
+    "stts",
+    "stss",
+    "stsc",
+    "stco",
+    "co64",
+    "elst",
+    "trun",
+    "stsz",
+    "stz2",
+    "ftyp",
+    "moov",
+    "trak",
+    "mdia",
+    "minf",
+    "stbl",
+    "mvhd",
+    "tkhd",
+    "mdhd",
+]
 _BOX_TYPES += ["hdlr", "stsd", "avc1", "pasp", "edts", "mvex", "mehd", "trex", "moof", "traf"]
 _BOX_TYPES += ["tfhd", "mdat", "free"]
 # Trees of real box types with random bodies and sizes, so the fuzz reaches every parser.
@@ -441,7 +508,7 @@ def test_any_box_tree_reads_or_raises_probe_error(tops: list[bytes], flips: list
 @given(
     st.sampled_from(MEDIA_BYTES),
     st.lists(
-        st.tuples(st.sampled_from(["flip", "max", "count", "cut"]), st.integers(0, 1 << 24)),
+        st.tuples(st.sampled_from(OPS), st.integers(0, 1 << 24)),
         min_size=1,
         max_size=6,
     ),
