@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from preflight import ProbeError, check_one
 from preflight.errors import ERROR_KINDS
 from preflight.probe import boxes
+from preflight.probe.bmff import MAX_ENTRIES
 
 from .conftest import FIXTURES, run_cli
 
@@ -220,6 +221,7 @@ def _trun_movie(count: int, trun_flags: int, per_sample: bytes = b"") -> bytes:
 _COUNT_IN_A_CHILD = """
 import io, json, sys
 from preflight.probe import boxes
+from preflight.probe.bmff import MAX_ENTRIES
 data = sys.stdin.buffer.read()
 track = boxes.read_layout(io.BytesIO(data), len(data)).tracks[0]
 print(json.dumps([track.fragment_samples, track.deltas[1], track.table_problem]))
@@ -518,3 +520,19 @@ def test_any_mutated_fixture_reads_or_raises_probe_error(
 ) -> None:
     with address_space(500 << 20):
         read_or_probe_error(mutate(data, ops))
+
+
+@pytest.mark.parametrize(
+    ("kind", "width", "flags"),
+    [("stts", 8, 0), ("stsc", 12, 0), ("stco", 4, 0), ("elst", 12, 0), ("trun", 4, 0x100)],
+)
+def test_a_table_of_more_entries_than_preflight_reads_is_bad_index(
+    kind: str, width: int, flags: int
+) -> None:
+    # Entries become Python objects: past MAX_ENTRIES (2^20) a hostile 64 MiB index would cost
+    # gigabytes and seconds (stts: 850 MB and 4 s at 7.8 million distinct durations).
+    count = MAX_ENTRIES + 1
+    body = full(flags) + struct.pack(">I", count) + bytes(width * count)
+    with pytest.raises(ProbeError, match=f"the {kind} box holds {count} entries") as exc:
+        read(movie(**{kind: body}))
+    assert exc.value.kind == "bad_index"

@@ -17,6 +17,11 @@ from ..errors import ProbeError
 # recording at 240 fps is 20.7 million, so a count near 2^26 (67 million) is a corrupt or hostile
 # index, not a video: the track's table_problem says so (bad_index for a video track).
 MAX_SAMPLES = 1 << 26
+# The most entries preflight reads from one table (stts, stsc, stco, elst, trun) or distinct sample
+# durations one track may have. Those become Python objects, about 100 bytes and 0.5 us each, so
+# this keeps a hostile 64 MiB index within about 200 MB and a second. Real indexes are far below:
+# an hour at 60 fps, one sample a chunk and a different duration per frame is 216,000.
+MAX_ENTRIES = 1 << 20
 
 # array typecodes whose items are exactly 2, 4 and 8 bytes on this platform ('I' and 'L' vary).
 _TYPECODE = {
@@ -71,6 +76,17 @@ def u32(buf: memoryview, pos: int, box: str) -> int:
 
 def u64(buf: memoryview, pos: int, box: str) -> int:
     return fields(">Q", buf, pos, box)[0]
+
+
+def entries(count: int, box: str) -> int:
+    """`count` entries of `box` its bytes hold, unless there are more than preflight reads."""
+    if count > MAX_ENTRIES:
+        raise ProbeError(
+            f"the {box} box holds {count} entries, more than the {MAX_ENTRIES} preflight reads: "
+            "not the index of a video clip",
+            kind="bad_index",
+        )
+    return count
 
 
 def table(buf: memoryview, pos: int, count: int, width: int) -> array[int]:

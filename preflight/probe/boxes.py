@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import ProbeError
-from .bmff import children, fields, need, u32
+from .bmff import children, entries, fields, need, u32
 from .fragments import parse_moof
 from .sampletable import parse_stbl
 
@@ -323,7 +323,7 @@ def _parse_elst(body: memoryview) -> list[tuple[int, int, float]]:
     edits: list[tuple[int, int, float]] = []
     pos = 8
     # Bounded by the entries the bytes hold (the loop stops at the end of the body), not by count.
-    for _ in range(min(count, (len(body) - pos) // 12)):
+    for _ in range(entries(min(count, (len(body) - pos) // 12), "elst")):
         if version == 1:
             if pos + 20 > len(body):
                 break

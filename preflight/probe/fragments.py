@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .bmff import MAX_SAMPLES, children, fields, need, table, u32, u64
+from ..errors import ProbeError
+from .bmff import MAX_ENTRIES, MAX_SAMPLES, children, entries, fields, need, table, u32, u64
 
 if TYPE_CHECKING:
     from .boxes import Track
@@ -67,11 +68,15 @@ def _parse_trun(
         # Per-sample fields: only the samples the box's bytes hold count, whatever `count` says.
         width = len(present)
         values = table(body, pos, width * min(count, max(0, len(body) - pos) // (4 * width)), 4)
-        count = len(values) // width
+        count = entries(len(values) // width, "trun")
         if flags & _DURATION:
-            at = present.index(_DURATION)
-            for duration in values[at::width]:
-                track.deltas[duration] += 1
+            track.deltas.update(values[present.index(_DURATION) :: width])  # counted in C
+            if len(track.deltas) > MAX_ENTRIES:
+                raise ProbeError(
+                    f"the fragments give track {track.track_id} more than {MAX_ENTRIES} "
+                    "different sample durations: not the index of a video clip",
+                    kind="bad_index",
+                )
         else:
             track.deltas[default_duration] += count
         data = sum(values[present.index(_SIZE) :: width]) if flags & _SIZE else default_size * count

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import ProbeError
-from .bmff import MAX_SAMPLES, children, fields, need, table, u32
+from .bmff import MAX_SAMPLES, children, entries, fields, need, table, u32
 
 if TYPE_CHECKING:
     from .boxes import Track
@@ -32,7 +32,7 @@ def parse_stbl(track: Track, stbl: memoryview) -> None:
         if kind == "stsd":
             _parse_stsd(track, body)
         elif kind == "stts":
-            count = min(u32(body, 4, "stts"), (len(body) - 8) // 8)
+            count = entries(min(u32(body, 4, "stts"), (len(body) - 8) // 8), "stts")
             values = table(body, 8, 2 * count, 4)
             counts, durations = values[0::2], values[1::2]
             for n, duration in zip(counts, durations, strict=True):
@@ -51,13 +51,15 @@ def parse_stbl(track: Track, stbl: memoryview) -> None:
             track.sample_count = count
             sizes = _unpack_stz2(body[12:], body[7], count)
         elif kind == "stsc":
-            count = min(u32(body, 4, "stsc"), (len(body) - 8) // 12)
+            count = entries(min(u32(body, 4, "stsc"), (len(body) - 8) // 12), "stsc")
             values = table(body, 8, 3 * count, 4)
             firsts, per_chunk = values[0::3], values[1::3]
         elif kind == "stco":
             chunk_offsets = table(body, 8, u32(body, 4, "stco"), 4)
+            entries(len(chunk_offsets), "stco")
         elif kind == "co64":
             chunk_offsets = table(body, 8, u32(body, 4, "co64"), 8)
+            entries(len(chunk_offsets), "co64")
     track.table_problem = _count_problem(track.sample_count, timed) or _stsc_problem(
         firsts, per_chunk, len(chunk_offsets), track.sample_count
     )
