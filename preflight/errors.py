@@ -5,6 +5,26 @@ The CLI maps these types to exit codes and one-line messages (see status.py); a 
 
 from __future__ import annotations
 
+# Every `kind` a check Result's error may carry (README "JSON output"); nothing else is documented.
+ERROR_KINDS = (
+    "missing",  # no such file
+    "not_a_file",  # a folder, a device, a socket
+    "permission",  # the file cannot be opened for reading
+    "empty",  # 0 bytes
+    "not_media",  # no known container, or not a file whose index can be read
+    "no_moov",  # MP4/MOV without an index (never finalised)
+    "truncated",  # the index points past the end of the file
+    "bad_index",  # the index is malformed or contradicts itself
+    "timeout",  # a backend or the network took too long
+    "unreadable",  # a backend could not read it, or another read failure
+    "backend_missing",  # MediaInfo or ffprobe is not installed
+    "network",  # URL: refused, reset, cut short
+    "dns",  # URL: the host name does not resolve
+    "redirects",  # URL: more than 5 redirects, or a loop
+    "http_status",  # URL: 5xx after retries (a 4xx is a url.status reject)
+    "no_range",  # URL: no Range support and the index is past the prefix read
+)
+
 
 class PreflightError(Exception):
     """Base of every error preflight raises on purpose."""

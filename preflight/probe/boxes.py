@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import ProbeError
-from .bmff import children, u32, u64
+from .bmff import children, entries, fields, need, u32
 from .fragments import parse_moof
 from .sampletable import parse_stbl
 
@@ -43,6 +43,10 @@ _UNKNOWN_64 = 0xFFFFFFFFFFFFFFFF
 # Share of samples one duration must have to be taken as the nominal frame duration.
 DOMINANT_SHARE = 0.8
 _MAX_HEADER_BOX = 64 << 20  # a moov or moof larger than this is not a file we can trust
+# A fragmented hour in half-second fragments is ~15,000 top-level boxes (moof + mdat each); a file
+# with more is a pile of tiny boxes, and walking it would cost a read per 8 bytes.
+_MAX_TOP_BOXES = 1 << 17
+_MAX_FTYP = 1024  # 254 compatible brands; real files list fewer than 10
 
 
 class Source(Protocol):
@@ -140,6 +144,12 @@ def walk_top(f: Source, size_bytes: int) -> list[TopBox]:
     boxes: list[TopBox] = []
     offset = 0
     while offset + 8 <= size_bytes:
+        if len(boxes) >= _MAX_TOP_BOXES:
+            raise ProbeError(
+                f"more than {_MAX_TOP_BOXES} top-level boxes: not a video file whose index "
+                "preflight can read",
+                kind="not_media",
+            )
         f.seek(offset)
         head = f.read(16)
         if len(head) < 8:
@@ -166,11 +176,26 @@ def walk_top(f: Source, size_bytes: int) -> list[TopBox]:
 
 
 def read_layout(f: Source, size_bytes: int) -> Layout:
-    """Walk the file and parse `ftyp`, `moov` and every `moof` into a Layout."""
+    """Walk the file and parse `ftyp`, `moov` and every `moof` into a Layout.
+
+    Raises ProbeError for any bytes that are not a readable MP4/MOV index (or the source's own
+    NetworkError); never struct.error, IndexError or the like, whatever the bytes.
+    """
+    try:
+        return _read_layout(f, size_bytes)
+    except (struct.error, IndexError, ValueError, OverflowError) as exc:
+        # The parsers check their boxes' lengths; this is the reader's edge, so that a shape they
+        # missed is still one clear error for this file, not a traceback or kind "internal".
+        raise ProbeError(
+            f"the index is malformed ({type(exc).__name__}: {exc})", kind="bad_index"
+        ) from None
+
+
+def _read_layout(f: Source, size_bytes: int) -> Layout:
     layout = Layout(size_bytes=size_bytes, top=walk_top(f, size_bytes))
     for box in layout.top:
         if box.type == "ftyp":
-            body = _read_body(f, box, size_bytes)
+            body = _read_body(f, box, size_bytes, limit=_MAX_FTYP)
             _parse_ftyp(layout, body)
     moov = next((b for b in layout.top if b.type == "moov"), None)
     if moov is None:
@@ -196,8 +221,11 @@ def read_layout(f: Source, size_bytes: int) -> Layout:
     return layout
 
 
-def _read_body(f: Source, box: TopBox, size_bytes: int) -> memoryview:
-    length = min(box.size, size_bytes - box.offset) - box.header
+def _read_body(f: Source, box: TopBox, size_bytes: int, *, limit: int | None = None) -> memoryview:
+    # max(0, ..): a negative length would make read() return the whole rest of the file.
+    length = max(0, min(box.size, size_bytes - box.offset) - box.header)
+    if limit is not None:
+        length = min(length, limit)
     if length > _MAX_HEADER_BOX:
         raise ProbeError(
             f"the {box.type} box is {length} bytes, too large to be an index", kind="not_media"
@@ -218,7 +246,7 @@ def _parse_moov(layout: Layout, moov: memoryview) -> None:
     moov_boxes = children(moov)
     for kind, body in moov_boxes:
         if kind == "mvhd":
-            layout.movie_timescale, layout.movie_duration = _timescale_duration(body)
+            layout.movie_timescale, layout.movie_duration = _timescale_duration(body, "mvhd")
         elif kind == "trak":
             layout.tracks.append(_parse_trak(body))
     # mvex after the traks: its trex defaults name tracks by id, and muxers place it either side.
@@ -227,20 +255,23 @@ def _parse_moov(layout: Layout, moov: memoryview) -> None:
             continue
         for sub, sbody in children(body):
             if sub == "mehd":
-                value = u64(sbody, 4) if sbody[0] == 1 else u32(sbody, 4)
+                need(sbody, 4, "mehd")
+                value = fields(">Q" if sbody[0] == 1 else ">I", sbody, 4, "mehd")[0]
                 layout.fragment_duration = value or None
-            elif sub == "trex" and len(sbody) >= 24:
+            elif sub == "trex":
+                need(sbody, 24, "trex")
                 track_id, _, default_duration = struct.unpack_from(">III", sbody, 4)
                 for track in layout.tracks:
                     if track.track_id == track_id:
                         track.default_sample_duration = default_duration
 
 
-def _timescale_duration(body: memoryview) -> tuple[int, int | None]:
+def _timescale_duration(body: memoryview, box: str) -> tuple[int, int | None]:
+    need(body, 4, box)
     if body[0] == 1:
-        timescale, duration = struct.unpack_from(">IQ", body, 20)
+        timescale, duration = fields(">IQ", body, 20, box)
         return timescale, None if duration == _UNKNOWN_64 else duration
-    timescale, duration = struct.unpack_from(">II", body, 12)
+    timescale, duration = fields(">II", body, 12, box)
     return timescale, None if duration == _UNKNOWN_32 else duration
 
 
@@ -259,16 +290,17 @@ def _parse_trak(trak: memoryview) -> Track:
 
 
 def _parse_tkhd(track: Track, body: memoryview) -> None:
+    need(body, 4, "tkhd")
     version = body[0]
     track.enabled = bool(body[3] & 1)
     if version == 1:
-        track.track_id = u32(body, 20)
+        track.track_id = u32(body, 20, "tkhd")
         matrix_at = 4 + 8 + 8 + 4 + 4 + 8 + 8 + 8
     else:
-        track.track_id = u32(body, 12)
+        track.track_id = u32(body, 12, "tkhd")
         matrix_at = 4 + 4 + 4 + 4 + 4 + 4 + 8 + 8
-    if len(body) < matrix_at + 36 + 8:
-        return
+    # The matrix and presentation size end the fixed fields: every muxer writes them all.
+    need(body, matrix_at + 36 + 8, "tkhd")
     a, b, _u, c, d = struct.unpack_from(">iiiii", body, matrix_at)
     track.rotation = _rotation_from_matrix(a / 65536, b / 65536, c / 65536, d / 65536)
     w, h = struct.unpack_from(">II", body, matrix_at + 36)
@@ -285,11 +317,13 @@ def _rotation_from_matrix(a: float, b: float, c: float, d: float) -> int:
 
 
 def _parse_elst(body: memoryview) -> list[tuple[int, int, float]]:
+    need(body, 4, "elst")
     version = body[0]
-    count = u32(body, 4)
+    count = u32(body, 4, "elst")
     edits: list[tuple[int, int, float]] = []
     pos = 8
-    for _ in range(count):
+    # Bounded by the entries the bytes hold (the loop stops at the end of the body), not by count.
+    for _ in range(entries(min(count, (len(body) - pos) // 12), "elst")):
         if version == 1:
             if pos + 20 > len(body):
                 break
@@ -309,8 +343,9 @@ def _parse_elst(body: memoryview) -> list[tuple[int, int, float]]:
 def _parse_mdia(track: Track, mdia: memoryview) -> None:
     for kind, body in children(mdia):
         if kind == "mdhd":
-            track.timescale, track.mdhd_duration = _timescale_duration(body)
-        elif kind == "hdlr" and len(body) >= 12:
+            track.timescale, track.mdhd_duration = _timescale_duration(body, "mdhd")
+        elif kind == "hdlr":
+            need(body, 12, "hdlr")
             track.handler = bytes(body[8:12]).decode("latin-1")
         elif kind == "minf":
             for sub, sbody in children(body):
