@@ -19,7 +19,13 @@ class PolicyError(UsageError):
 
 
 class ProbeError(PreflightError):
-    """A source could not be read as media; `kind` is a stable id such as `missing`, `truncated`."""
+    """A source could not be read as media; `kind` is a stable id such as `missing`, `truncated`.
+
+    Kinds: missing, not_a_file, permission, empty, not_media, no_moov, truncated, bad_index,
+    unreadable, backend_missing; and for a backend parse that overran its bounds (ProbeLimits):
+    `timeout` (past --probe-timeout) and `resource_limit` (past --probe-memory-mib, or the parser
+    crashed). Retrying either gives the same answer: the file, not the moment, is the cause.
+    """
 
     kind = "unreadable"
 
