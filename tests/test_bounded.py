@@ -456,3 +456,23 @@ def test_backends_never_touch_the_network_themselves(backend: str) -> None:
     assert result.verdict == "pass" and result.remote is not None
     assert result.facts == check_one(MEDIA / "moov_at_end.mp4", POLICY, options=options).facts
     assert seen == result.remote.transfer.requests
+
+
+@pytest.mark.parametrize("backend", ["mediainfo", "ffprobe"])
+def test_a_huge_box_beside_the_index_is_not_fetched_for_the_backends(
+    tmp_path: Path, backend: str
+) -> None:
+    # 8 MiB of `uuid` after moov: only its header is worth fetching for a backend.
+    body = b"\x00" * 16 + bytes(8 << 20)  # the usertype, then the payload
+    data = (MEDIA / "moov_at_end.mp4").read_bytes() + struct.pack(">I", 8 + len(body))
+    (tmp_path / "big_uuid.mp4").write_bytes(data + b"uuid" + body)
+    options = CheckOptions(
+        backend=backend,
+        allow_private_urls=True,
+        remote=RemoteOptions(connect_timeout_s=5, read_timeout_s=5),
+    )
+    with MediaServer(tmp_path) as server:
+        result = check_one(server.url("big_uuid.mp4"), POLICY, options=options)
+        sent = server.bytes_sent
+    assert result.verdict == "pass", result.error
+    assert sent < 1 << 20

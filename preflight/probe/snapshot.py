@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from ..errors import ProbeError
 from . import boxes
 
-# Top-level boxes whose payload no backend needs to name a format or codec: media and padding.
-PAYLOAD_FREE = frozenset({"mdat", "free", "skip", "wide"})
+# Top-level boxes whose payload the backends read: the index (the box reader caps moov and moof
+# at 64 MiB). Any other box (mdat, free, uuid, ...) is sent as its header, its payload as zeros:
+# a server cannot make us fetch a multi-gigabyte `uuid` for MediaInfo to skip.
+INDEX_BOXES = frozenset({"ftyp", "styp", "moov", "moof", "sidx", "mfra"})
 
 
 @dataclass
@@ -37,8 +39,9 @@ class Snapshot:
 
 
 def take(f: boxes.Source, size: int, *, non_mp4_budget: int) -> Snapshot:
-    """Read what the backends need from `f`: every top-level box but media payloads (MP4/MOV),
-    or the first `non_mp4_budget` bytes of anything else (its headers name format and codec)."""
+    """Read what the backends need from `f`: the index boxes and every other top-level box's
+    header (MP4/MOV), or the first `non_mp4_budget` bytes of anything else (its headers name
+    format and codec)."""
     f.seek(0)
     if not boxes.looks_like_isobmff(f.read(16)):
         end = min(size, non_mp4_budget)
@@ -46,7 +49,7 @@ def take(f: boxes.Source, size: int, *, non_mp4_budget: int) -> Snapshot:
         return Snapshot(size, [(0, f.read(end))], readable_end=end)
     chunks = []
     for box in boxes.walk_top(f, size):
-        keep = box.header if box.type in PAYLOAD_FREE else box.size
+        keep = box.size if box.type in INDEX_BOXES else box.header
         f.seek(box.offset)
         chunks.append((box.offset, f.read(min(keep, size - box.offset))))
     return Snapshot(size, chunks)
