@@ -78,14 +78,14 @@ class _Worker:
     def _read_exact(self, count: int, deadline: float) -> bytes | None:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
+        # poll, not select: select fails on descriptors past 1024, which a busy batch may reach.
+        waiter = select.poll()
+        waiter.register(fd, select.POLLIN)
         parts: list[bytes] = []
         got = 0
         while got < count:
             left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            if left <= 0 or not waiter.poll(max(1, int(left * 1000))):
                 raise TimeoutError
             chunk = os.read(fd, count - got)
             if not chunk:
