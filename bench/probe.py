@@ -1,7 +1,8 @@
 """Benchmark: probe a folder serially with each preflight backend and with a plain ffprobe loop.
 
-Prints files/second and the ratio to the ffprobe loop, all measured in the same run, plus which
-MediaInfo parse_speed gives the same facts as a full parse, fastest. Usage:
+Prints files/second and the ratio to the ffprobe loop, all measured in the same run (MediaInfo in
+its bounded worker, and in-process as it ran before for comparison), plus which MediaInfo
+parse_speed gives the same facts as a full parse, fastest. Usage:
     python bench/probe.py [FOLDER] [--rounds N]
 """
 
@@ -55,6 +56,13 @@ def _read_mediainfo(path: Path) -> None:
     mediainfo.read(str(path))
 
 
+def _read_mediainfo_in_process(path: Path) -> None:
+    # Unbounded, as preflight did before the worker pool: only for the comparison.
+    from pymediainfo import MediaInfo
+
+    MediaInfo.parse(str(path), parse_speed=mediainfo.PARSE_SPEED, output=mediainfo.TEMPLATE)
+
+
 def _read_boxes(path: Path) -> None:
     with path.open("rb") as f:
         if boxes.looks_like_isobmff(f.read(16)):
@@ -76,12 +84,17 @@ def main() -> int:
         print(f"no video files in {args.folder}", file=sys.stderr)
         return 2
     policy = load_policy()
-    check_one(files[0], policy)  # load libmediainfo once, outside the timing
+    check_one(files[0], policy, backend="mediainfo")  # start a worker once, outside the timing
+    _read_mediainfo_in_process(files[0])
 
     rows = [
         ("ffprobe subprocess loop", best_of(args.rounds, files, ffprobe_loop)),
         (
-            "preflight check, mediainfo (default)",
+            "preflight check, auto (default)",
+            best_of(args.rounds, files, lambda p: check_one(p, policy, backend="auto")),
+        ),
+        (
+            "preflight check, mediainfo backend",
             best_of(args.rounds, files, lambda p: check_one(p, policy, backend="mediainfo")),
         ),
         (
@@ -89,7 +102,11 @@ def main() -> int:
             best_of(args.rounds, files, lambda p: check_one(p, policy, backend="ffprobe")),
         ),
         # What the box reader costs: MediaInfo's reading alone, as before the box reader existed.
-        ("MediaInfo template read alone", best_of(args.rounds, files, _read_mediainfo)),
+        ("MediaInfo read alone, bounded worker", best_of(args.rounds, files, _read_mediainfo)),
+        (
+            "MediaInfo read alone, in-process",
+            best_of(args.rounds, files, _read_mediainfo_in_process),
+        ),
         ("box reader alone", best_of(args.rounds, files, _read_boxes)),
     ]
     baseline = rows[0][1]
@@ -109,7 +126,7 @@ def main() -> int:
     print(f"{'parse_speed':>11} {'ms/file':>9} {'same facts':>11} {'same raw':>9}")
     for speed in (0.0, 0.1, 0.25, 0.5, 1.0):
         mediainfo.PARSE_SPEED = speed
-        seconds = best_of(args.rounds, files, lambda p: check_one(p, policy))
+        seconds = best_of(args.rounds, files, lambda p: check_one(p, policy, backend="mediainfo"))
         same = sum(_outcome(p, policy, speed) == full[p] for p in files)
         raw = sum(asdict(mediainfo.read(str(p), parse_speed=speed)) == full_raw[p] for p in files)
         mark = "  <- preflight's default" if speed == default else ""
@@ -123,7 +140,7 @@ def main() -> int:
 
 def _outcome(path: Path, policy: Policy, speed: float) -> object:
     mediainfo.PARSE_SPEED = speed
-    result = check_one(path, policy)
+    result = check_one(path, policy, backend="mediainfo")
     return result.verdict, result.facts, [v.rule for v in result.violations + result.warnings]
 
 

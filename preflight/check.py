@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from .errors import NetworkError, ProbeError
 from .policy import Policy, judge, load_policy
-from .probe import probe
+from .probe import DEFAULT_BACKEND, answered_by, probe
+from .probe.limits import ProbeLimits
 from .probe.options import RemoteOptions
 from .urlcheck import is_url
 from .verdict import Failure, Result, Violation
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """How to probe: the backend, and for URLs the network limits and private-address policy."""
+    """How to probe: the backend and its bounds, and for URLs the network limits and
+    private-address policy."""
 
-    backend: str = "mediainfo"
+    backend: str = DEFAULT_BACKEND
     remote: RemoteOptions = field(default_factory=RemoteOptions)
+    limits: ProbeLimits = field(default_factory=ProbeLimits)  # each backend parse's time, memory
     allow_private_urls: bool = False
     cache: ProbeCache | None = None  # facts of sources probed before (None: always probe)
 
@@ -36,7 +39,7 @@ def check_one(
     source: str | os.PathLike[str],
     policy: Policy | None = None,
     *,
-    backend: str = "mediainfo",
+    backend: str = DEFAULT_BACKEND,
     options: CheckOptions | None = None,
 ) -> Result:
     """Probe and judge one local file or http(s) URL."""
@@ -53,7 +56,7 @@ def check_one(
         facts, disagreements = hit
     else:
         try:
-            probed = probe(name, backend=options.backend)
+            probed = probe(name, backend=options.backend, limits=options.limits)
         except ProbeError as exc:
             return Result(
                 name,
@@ -73,7 +76,7 @@ def check_one(
         verdict.violations,
         verdict.warnings,
         facts,
-        backend=options.backend,
+        backend=answered_by(options.backend, facts),
         disagreements=disagreements,
         probe_ms=elapsed,
         cached=hit is not None,
@@ -124,7 +127,12 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
         return Result(shown, "reject", before.violations, before.warnings, backend=backend)
     try:
         probed, info = probe_url(
-            url, backend=backend, options=remote, cache=options.cache, gate=gate
+            url,
+            backend=backend,
+            options=remote,
+            cache=options.cache,
+            gate=gate,
+            limits=options.limits,
         )
     except RedirectRefused as exc:
         return Result(
@@ -164,7 +172,7 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
         violations,
         warnings,
         probed.facts,
-        backend=backend,
+        backend=probed.backend or backend,
         disagreements=probed.disagreements,
         probe_ms=elapsed,
         remote=info,
@@ -199,7 +207,7 @@ def iter_check(
     sources: Iterable[str | os.PathLike[str]],
     policy: Policy | None = None,
     *,
-    backend: str = "mediainfo",
+    backend: str = DEFAULT_BACKEND,
     options: CheckOptions | None = None,
 ) -> Iterator[Result]:
     policy = policy or load_policy()
@@ -211,7 +219,7 @@ def check(
     sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     policy: Policy | None = None,
     *,
-    backend: str = "mediainfo",
+    backend: str = DEFAULT_BACKEND,
     options: CheckOptions | None = None,
 ) -> list[Result]:
     """Check one source or many (paths and URLs mixed); results keep the input order."""

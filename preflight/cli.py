@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .cache import ProbeCache
     from .check import CheckOptions
     from .policy import Policy
+    from .probe.limits import ProbeLimits
     from .verdict import Result
 
 
@@ -34,11 +35,22 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
     remote = RemoteOptions(
         connect_timeout_s=args.connect_timeout,
         read_timeout_s=args.read_timeout,
+        deadline_s=args.deadline,
         max_prefix_bytes=int(args.max_prefix_mib * 1024 * 1024),
     )
     return CheckOptions(
-        backend=args.probe, remote=remote, allow_private_urls=args.allow_private_urls, cache=cache
+        backend=args.probe,
+        remote=remote,
+        limits=_probe_limits(args),
+        allow_private_urls=args.allow_private_urls,
+        cache=cache,
     )
+
+
+def _probe_limits(args: argparse.Namespace) -> ProbeLimits:
+    from .probe.limits import ProbeLimits
+
+    return ProbeLimits(timeout_s=args.probe_timeout, memory_mib=args.probe_memory_mib)
 
 
 def _open_cache(ledger: str | None) -> ProbeCache | None:
@@ -267,7 +279,7 @@ def _watch(args: argparse.Namespace) -> int:
     return main_loop(
         args.folder,
         policy=load_policy(args.policy, profile=args.profile),
-        check_options=CheckOptions(backend=args.probe),
+        check_options=CheckOptions(backend=args.probe, limits=_probe_limits(args)),
         options=options,
         out=sys.stdout,
     )

@@ -6,9 +6,12 @@ Only the shape of the command line lives here; cli.py turns the parsed options i
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from . import __version__
+from .probe.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
+from .probe.options import DEFAULT_DEADLINE_S
 from .status import ExitCode
 
 
@@ -92,12 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jsonl", action="store_true", help="one JSON object per line, as each finishes"
     )
     _add_policy_options(check)
-    check.add_argument(
-        "--probe",
-        choices=("mediainfo", "ffprobe", "both"),
-        default="mediainfo",
-        help="probe backend (default mediainfo; both reports their disagreements)",
-    )
+    _add_probe_options(check)
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     _add_remote_options(check)
 
@@ -152,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_ledger_option(init)
     _add_policy_options(init)
-    init.add_argument("--probe", choices=("mediainfo", "ffprobe", "both"), default="mediainfo")
+    _add_probe_options(init)
     _add_remote_options(init)
 
     sessions = commands.add_parser(
@@ -195,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("-r", "--recursive", action="store_true")
     watch.add_argument("--include", action="append", metavar="GLOB")
     _add_policy_options(watch)
-    watch.add_argument("--probe", choices=("mediainfo", "ffprobe", "both"), default="mediainfo")
+    _add_probe_options(watch)
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -213,6 +211,44 @@ def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="SQLite ledger (default $PREFLIGHT_LEDGER or the user data folder)",
     )
+
+
+def _add_probe_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("probe")
+    group.add_argument(
+        "--probe",
+        choices=("auto", "mediainfo", "ffprobe", "both"),
+        default="auto",
+        help="what reads each file: auto (default) is our box reader alone for MP4/MOV and "
+        "MediaInfo for anything else; mediainfo, ffprobe or both run the named backend(s) "
+        "too (both lists their disagreements)",
+    )
+    group.add_argument(
+        "--probe-timeout",
+        type=_positive,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds a backend may parse one file before it is killed and the file is an "
+        f"error of kind timeout (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    group.add_argument(
+        "--probe-memory-mib",
+        type=_whole,
+        default=DEFAULT_MEMORY_MIB,
+        metavar="MIB",
+        help=f"address space a backend may use on one file; past it the file is an error of "
+        f"kind resource_limit (default {DEFAULT_MEMORY_MIB})",
+    )
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
 
 
 def _add_remote_options(parser: argparse.ArgumentParser) -> None:
@@ -238,6 +274,14 @@ def _add_remote_options(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for data before giving up (default 30)",
     )
     group.add_argument(
+        "--deadline",
+        type=_positive,
+        default=DEFAULT_DEADLINE_S,
+        metavar="S",
+        help="seconds one URL may take in all (connecting, redirects, every Range request and "
+        f"byte); past it the source is an error of kind timeout (default {DEFAULT_DEADLINE_S:g})",
+    )
+    group.add_argument(
         "--max-prefix-mib",
         type=_positive,
         default=32.0,
@@ -251,8 +295,8 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number above 0: {text!r}")
     return value
 
 

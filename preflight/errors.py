@@ -16,6 +16,7 @@ ERROR_KINDS = (
     "truncated",  # the index points past the end of the file
     "bad_index",  # the index is malformed or contradicts itself
     "timeout",  # a backend or the network took too long
+    "resource_limit",  # a backend went past its memory bound, or its child process died
     "unreadable",  # a backend could not read it, or another read failure
     "backend_missing",  # MediaInfo or ffprobe is not installed
     "network",  # URL: refused, reset, cut short
@@ -39,7 +40,13 @@ class PolicyError(UsageError):
 
 
 class ProbeError(PreflightError):
-    """A source could not be read as media; `kind` is a stable id such as `missing`, `truncated`."""
+    """A source could not be read as media; `kind` is a stable id such as `missing`, `truncated`.
+
+    Kinds: missing, not_a_file, permission, empty, not_media, no_moov, truncated, bad_index,
+    unreadable, backend_missing; and for a backend parse that overran its bounds (ProbeLimits):
+    `timeout` (past --probe-timeout) and `resource_limit` (past --probe-memory-mib, or the parser
+    crashed). Retrying either gives the same answer: the file, not the moment, is the cause.
+    """
 
     kind = "unreadable"
 

@@ -41,7 +41,7 @@ def _split(cell: str) -> list[str]:
     return [item for item in cell.split(",") if item]
 
 
-@pytest.mark.parametrize("backend", ["mediainfo", "ffprobe"])
+@pytest.mark.parametrize("backend", ["auto", "mediainfo", "ffprobe"])
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r["file"])
 def test_corpus_file(row: dict[str, str], backend: str) -> None:
     if (backend, row["file"]) in BACKEND_LIMITS:

@@ -33,7 +33,7 @@ def _id(row: dict[str, Any]) -> str:
     return str(row["file"])
 
 
-@pytest.mark.parametrize("backend", ["mediainfo", "ffprobe"])
+@pytest.mark.parametrize("backend", ["auto", "mediainfo", "ffprobe"])
 @pytest.mark.parametrize("row", ROWS, ids=_id)
 def test_fixture_verdict(row: dict[str, Any], backend: str) -> None:
     result = check_one(FIXTURES / "media" / row["file"], POLICY, backend=backend)

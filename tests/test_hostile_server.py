@@ -155,6 +155,23 @@ def test_a_drip_ends_in_timeout_at_the_deadline(outer: MediaServer, faults: Faul
     assert _deadline_threads() == []  # the watchdog is gone with its probe
 
 
+def test_cli_deadline_ends_a_drip_as_timeout(outer: MediaServer) -> None:
+    outer.faults = Faults(drip_body_s=0.02)
+    done = run_cli(
+        "check", "--json", "--allow-private-urls", "--deadline", "1.5", outer.url(CLIP), timeout=30
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    (result,) = json.loads(done.stdout)["results"]
+    assert result["error"]["kind"] == "timeout" and "1.5 s deadline" in result["error"]["message"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "soon"])
+def test_cli_refuses_a_deadline_that_is_not_a_positive_number(value: str) -> None:
+    done = run_cli("check", "--deadline", value, "x.mp4", timeout=30)
+    assert done.returncode == 2 and "--deadline" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.fixture(scope="module")
 def moov_far(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A file whose moov lies past the first read, so the probe needs further Range requests."""

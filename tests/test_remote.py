@@ -48,7 +48,7 @@ def _same(local: Any, remote: Any) -> None:
         assert remote.facts == local.facts
 
 
-@pytest.mark.parametrize("backend", ["mediainfo", "ffprobe"])
+@pytest.mark.parametrize("backend", ["auto", "mediainfo", "ffprobe"])
 @pytest.mark.parametrize(
     "row", [r for r in ROWS if r["file"] != "err_empty.mp4"], ids=lambda r: r["file"]
 )

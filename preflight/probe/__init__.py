@@ -1,7 +1,8 @@
 """Probe: turn a local file into Facts, from our box reader plus MediaInfo and/or ffprobe.
 
-The box reader decides timing, structure and truncation for MP4/MOV; the backends name codecs and
-formats, and read what is not MP4/MOV at all.
+The box reader decides timing, structure and truncation for MP4/MOV, and with the default `auto`
+probe everything (the codec's name comes from the sample description's four-cc); the backends,
+each bounded in a child process, name codecs and formats, and read what is not MP4/MOV at all.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ from pathlib import Path
 from ..errors import ProbeError, UsageError
 from ..facts import BackendReading, Disagreement, Facts
 from . import boxes
+from .limits import ProbeLimits
 from .names import codec_from_fourcc, sniff_container
 
-BACKENDS = ("mediainfo", "ffprobe", "both")
+# auto: the box reader alone for MP4/MOV, MediaInfo for anything else; the others always run
+# the named backend(s) beside the box reader.
+BACKENDS = ("auto", "mediainfo", "ffprobe", "both")
+DEFAULT_BACKEND = "auto"
+BOX_READER = "boxes"  # what probe.backend says when the box reader alone read the file
+# Backend failures that make the file an error even when the box reader read it: no backend at
+# all, or a parse that overran its bounds (a file hostile to parsers; the API's may choke too).
+_FATAL = frozenset({"backend_missing", "timeout", "resource_limit"})
 # Tolerances under which two backends' readings count as the same.
 _TOLERANCE = {"fps": 0.01, "duration": 0.0015, "container_duration": 0.0015}
 # ffprobe names one demuxer for Matroska and WebM; MediaInfo tells them apart. Not a disagreement.
@@ -31,20 +40,40 @@ class ProbeResult:
     facts: Facts
     readings: dict[str, BackendReading] = field(default_factory=dict)
     disagreements: list[Disagreement] = field(default_factory=list)
+    backend: str = ""  # what read the file: boxes, mediainfo, ffprobe or both
+
+
+def answered_by(backend: str, facts: Facts) -> str:
+    """What read a file probed with `backend`, from its facts (for results from the cache too).
+
+    Only facts from the box reader have `samples_complete` set; under `auto` that is exactly
+    when MediaInfo was not run.
+    """
+    if backend != "auto":
+        return backend
+    return BOX_READER if facts.samples_complete is not None else "mediainfo"
 
 
 ReadFn = Callable[[str], BackendReading]
 
 
-def probe(path: str | os.PathLike[str], *, backend: str = "mediainfo") -> ProbeResult:
-    """Probe one local file. Raises ProbeError (with a `kind`) when it cannot be read as media."""
+def probe(
+    path: str | os.PathLike[str],
+    *,
+    backend: str = DEFAULT_BACKEND,
+    limits: ProbeLimits | None = None,
+) -> ProbeResult:
+    """Probe one local file. Raises ProbeError (with a `kind`) when it cannot be read as media.
+
+    `limits` bound each backend's parse (time and memory); the box reader needs none.
+    """
     if backend not in BACKENDS:
         raise UsageError(f"unknown probe backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     name = os.fspath(path)
     size = _stat_size(name)
     try:
         with open(name, "rb") as f:
-            return probe_stream(f, size, name, backend=backend)
+            return probe_stream(f, size, name, backend=backend, limits=limits)
     except PermissionError:
         raise ProbeError(f"permission denied: {name}", kind="permission") from None
     except IsADirectoryError:
@@ -56,8 +85,9 @@ def probe_stream(
     size: int,
     name: str,
     *,
-    backend: str = "mediainfo",
+    backend: str = DEFAULT_BACKEND,
     readers: dict[str, ReadFn] | None = None,
+    limits: ProbeLimits | None = None,
 ) -> ProbeResult:
     """Probe an open, seekable file of `size` bytes; `name` is the path or URL the backends read."""
     if size == 0:
@@ -66,15 +96,18 @@ def probe_stream(
     layout = boxes.read_layout(f, size) if boxes.looks_like_isobmff(head) else None
     if layout is not None:
         _check_complete(layout)
-    chosen = ["mediainfo", "ffprobe"] if backend == "both" else [backend]
-    readers = readers or _local_readers()
+    if backend == "auto":
+        chosen = [] if layout is not None else ["mediainfo"]
+    else:
+        chosen = ["mediainfo", "ffprobe"] if backend == "both" else [backend]
+    readers = readers or _local_readers(limits or ProbeLimits())
     readings: dict[str, BackendReading] = {}
     failures: list[ProbeError] = []
     for which in chosen:
         try:
             readings[which] = readers[which](name)
         except ProbeError as exc:
-            if exc.kind == "backend_missing":
+            if exc.kind in _FATAL:
                 raise
             failures.append(exc)
     reading = next(iter(readings.values()), None)
@@ -87,7 +120,7 @@ def probe_stream(
             raise ProbeError(f"not a video file: {reason}", kind="not_media")
         facts = facts_from_reading(container, size, reading)
     facts.extension = Path(name.split("?")[0]).suffix.lower().lstrip(".")
-    return ProbeResult(facts, readings, compare(readings))
+    return ProbeResult(facts, readings, compare(readings), answered_by(backend, facts))
 
 
 def _stat_size(name: str) -> int:
@@ -111,10 +144,13 @@ def _stat_size(name: str) -> int:
     return info.st_size
 
 
-def _local_readers() -> dict[str, ReadFn]:
+def _local_readers(limits: ProbeLimits) -> dict[str, ReadFn]:
     from . import ffprobe, mediainfo
 
-    return {"mediainfo": mediainfo.read, "ffprobe": ffprobe.read}
+    return {
+        "mediainfo": lambda name: mediainfo.read(name, limits=limits),
+        "ffprobe": lambda name: ffprobe.read(name, limits=limits),
+    }
 
 
 def _check_complete(layout: boxes.Layout) -> None:

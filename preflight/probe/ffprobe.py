@@ -1,7 +1,8 @@
-"""The ffprobe backend: one ffprobe child per call, whose lifetime this module owns.
+"""The ffprobe backend: one ffprobe child per call, whose lifetime and bounds this module owns.
 
 ffmpeg-python's probe(timeout=...) leaves the child running when the timeout fires, so we start
-ffprobe in its own process group and kill the group on timeout or interruption.
+ffprobe in its own process group and kill the group on timeout or interruption; it runs under the
+same address-space bound and deadline as the MediaInfo worker (limits.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from typing import Any
 
 from ..errors import ProbeError
 from ..facts import BackendReading
+from .limits import DEFAULT_TIMEOUT_S, ProbeLimits
 from .names import codec_from_fourcc, container_from_ffprobe
 
-DEFAULT_TIMEOUT_S = 30.0
+__all__ = ["DEFAULT_TIMEOUT_S", "find_ffprobe", "read", "reading_from_json", "run_json"]
+# What ffprobe prints when an allocation fails under the bound (AVERROR(ENOMEM)), or when the bound
+# is too small to even map its libraries (it needs ~350 MiB of address space to start).
+_OUT_OF_MEMORY = ("Cannot allocate memory", "failed to map segment")
 
 
 def find_ffprobe() -> str:
@@ -33,9 +38,11 @@ def find_ffprobe() -> str:
     return found
 
 
-def run_json(target: str, extra_args: list[str], timeout_s: float) -> dict[str, Any]:
+def run_json(
+    target: str, extra_args: list[str], timeout_s: float, *, memory_mib: int | None = None
+) -> dict[str, Any]:
     """Run ffprobe on a path or URL and return its JSON; no child survives this call."""
-    cmd = [find_ffprobe(), "-v", "error", *extra_args, "-of", "json", target]
+    cmd = _bounded([find_ffprobe(), "-v", "error", *extra_args, "-of", "json", target], memory_mib)
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -43,6 +50,7 @@ def run_json(target: str, extra_args: list[str], timeout_s: float) -> dict[str, 
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
+    _limit_late(proc.pid, memory_mib)
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -54,6 +62,13 @@ def run_json(target: str, extra_args: list[str], timeout_s: float) -> dict[str, 
     if proc.returncode != 0:
         first = err.decode("utf-8", "replace").strip().splitlines()
         reason = first[-1] if first else f"exit status {proc.returncode}"
+        if proc.returncode < 0 or any(sign in reason for sign in _OUT_OF_MEMORY):
+            # Killed by a signal (SIGSEGV/SIGABRT after a failed allocation) or out of memory.
+            bound = f" of its {memory_mib} MiB bound" if memory_mib else ""
+            raise ProbeError(
+                f"ffprobe ran out of memory{bound} or crashed reading it ({reason})",
+                kind="resource_limit",
+            )
         raise ProbeError(f"ffprobe could not read it: {reason}", kind="not_media")
     try:
         parsed: dict[str, Any] = json.loads(out)
@@ -62,14 +77,46 @@ def run_json(target: str, extra_args: list[str], timeout_s: float) -> dict[str, 
     return parsed
 
 
+def _bounded(cmd: list[str], memory_mib: int | None) -> list[str]:
+    """`cmd` run under an address-space bound and without core dumps.
+
+    prlimit(1) sets the limits between fork and exec in its own process, which preexec_fn
+    would do in ours: preexec_fn is documented unsafe in a threaded parent (batches are threads).
+    Without prlimit (not util-linux) the bound is set on the child right after it starts.
+    """
+    if memory_mib is None:
+        return cmd
+    wrapper = shutil.which("prlimit")
+    if wrapper:
+        return [wrapper, f"--as={memory_mib * 1024 * 1024}", "--core=0", "--", *cmd]
+    return cmd
+
+
+def _limit_late(pid: int, memory_mib: int | None) -> None:
+    if memory_mib is None or shutil.which("prlimit"):
+        return
+    import resource
+
+    with contextlib.suppress(OSError, ValueError):
+        resource.prlimit(pid, resource.RLIMIT_AS, (memory_mib * 1024 * 1024,) * 2)
+        resource.prlimit(pid, resource.RLIMIT_CORE, (0, 0))
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
 
 
-def read(target: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> BackendReading:
-    data = run_json(target, ["-show_format", "-show_streams"], timeout_s)
+def read(
+    target: str, *, timeout_s: float | None = None, limits: ProbeLimits | None = None
+) -> BackendReading:
+    """ffprobe's reading of a local file; `timeout_s` overrides the deadline of `limits`."""
+    limits = limits or ProbeLimits()
+    deadline = limits.timeout_s if timeout_s is None else timeout_s
+    data = run_json(
+        target, ["-show_format", "-show_streams"], deadline, memory_mib=limits.memory_mib
+    )
     return reading_from_json(data)
 
 

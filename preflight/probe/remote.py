@@ -1,9 +1,9 @@
 """Probe a video at an http(s) URL by reading only its boxes: one Session, small Range requests.
 
 Redirects are followed here, each hop judged (urlcheck.judge_hop) before anything connects to it;
-the box reader walks top-level headers and fetches `moov` whole; MediaInfo reads through a view in
-which `mdat` payloads are zeros; ffprobe is given the URL itself, with timeouts. One deadline
-(RemoteOptions.deadline_s) bounds all of it.
+the box reader walks top-level headers and fetches `moov` whole; MediaInfo and ffprobe read a
+snapshot of those bytes (snapshot.py) in which `mdat` payloads are zeros, never the URL itself.
+One deadline (RemoteOptions.deadline_s) bounds all of it.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from ..urlcheck import UrlGate, UrlJudgement, host_of, judge_hop, redact_url, re
 if TYPE_CHECKING:
     from ..cache import ProbeCache
     from ..verdict import Violation
-from . import ProbeResult, boxes, probe_stream
+from . import ProbeResult, answered_by, probe_stream
+from .limits import ProbeLimits
 from .options import RemoteOptions
 from .ranged import RangedFile, Transfer, network_error, read_body
+from .snapshot import sparse_file, take
 from .transport import Deadline, open_session
 
 FIRST_READ = 64 * 1024  # ftyp, and for a faststart file most of moov, in the first request
@@ -91,10 +93,11 @@ class RedirectRefused(NetworkError):
 def probe_url(
     url: str,
     *,
-    backend: str = "mediainfo",
+    backend: str = "auto",
     options: RemoteOptions | None = None,
     cache: ProbeCache | None = None,
     gate: UrlGate | None = None,
+    limits: ProbeLimits | None = None,
 ) -> tuple[ProbeResult, RemoteInfo]:
     """Probe the video at `url`. Raises ProbeError, NetworkError, HttpStatusError, RedirectRefused.
 
@@ -125,7 +128,7 @@ def probe_url(
             hit = cache.get(key)
             if hit is not None:
                 info.cached = True
-                return ProbeResult(hit[0], {}, hit[1]), info
+                return ProbeResult(hit[0], {}, hit[1], answered_by(backend, hit[0])), info
         limit = None if info.range_supported or info.size_bytes is None else len(first)
         size = info.size_bytes if info.size_bytes is not None else len(first)
         reader = RangedFile(
@@ -138,9 +141,10 @@ def probe_url(
             known={0: first},
             limit=limit,
         )
+        bounds = limits or ProbeLimits()
         readers = {
-            "mediainfo": lambda _name: _mediainfo_over(reader),
-            "ffprobe": lambda _name: _ffprobe_over(info.final_url, options),
+            "mediainfo": lambda _name: _mediainfo_over(reader, bounds),
+            "ffprobe": lambda _name: _ffprobe_over(reader, info.final_url, bounds),
         }
         try:
             result = probe_stream(reader, size, url, backend=backend, readers=readers)
@@ -288,38 +292,19 @@ def _first_read(
         return body
 
 
-def _mediainfo_over(reader: RangedFile) -> BackendReading:
-    from pymediainfo import MediaInfo
+def _mediainfo_over(reader: RangedFile, limits: ProbeLimits) -> BackendReading:
+    from .mediainfo import read_snapshot
 
-    from .mediainfo import PARSE_SPEED, TEMPLATE, parse_template_output
-
-    # mdat payloads read as zeros: MediaInfo walks the file, the network carries only the index.
-    reader.seek(0)
-    if boxes.looks_like_isobmff(reader.read(16)):
-        for box in boxes.walk_top(reader, reader.size):
-            if box.type == "mdat":
-                reader.mark_free(box.offset + box.header, box.offset + box.size)
-    else:
-        # Not MP4 (already a container reject): MediaInfo would read all of a WebM; its headers
-        # name the format and codec within the first MiB.
-        reader.eof_at = NON_MP4_BUDGET
-        reader.readahead = NON_MP4_BUDGET // 4
-    reader.seek(0)
-    try:
-        text = MediaInfo.parse(reader, parse_speed=PARSE_SPEED, output=TEMPLATE)
-    except (OSError, RuntimeError) as exc:
-        raise ProbeError(f"MediaInfo could not read it: {exc}", kind="unreadable") from exc
-    return parse_template_output(str(text))
+    # The worker never sees the network: it parses the index bytes fetched here, mdat payloads
+    # as zeros; for anything not MP4 (already a container reject) the first MiB names it.
+    return read_snapshot(take(reader, reader.size, non_mp4_budget=NON_MP4_BUDGET), limits=limits)
 
 
-def _ffprobe_over(url: str, options: RemoteOptions) -> BackendReading:
+def _ffprobe_over(reader: RangedFile, name: str, limits: ProbeLimits) -> BackendReading:
     from . import ffprobe
 
-    # ffprobe's own I/O timeout is in microseconds; our timeout bounds the whole child.
-    rw_timeout = str(int(options.read_timeout_s * 1_000_000))
-    data = ffprobe.run_json(
-        url,
-        ["-rw_timeout", rw_timeout, "-show_format", "-show_streams"],
-        options.connect_timeout_s + options.read_timeout_s * 2,
-    )
-    return ffprobe.reading_from_json(data)
+    # ffprobe reads the same snapshot from a sparse temp file, not the URL: given the URL it
+    # would follow redirects (and reach addresses) our checks never saw, and read as it likes.
+    snapshot = take(reader, reader.size, non_mp4_budget=NON_MP4_BUDGET)
+    with sparse_file(snapshot, name) as path:
+        return ffprobe.read(path, limits=limits)
