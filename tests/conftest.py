@@ -57,10 +57,16 @@ def make_video(ffmpeg: str, out: Path, lavfi: str, *args: str) -> Path:
     return out
 
 
+# Nothing listens on the discard port: a test that forgets to point `init` at its own stand-in
+# API fails closed on loopback instead of reaching (and paying) the real one.
+CLOSED_API_BASE = "http://127.0.0.1:9"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_ledger(tmp_path_factory: pytest.TempPathFactory) -> None:
     # The CLI caches probes in the ledger: never in the user's own, and never across test runs.
     os.environ["PREFLIGHT_LEDGER"] = str(tmp_path_factory.mktemp("ledger") / "ledger.sqlite3")
+    os.environ["PREFLIGHT_API_BASE"] = CLOSED_API_BASE
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ of the same name (preflight.check, preflight.probe are also submodules).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -41,3 +42,13 @@ def test_a_cached_check_does_not_import_requests_or_jsonschema() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_suite_points_the_api_base_at_a_closed_loopback_port() -> None:
+    # A test that forgets its own stand-in API must fail closed, never reach the real one.
+    from preflight.credentials import resolve_api_base
+
+    from .conftest import CLOSED_API_BASE
+
+    assert os.environ["PREFLIGHT_API_BASE"] == CLOSED_API_BASE
+    assert resolve_api_base() == CLOSED_API_BASE
