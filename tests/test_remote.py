@@ -288,3 +288,13 @@ def test_cli_mixes_paths_and_urls(server: MediaServer) -> None:
     assert second["remote"]["requests"] >= 1 and second["remote"]["bytes"] > 0
     text = run_cli("check", "--allow-private-urls", url)
     assert "bytes in 1 request" in text.stdout and text.returncode == 0
+
+
+def test_a_backend_error_over_a_url_names_the_url_not_a_temp_file() -> None:
+    # ffprobe reads a sparse temp copy of the index; its complaint must still name what we read.
+    options = CheckOptions(backend="ffprobe", allow_private_urls=True, remote=LOOPBACK.remote)
+    with MediaServer(MEDIA) as server:
+        url = server.url("err_random.mp4")
+        result = check_one(url, POLICY, options=options)
+    assert result.verdict == "error" and result.error is not None
+    assert url in result.error.message and "/tmp" not in result.error.message

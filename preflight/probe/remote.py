@@ -307,4 +307,7 @@ def _ffprobe_over(reader: RangedFile, name: str, limits: ProbeLimits) -> Backend
     # would follow redirects (and reach addresses) our checks never saw, and read as it likes.
     snapshot = take(reader, reader.size, non_mp4_budget=NON_MP4_BUDGET)
     with sparse_file(snapshot, name) as path:
-        return ffprobe.read(path, limits=limits)
+        try:
+            return ffprobe.read(path, limits=limits)
+        except ProbeError as exc:  # ffprobe names the temp file: say the URL the user gave
+            raise ProbeError(str(exc).replace(path, name), kind=exc.kind) from None
