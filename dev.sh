@@ -45,7 +45,7 @@ case "${1:-}" in
 demo)
     setup
     say "checking the fixtures, then opening sessions on the loopback stand-in API (no key, no network)"
-    "$VENV/bin/python" -m preflight.demo fixtures/media
+    "$VENV/bin/python" -m preflight.testing.demo fixtures/media
     ;;
 test)
     setup dev

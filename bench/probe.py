@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from preflight import Policy, ProbeError, check_one, load_policy
-from preflight.probe import boxes, ffprobe, mediainfo
+from preflight.probing import boxes, ffprobe, mediainfo
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".m4a", ".3gp"}
 

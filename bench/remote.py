@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from preflight import check_one, load_policy
-from preflight.check import CheckOptions
-from preflight.probe import boxes, ffprobe
-from preflight.serve import Faults, MediaServer
+from preflight.pipeline import CheckOptions
+from preflight.probing import boxes, ffprobe
+from preflight.testing.media_server import Faults, MediaServer
 
 SHAPES = {
     "faststart": ["-movflags", "+faststart"],

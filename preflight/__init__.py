@@ -13,34 +13,35 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _EXPORTS = {
-    "ApiError": "client",
-    "ApiKey": "client",
+    "ApiError": "session.answers",
+    "ApiKey": "session.credentials",
+    "CheckOptions": "pipeline",
     "ExitCode": "status",
     "Facts": "facts",
     "Failure": "verdict",
-    "Result": "verdict",
-    "Verdict": "verdict",
-    "Violation": "verdict",
-    "InitResult": "init",
-    "init_session": "init",
+    "InitResult": "session",
     "NetworkError": "errors",
+    "Policy": "policy",
     "PolicyError": "errors",
     "PreflightError": "errors",
     "ProbeError": "errors",
+    "ProbeLimits": "probing.limits",
+    "Result": "verdict",
     "UsageError": "errors",
+    "Verdict": "verdict",
     "VideoRejected": "errors",
     "VideoUnreadable": "errors",
-    "Policy": "policy",
+    "Violation": "verdict",
+    "check": "pipeline",
+    "check_one": "pipeline",
+    "init_session": "session",
+    "iter_check": "pipeline",
     "judge": "policy",
     "load_policy": "policy",
-    "validate_request": "request",
-    "validate_response": "request",
+    "probe": "probing",
+    "validate_request": "session.schemas",
+    "validate_response": "session.schemas",
 }
-
-# Eager, unlike the rest: these names are also submodules (preflight.probe, preflight.check),
-# and importing a submodule would otherwise bind the module here in place of the function.
-from .check import CheckOptions, check, check_one, iter_check  # noqa: E402
-from .probe import probe  # noqa: E402
 
 __all__ = [
     "ApiError",
@@ -55,6 +56,7 @@ __all__ = [
     "PolicyError",
     "PreflightError",
     "ProbeError",
+    "ProbeLimits",
     "Result",
     "UsageError",
     "Verdict",
@@ -84,7 +86,6 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from .client import ApiError, ApiKey
     from .errors import (
         NetworkError,
         PolicyError,
@@ -95,8 +96,13 @@ if TYPE_CHECKING:
         VideoUnreadable,
     )
     from .facts import Facts
-    from .init import InitResult, init_session
+    from .pipeline import CheckOptions, check, check_one, iter_check
     from .policy import Policy, judge, load_policy
-    from .request import validate_request, validate_response
+    from .probing import probe
+    from .probing.limits import ProbeLimits
+    from .session import InitResult, init_session
+    from .session.answers import ApiError
+    from .session.credentials import ApiKey
+    from .session.schemas import validate_request, validate_response
     from .status import ExitCode
     from .verdict import Failure, Result, Verdict, Violation

@@ -10,9 +10,9 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from .check import CheckOptions, check_one
+from .pipeline import CheckOptions, check_one
 from .policy import Policy
-from .urlcheck import is_url
+from .policy.url import is_url
 from .verdict import Failure, Result
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import __version__
 from .facts import Disagreement, Facts
-from .ledger import Ledger, LedgerError
+from .ledger.store import Ledger, LedgerError
 
 # Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
 CACHE_FORMAT = f"facts-v2|{__version__}"  # v2: file paths as hex bytes

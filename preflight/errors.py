@@ -36,7 +36,7 @@ class UsageError(PreflightError):
 
 
 class PolicyError(UsageError):
-    """A policy file is missing, is not JSON, or does not match schemas/policy.schema.json."""
+    """A policy file is missing, is not JSON, or breaks preflight/schemas/policy.schema.json."""
 
 
 class ProbeError(PreflightError):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .errors import UsageError
-from .urlcheck import is_url
+from .policy.url import is_url
 
 DEFAULT_INCLUDE = ("*.mp4", "*.mov", "*.m4v")
 # Folders the watch folder and editors' tools create: never descend into them.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .facts import Disagreement, Facts
 
 if TYPE_CHECKING:
-    from .probe.remote import RemoteInfo
+    from .probing.remote import RemoteInfo
 
 
 @dataclass(frozen=True)

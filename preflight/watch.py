@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from .check import CheckOptions, check_one
 from .errors import UsageError
+from .pipeline import CheckOptions, check_one
 from .policy import Policy
 from .report.printable import printable
 from .sources import DEFAULT_INCLUDE, matches

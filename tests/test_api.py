@@ -1,5 +1,5 @@
-"""The public names of `import preflight`: every one resolves, and to the function, not a module
-of the same name (preflight.check, preflight.probe are also submodules).
+"""The public names of `import preflight`: every one resolves, and to the function, never to a
+submodule of the same name.
 """
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import types
 
 
 def test_every_public_name_resolves() -> None:
@@ -17,25 +16,25 @@ def test_every_public_name_resolves() -> None:
         assert getattr(preflight, name) is not None, name
 
 
-def test_names_shadowed_by_submodules_stay_functions() -> None:
+def test_no_public_name_is_shadowed_by_a_submodule() -> None:
+    # Importing a submodule binds it on its package: no public name may share a submodule's name,
+    # or `preflight.probe` would turn into a module once something imported it.
     code = (
-        "import preflight, preflight.check, preflight.probe.remote, types\n"
-        "preflight.check_one\n"
-        "from preflight import check, probe\n"
-        "assert not isinstance(check, types.ModuleType), check\n"
-        "assert not isinstance(probe, types.ModuleType), probe\n"
-        "assert callable(check) and callable(probe)\n"
+        "import importlib, pkgutil, types, preflight\n"
+        "for info in pkgutil.walk_packages(preflight.__path__, 'preflight.'):\n"
+        "    if not info.name.endswith('.child'):\n"
+        "        importlib.import_module(info.name)\n"
+        "shadowed = [n for n in preflight.__all__\n"
+        "            if isinstance(getattr(preflight, n), types.ModuleType)]\n"
+        "assert not shadowed, shadowed\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    import preflight
-
-    assert not isinstance(preflight.check, types.ModuleType)
 
 
 def test_a_cached_check_does_not_import_requests_or_jsonschema() -> None:
     code = (
-        "import sys, preflight.cli, preflight.check, preflight.policy\n"
+        "import sys, preflight.cli, preflight.pipeline, preflight.policy\n"
         "preflight.policy.load_policy()\n"
         "heavy = [m for m in ('requests', 'jsonschema', 'pymediainfo') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -46,7 +45,7 @@ def test_a_cached_check_does_not_import_requests_or_jsonschema() -> None:
 
 def test_the_suite_points_the_api_base_at_a_closed_loopback_port() -> None:
     # A test that forgets its own stand-in API must fail closed, never reach the real one.
-    from preflight.credentials import resolve_api_base
+    from preflight.session.credentials import resolve_api_base
 
     from .conftest import CLOSED_API_BASE
 

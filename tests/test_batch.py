@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from preflight.serve import MediaServer
+from preflight.testing.media_server import MediaServer
 
 from .conftest import FIXTURES, preflight_script, run_cli
 

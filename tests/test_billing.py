@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from preflight.init import source_key
 from preflight.ledger import Ledger
-from preflight.sandbox import ROUTE, Fault, Sandbox
+from preflight.session import source_key
+from preflight.testing.sandbox import ROUTE, Fault, Sandbox
 
 from .conftest import preflight_script
 

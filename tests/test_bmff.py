@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from preflight import ProbeError, check_one
 from preflight.errors import ERROR_KINDS
-from preflight.probe import boxes
-from preflight.probe.bmff import MAX_ENTRIES
+from preflight.probing import boxes
+from preflight.probing.bmff import MAX_ENTRIES
 
 from .conftest import FIXTURES, run_cli
 
@@ -220,8 +220,8 @@ def _trun_movie(count: int, trun_flags: int, per_sample: bytes = b"") -> bytes:
 
 _COUNT_IN_A_CHILD = """
 import io, json, sys
-from preflight.probe import boxes
-from preflight.probe.bmff import MAX_ENTRIES
+from preflight.probing import boxes
+from preflight.probing.bmff import MAX_ENTRIES
 data = sys.stdin.buffer.read()
 track = boxes.read_layout(io.BytesIO(data), len(data)).tracks[0]
 print(json.dumps([track.fragment_samples, track.deltas[1], track.table_problem]))

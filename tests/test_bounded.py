@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 
 from preflight import check_one, load_policy
-from preflight.check import CheckOptions
-from preflight.probe import mediainfo, worker
-from preflight.probe.limits import ProbeLimits
-from preflight.probe.options import RemoteOptions
-from preflight.serve import MediaServer
+from preflight.pipeline import CheckOptions
+from preflight.probing import mediainfo, worker
+from preflight.probing.limits import ProbeLimits
+from preflight.probing.options import RemoteOptions
+from preflight.testing.media_server import MediaServer
 from preflight.verdict import Result
 from preflight.watch import WatchOptions, watch
 
@@ -289,7 +289,7 @@ def test_the_parent_never_loads_libmediainfo_and_a_default_check_starts_no_worke
         "import sys\n"
         "from preflight import check_one\n"
         f"assert check_one({str(GOOD)!r}).probe_ms >= 0\n"
-        "assert 'preflight.probe.worker' not in sys.modules\n"
+        "assert 'preflight.probing.worker' not in sys.modules\n"
         f"assert check_one({str(GOOD)!r}, backend='mediainfo').verdict == 'pass'\n"
         "assert 'pymediainfo' not in sys.modules, 'libmediainfo in the parent'\n"
     )

@@ -199,7 +199,7 @@ def test_demo_prints_a_verdict_for_every_fixture_and_opens_sessions() -> None:
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "preflight.demo", str(MEDIA)],
+        [sys.executable, "-m", "preflight.testing.demo", str(MEDIA)],
         text=True,
         capture_output=True,
         timeout=300,

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 import pytest
 
 from preflight import check_one, load_policy
-from preflight.check import CheckOptions
-from preflight.probe.options import RemoteOptions
-from preflight.serve import Faults, MediaServer
-from preflight.urlcheck import redact_url
+from preflight.pipeline import CheckOptions
+from preflight.policy.url import redact_url
+from preflight.probing.options import RemoteOptions
+from preflight.testing.media_server import Faults, MediaServer
 from preflight.verdict import Result
 
 from .conftest import FIXTURES, make_video, run_cli

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from preflight.init import init_session
 from preflight.ledger import Ledger
-from preflight.sandbox import ROUTE, Fault, Sandbox
-from preflight.serve import MediaServer
+from preflight.session import init_session
+from preflight.testing.media_server import MediaServer
+from preflight.testing.sandbox import ROUTE, Fault, Sandbox
 
 from .conftest import FIXTURES, preflight_script
 
@@ -337,8 +337,8 @@ def test_dry_run_sends_nothing(env: dict[str, str], api: Sandbox, media: MediaSe
 def test_library_init_session(
     api: Sandbox, media: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from preflight.check import CheckOptions
-    from preflight.client import ApiKey
+    from preflight.pipeline import CheckOptions
+    from preflight.session.client import ApiKey
 
     result = init_session(
         video_url=media.url("fmt_mp4_h264.mp4"),

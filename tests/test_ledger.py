@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from preflight.errors import PreflightError
-from preflight.ledger import (
+from preflight.ledger.store import (
     SESSION_LIFETIME,
     Ledger,
     LedgerBusy,

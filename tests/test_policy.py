@@ -198,7 +198,7 @@ def test_hostile_policy_files_are_policy_errors(tmp_path: Path, body: str) -> No
 def test_shipped_profiles_match_the_policy_schema(name: str) -> None:
     from jsonschema import Draft202012Validator
 
-    from preflight.request import load_schema
+    from preflight.schemas import load_schema
 
     validator = Draft202012Validator(load_schema("policy.schema.json"))
     assert list(validator.iter_errors(load_schema(f"policy.{name}.json"))) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from preflight import ProbeError, check_one, probe
-from preflight.probe import ffprobe
+from preflight.probing import ffprobe
 
 from .conftest import make_video
 

@@ -1,4 +1,4 @@
-"""Remote probing against a real HTTP server on loopback (preflight.serve): no mocked requests.
+"""Remote probing against a real loopback HTTP server (testing.MediaServer): no mocked requests.
 
 Same facts from disk and over HTTP, byte and request budgets, and every server misbehaviour.
 """
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from preflight import check_one, load_policy
-from preflight.check import CheckOptions
-from preflight.probe import boxes
-from preflight.probe.remote import RemoteOptions
-from preflight.serve import Faults, MediaServer
+from preflight.pipeline import CheckOptions
+from preflight.probing import boxes
+from preflight.probing.remote import RemoteOptions
+from preflight.testing.media_server import Faults, MediaServer
 
 from .conftest import CORPUS, FIXTURES, make_video, run_cli
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from preflight.request import (
+from preflight.schemas import load_schema
+from preflight.session.schemas import (
     REQUEST_SCHEMA,
     RESPONSE_SCHEMA,
     SchemaProblem,
-    load_schema,
     validate_request,
     validate_response,
 )

@@ -1,6 +1,7 @@
 """The loopback init-selection sandbox, over real HTTP: auth, body rules, video judging, faults.
 
-Videos are served by preflight.serve from the fixtures, so the sandbox judges them as the API would.
+Videos are served by testing.MediaServer from the fixtures, so the sandbox judges them as the API
+would.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from preflight.sandbox import DEMO_KEY, ROUTE, Fault, Sandbox
-from preflight.serve import MediaServer
+from preflight.testing.media_server import MediaServer
+from preflight.testing.sandbox import DEMO_KEY, ROUTE, Fault, Sandbox
 
 from .conftest import FIXTURES, ROOT
 
@@ -504,7 +505,7 @@ def test_stop_before_start_releases_the_port() -> None:
 
 def test_module_prints_shell_lines_serves_and_exits_0_on_ctrl_c() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "preflight.sandbox", "--port", "0", "--key", "cli key's"],
+        [sys.executable, "-m", "preflight.testing.sandbox", "--port", "0", "--key", "cli key's"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from preflight.errors import UsageError
-from preflight.serve import Faults, LoggedRequest, MediaServer
+from preflight.testing.media_server import Faults, LoggedRequest, MediaServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 1024 * 1024
@@ -407,7 +407,15 @@ def test_root_must_be_a_folder(tmp_path: Path) -> None:
 def test_cli_serves_until_ctrl_c(media: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-m", "preflight.serve", str(media), "--no-range", "--latency-ms", "1"],
+        [
+            sys.executable,
+            "-m",
+            "preflight.testing.media_server",
+            str(media),
+            "--no-range",
+            "--latency-ms",
+            "1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from preflight.check import CheckOptions
+from preflight.pipeline import CheckOptions
 from preflight.policy import load_policy
 from preflight.verdict import Result
 from preflight.watch import WatchOptions, describe, watch
@@ -323,7 +323,7 @@ def test_main_loop_prints_each_verdict_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
     shutil.copyfile(PASSES, tmp_path / "clip.mp4")
     program = (
         "import sys\n"
-        "from preflight.check import CheckOptions\n"
+        "from preflight.pipeline import CheckOptions\n"
         "from preflight.policy import load_policy\n"
         "from preflight.watch import WatchOptions, main_loop\n"
         "options = WatchOptions(interval_s=0.05, settle_s=0.3, sort=True)\n"

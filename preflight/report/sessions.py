@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from ..init import InitResult
-from ..ledger import SessionRow
+from ..ledger.store import SessionRow
+from ..session import InitResult
 
 
 def print_init(result: InitResult, stream: IO[str], *, as_json: bool) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from ..urlcheck import is_url
+from ..policy.url import is_url
 from ..verdict import Result
 
 

@@ -31,7 +31,7 @@ from urllib3.util import connection as urllib3_connection
 from urllib3.util.retry import Retry
 
 from ..errors import NetworkError
-from ..urlcheck import UrlGate
+from ..policy.url import UrlGate
 from .options import RemoteOptions
 
 _SHORTEST_TIMEOUT_S = 0.01  # a socket timeout of 0 would mean non-blocking, not "no time left"

@@ -1,5 +1,5 @@
 """The SQLite ledger of `init`: a row per HTTP attempt written before it is sent, and the sessions
-they opened (valid 24 h, reused instead of paying twice); the per-source lock is ledger_lock.py.
+they opened (valid 24 h, reused instead of paying twice); the per-source lock is lock.py.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import platformdirs
 
-from . import ledger_lock
-from .ledger_errors import LedgerBusy, LedgerError, SessionUnrecorded
-from .ledger_rows import (
+from . import lock
+from .errors import LedgerBusy, LedgerError, SessionUnrecorded
+from .rows import (
     AttemptRow,
     SessionRow,
     as_integer,
@@ -504,7 +504,7 @@ class Ledger:
         The lock is a row in `locks`, not a file lock: it works wherever the ledger does and a
         holder that died is recognised (same host, no such pid) or outlived (older than stale_s).
         """
-        return ledger_lock.hold(self, source_key, wait_s=wait_s, stale_s=stale_s)
+        return lock.hold(self, source_key, wait_s=wait_s, stale_s=stale_s)
 
 
 def _make_parents(folder: Path) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import requests
 import urllib3
 
+from ..errors import PreflightError
 from .credentials import ApiKey
-from .errors import PreflightError
 
 RETRYABLE_CODES = frozenset({1302, 1303})  # rate limits: back off and retry
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})

@@ -13,21 +13,21 @@ import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
-from .cli_options import build_parser
-from .errors import PreflightError, UsageError
-from .status import ExitCode, exit_code_for_error, exit_code_for_verdicts
+from ..errors import PreflightError, UsageError
+from ..status import ExitCode, exit_code_for_error, exit_code_for_verdicts
+from .parser import build_parser
 
 if TYPE_CHECKING:
-    from .cache import ProbeCache
-    from .check import CheckOptions
-    from .policy import Policy
-    from .probe.limits import ProbeLimits
-    from .verdict import Result
+    from ..cache import ProbeCache
+    from ..pipeline import CheckOptions
+    from ..policy import Policy
+    from ..probing.limits import ProbeLimits
+    from ..verdict import Result
 
 
 def _check_options(args: argparse.Namespace) -> CheckOptions:
-    from .check import CheckOptions
-    from .probe.options import RemoteOptions
+    from ..pipeline import CheckOptions
+    from ..probing.options import RemoteOptions
 
     cache = None
     if getattr(args, "no_cache", True) is False:
@@ -48,14 +48,14 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
 
 
 def _probe_limits(args: argparse.Namespace) -> ProbeLimits:
-    from .probe.limits import ProbeLimits
+    from ..probing.limits import ProbeLimits
 
     return ProbeLimits(timeout_s=args.probe_timeout, memory_mib=args.probe_memory_mib)
 
 
 def _open_cache(ledger: str | None) -> ProbeCache | None:
-    from .cache import ProbeCache
-    from .ledger import LedgerError, default_path
+    from ..cache import ProbeCache
+    from ..ledger.store import LedgerError, default_path
 
     try:
         return ProbeCache(ledger or default_path())
@@ -100,11 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .batch import InOrder, default_workers, run_batch
-    from .policy import load_policy
+    from ..batch import InOrder, default_workers, run_batch
+    from ..policy import load_policy
+    from ..report import make_reporter, summarize
+    from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import Progress
-    from .report import make_reporter, summarize
-    from .sources import DEFAULT_INCLUDE, expand_sources
 
     policy = load_policy(args.policy, profile=args.profile)
     sources = expand_sources(
@@ -152,7 +152,7 @@ def _write_reports(args: argparse.Namespace, results: list[Result], policy: Poli
         path = getattr(args, flag)
         if not path:
             continue
-        writer = importlib.import_module(f".report.{module}", __package__)
+        writer = importlib.import_module(f"..report.{module}", __package__)
         try:
             writer.write(results, path, policy=policy)
         except OSError as exc:
@@ -166,7 +166,7 @@ def _use_color(choice: str, stream: IO[str]) -> bool:
 
 
 def _validate_request(args: argparse.Namespace) -> int:
-    from .request import validate_request
+    from ..session.schemas import validate_request
 
     body = _read_json_arg(args.body)
     problems = validate_request(body)
@@ -189,7 +189,7 @@ def _validate_request(args: argparse.Namespace) -> int:
 
 
 def _read_json_arg(name: str) -> object:
-    from .sources import read_text
+    from ..sources import read_text
 
     text = read_text(name)
     try:
@@ -201,11 +201,11 @@ def _read_json_arg(name: str) -> object:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from .client import debug_stream
-    from .errors import VideoRejected, VideoUnreadable
-    from .init import init_session
-    from .policy import load_policy
-    from .report.sessions import print_init, print_init_error
+    from ..errors import VideoRejected, VideoUnreadable
+    from ..policy import load_policy
+    from ..report.sessions import print_init, print_init_error
+    from ..session import init_session
+    from ..session.client import debug_stream
 
     if args.video_url is None and args.video_id is None:
         raise UsageError("give --video-url URL, or --video-id ID with --task-id ID")
@@ -224,7 +224,7 @@ def _init(args: argparse.Namespace) -> int:
             debug=debug_stream(args.debug),
         )
     except (VideoRejected, VideoUnreadable) as exc:
-        from .report import make_reporter
+        from ..report import make_reporter
 
         verdict = "reject" if isinstance(exc, VideoRejected) else "error"
         if args.json:
@@ -242,8 +242,8 @@ def _init(args: argparse.Namespace) -> int:
 def _sessions(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from .ledger import Ledger, default_path
-    from .report.sessions import print_sessions
+    from ..ledger import Ledger, default_path
+    from ..report.sessions import print_sessions
 
     with Ledger(args.ledger or default_path()) as ledger:
         if not args.action:
@@ -263,10 +263,10 @@ def _sessions(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from .check import CheckOptions
-    from .policy import load_policy
-    from .sources import DEFAULT_INCLUDE
-    from .watch import WatchOptions, main_loop
+    from ..pipeline import CheckOptions
+    from ..policy import load_policy
+    from ..sources import DEFAULT_INCLUDE
+    from ..watch import WatchOptions, main_loop
 
     options = WatchOptions(
         interval_s=args.interval,
@@ -286,14 +286,14 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import serve_forever_cli
+    from ..testing.sandbox import serve_forever_cli
 
     argv = ["--port", str(args.port)] + (["--key", args.key] if args.key else [])
     return serve_forever_cli(argv)
 
 
 def _policy(args: argparse.Namespace) -> int:
-    from .policy import load_policy
+    from ..policy import load_policy
 
     policy = load_policy(args.policy, profile=args.profile)
     print(json.dumps(policy.to_dict(), indent=2))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from .errors import UsageError
+from ..errors import UsageError
 from .loopback import SOCKET_TIMEOUT_S as SOCKET_TIMEOUT_S
 from .loopback import LoopbackHandler, LoopbackHTTPServer, LoopbackServer, wait_for_interrupt
 
@@ -375,9 +375,10 @@ class MediaServer(LoopbackServer):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m preflight.serve DIR`: print the base URL, serve until Ctrl-C."""
+    """`python -m preflight.testing.media_server DIR`: print the base URL, serve until Ctrl-C."""
     parser = argparse.ArgumentParser(
-        prog="python -m preflight.serve", description="Serve a folder on loopback with Range."
+        prog="python -m preflight.testing.media_server",
+        description="Serve a folder on loopback with Range.",
     )
     parser.add_argument("dir", type=Path, help="the folder to serve")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")

@@ -12,7 +12,7 @@ import stat
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import UsageError
+from ..errors import UsageError
 
 DEFAULT_API_BASE = "https://api.cometapi.com"
 

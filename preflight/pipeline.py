@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from .errors import NetworkError, ProbeError
 from .policy import Policy, judge, load_policy
-from .probe import DEFAULT_BACKEND, answered_by, probe
-from .probe.limits import ProbeLimits
-from .probe.options import RemoteOptions
-from .urlcheck import is_url
+from .policy.url import is_url
+from .probing import DEFAULT_BACKEND, answered_by, probe
+from .probing.limits import ProbeLimits
+from .probing.options import RemoteOptions
 from .verdict import Failure, Result, Violation
 
 if TYPE_CHECKING:
@@ -84,8 +84,7 @@ def check_one(
 
 
 def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
-    from .probe.remote import HttpStatusError, RedirectRefused, probe_url
-    from .urlcheck import (
+    from .policy.url import (
         UNFETCHABLE,
         UrlGate,
         judge_before_fetch,
@@ -95,6 +94,7 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
         resolve_host,
         utcnow,
     )
+    from .probing.remote import HttpStatusError, RedirectRefused, probe_url
 
     started = time.perf_counter()
     backend = options.backend

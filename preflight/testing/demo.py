@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .media_server import MediaServer
 from .sandbox import DEMO_KEY, Sandbox
-from .serve import MediaServer
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

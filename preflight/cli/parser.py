@@ -9,10 +9,10 @@ import argparse
 import math
 import sys
 
-from . import __version__
-from .probe.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
-from .probe.options import DEFAULT_DEADLINE_S
-from .status import ExitCode
+from .. import __version__
+from ..probing.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
+from ..probing.options import DEFAULT_DEADLINE_S
+from ..status import ExitCode
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate-request",
         help="validate an init-selection request body",
-        description="Validate a JSON request body against schemas/init-selection.request.schema."
+        description="Validate a JSON request body against the shipped schema "
+        "preflight/schemas/init-selection.request.schema."
         "json. Exit 0 valid, 2 invalid or unreadable.",
     )
     validate.add_argument("body", metavar="BODY.json", help="a file, or - for standard input")

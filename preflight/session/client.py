@@ -17,7 +17,7 @@ from typing import IO, Any, Protocol
 
 import requests
 
-from .api_errors import (
+from .answers import (
     RETRYABLE_CODES,
     RETRYABLE_STATUS,
     ApiError,
@@ -94,7 +94,7 @@ class InitClient:
     sleep: Callable[[float], None] = time.sleep
 
     def init_selection(self, body: dict[str, Any], recorder: Recorder) -> InitResponse:
-        from .request import validate_response
+        from .schemas import validate_response
 
         url = self.api_base + ROUTE
         ambiguous_retries = 0

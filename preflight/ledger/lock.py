@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .ledger_errors import LedgerBusy
-from .ledger_rows import parse_stamp, stamp, utc
+from .errors import LedgerBusy
+from .rows import parse_stamp, stamp, utc
 
 if TYPE_CHECKING:
-    from .ledger import Ledger
+    from .store import Ledger
 
 
 @contextmanager

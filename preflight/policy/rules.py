@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PolicyError
-from .facts import Facts
-from .probe.names import brand_family
-from .request import load_schema
-from .verdict import Verdict, Violation
+from ..errors import PolicyError
+from ..facts import Facts
+from ..probing.names import brand_family
+from ..schemas import load_schema
+from ..verdict import Verdict, Violation
 
 PROFILES = ("cometapi", "kling")
 DEFAULT_PROFILE = "cometapi"

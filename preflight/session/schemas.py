@@ -9,9 +9,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..schemas import load_schema
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
@@ -49,21 +49,6 @@ class SchemaProblem:
 
     path: str  # JSON path like "$.video_url" or "$"
     message: str  # one line, for a human
-
-
-@lru_cache
-def load_schema(name: str) -> dict[str, Any]:
-    """The schema file `name` shipped in preflight.schemas (parsed once; do not mutate)."""
-    try:
-        text = resources.files("preflight.schemas").joinpath(name).read_text(encoding="utf-8")
-    except ModuleNotFoundError:
-        # Running from a source checkout: schemas/ only becomes preflight.schemas when installed.
-        source = Path(__file__).resolve().parent.parent / "schemas" / name
-        text = source.read_text(encoding="utf-8")
-    schema = json.loads(text)
-    if not isinstance(schema, dict):
-        raise TypeError(f"schema {name} is not a JSON object")
-    return schema
 
 
 def validate_request(body: object) -> list[SchemaProblem]:

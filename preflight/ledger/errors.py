@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import PreflightError, UsageError
+from ..errors import PreflightError, UsageError
 
 
 class LedgerError(UsageError):

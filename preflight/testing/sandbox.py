@@ -16,19 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .check import CheckOptions, check_one
-from .errors import PreflightError
-from .loopback import SOCKET_TIMEOUT_S as SOCKET_TIMEOUT_S
-from .loopback import (
-    LoopbackHandler,
-    LoopbackHTTPServer,
-    LoopbackServer,
-    hang_up,
-    wait_for_interrupt,
-)
-from .policy import Policy, load_policy
-from .request import validate_request
-from .sandbox_answers import (
+from ..errors import PreflightError
+from ..pipeline import CheckOptions, check_one
+from ..policy import Policy, load_policy
+from ..session.schemas import validate_request
+from .answers import (
     CODE_MESSAGES,
     ECHO_MARK,
     Answer,
@@ -37,6 +29,14 @@ from .sandbox_answers import (
     encode_echo,
     envelope,
     fault_answer,
+)
+from .loopback import SOCKET_TIMEOUT_S as SOCKET_TIMEOUT_S
+from .loopback import (
+    LoopbackHandler,
+    LoopbackHTTPServer,
+    LoopbackServer,
+    hang_up,
+    wait_for_interrupt,
 )
 
 __all__ = [
@@ -357,9 +357,12 @@ class Sandbox(LoopbackServer):
 
 
 def serve_forever_cli(argv: list[str] | None = None) -> int:
-    """`python -m preflight.sandbox`: print the base URL and key as shell lines, serve until ^C."""
+    """`python -m preflight.testing.sandbox`: print the base URL and key as shell lines; serve.
+
+    Serves until ^C.
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m preflight.sandbox",
+        prog="python -m preflight.testing.sandbox",
         description="Serve a loopback stand-in of CometAPI's init-selection route.",
     )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")

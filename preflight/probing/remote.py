@@ -19,7 +19,7 @@ import requests
 
 from ..errors import NetworkError, ProbeError, UsageError
 from ..facts import BackendReading
-from ..urlcheck import UrlGate, UrlJudgement, host_of, judge_hop, redact_url, resolve_host
+from ..policy.url import UrlGate, UrlJudgement, host_of, judge_hop, redact_url, resolve_host
 
 if TYPE_CHECKING:
     from ..cache import ProbeCache

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import NetworkError
-from .verdict import Violation
+from ..errors import NetworkError
+from ..verdict import Violation
 
 EXPIRY_WARNING = timedelta(minutes=30)
 VIDEO_TYPES = {"video/mp4", "video/quicktime", "application/octet-stream"}
@@ -66,7 +66,7 @@ class UrlGate:
     """Judges addresses before anything connects, and remembers what it judged.
 
     Each host is resolved once per probe; the connection goes to exactly those addresses (see
-    probe/transport.py), so a DNS answer that changes between the check and the connect (DNS
+    probing/transport.py), so a DNS answer that changes between the check and the connect (DNS
     rebinding) cannot steer the probe to an address nobody judged.
     """
 

@@ -1,1 +1,0 @@
-"""JSON Schemas and policy profiles shipped with preflight (installed as preflight.schemas)."""
