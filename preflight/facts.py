@@ -5,7 +5,7 @@ Units are in the names' documentation: seconds, pixels, frames per second, clock
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
@@ -71,5 +71,11 @@ class BackendReading:
     frame_count: int | None = None
     has_audio: bool = False
     video_tracks: int = 0
-    pixel_aspect: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def as_float(value: object) -> float | None:
+    """`value` as a float, or None when a backend printed nothing usable (empty, "N/A", absent)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

@@ -1,4 +1,4 @@
-"""The low-level ISO-BMFF reading every box parser shares: child boxes, fixed fields and tables.
+"""What every box parser shares: the Layout and Track they fill, child boxes, fixed fields, tables.
 
 Kept apart so that boxes.py, sampletable.py and fragments.py share it without importing each other.
 Every primitive here raises ProbeError(kind="bad_index") naming the box when its bytes run short,
@@ -10,6 +10,9 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..errors import ProbeError
 
@@ -28,6 +31,85 @@ _TYPECODE = {
     width: next(code for code in codes if array(code).itemsize == width)
     for width, codes in ((2, "H"), (4, "IL"), (8, "QL"))
 }
+
+
+class Source(Protocol):
+    """What the reader needs of a file: a local file object, or a RangedFile over HTTP."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class TopBox:
+    type: str
+    offset: int
+    size: int  # whole box, header included; for a box cut short: what its header claims
+    header: int
+
+
+@dataclass
+class Track:
+    track_id: int = 0
+    handler: str = ""
+    enabled: bool = True
+    codec: str = ""  # sample entry fourcc, e.g. avc1, hvc1, apcn
+    width: int = 0  # coded width from the visual sample entry
+    height: int = 0
+    tkhd_width: float = 0.0  # presentation size from tkhd (pixel aspect applied, no rotation)
+    tkhd_height: float = 0.0
+    rotation: int = 0  # clockwise degrees a player turns the picture
+    par: tuple[int, int] | None = None  # pasp hSpacing:vSpacing
+    timescale: int = 0
+    deltas: Counter[int] = field(default_factory=Counter)  # sample duration -> count
+    last_delta: int | None = None
+    sample_count: int = 0
+    edits: list[tuple[int, int, float]] = field(default_factory=list)  # (dur, media_time, rate)
+    data_end: int = 0  # one past the last byte of sample data the sample table points at
+    fragment_samples: int = 0  # samples found in moof boxes (their durations are in `deltas` too)
+    default_sample_duration: int = 0  # trex
+    table_problem: str = ""  # why the sample table contradicts itself, when it does
+
+    @property
+    def total_ticks(self) -> int:
+        return sum(d * n for d, n in self.deltas.items())
+
+    @property
+    def total_samples(self) -> int:
+        return self.sample_count + self.fragment_samples
+
+    @property
+    def is_video(self) -> bool:
+        # A lone JPEG/PNG frame in a video track is cover art some muxers store as a track.
+        still = self.total_samples <= 1 and self.codec in ("jpeg", "png", "mjpa", "mjpg")
+        return self.handler == "vide" and not still
+
+
+@dataclass
+class Layout:
+    """What the box walk found: the file's shape and every track's timing."""
+
+    size_bytes: int
+    top: list[TopBox]
+    major_brand: str = ""
+    movie_timescale: int = 0
+    movie_duration: int | None = None
+    tracks: list[Track] = field(default_factory=list)
+
+    @property
+    def has_ftyp(self) -> bool:
+        return any(b.type == "ftyp" for b in self.top)
+
+    @property
+    def fragmented(self) -> bool:
+        return any(b.type == "moof" for b in self.top)
+
+    @property
+    def faststart(self) -> bool:
+        moov = next((b.offset for b in self.top if b.type == "moov"), None)
+        mdat = next((b.offset for b in self.top if b.type == "mdat"), None)
+        return moov is not None and (mdat is None or moov < mdat)
 
 
 def children(buf: memoryview) -> list[tuple[str, memoryview]]:

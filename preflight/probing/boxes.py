@@ -2,19 +2,16 @@
 
 It supplies what MediaInfo and ffprobe do not expose reliably: sample durations, edit lists, chunk
 extents (truncation), the `ftyp` brand, and fragment durations. The sample table is parsed in
-sampletable.py, `moof` fragments in fragments.py.
+sampletable.py, `moof` fragments in fragments.py; the Layout and Track they fill live in bmff.py.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..errors import ProbeError
-from .bmff import children, entries, fields, need, u32
+from .bmff import Layout, Source, TopBox, Track, children, entries, fields, need, u32
 from .fragments import parse_moof
 from .sampletable import parse_stbl
 
@@ -40,95 +37,11 @@ _TOP_LEVEL_TYPES = {
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"mvex", b"dinf", b"udta"}
 _UNKNOWN_32 = 0xFFFFFFFF  # mdhd/tkhd/mvhd duration sentinel for "unknown"
 _UNKNOWN_64 = 0xFFFFFFFFFFFFFFFF
-# Share of samples one duration must have to be taken as the nominal frame duration.
-DOMINANT_SHARE = 0.8
 _MAX_HEADER_BOX = 64 << 20  # a moov or moof larger than this is not a file we can trust
 # A fragmented hour in half-second fragments is ~15,000 top-level boxes (moof + mdat each); a file
 # with more is a pile of tiny boxes, and walking it would cost a read per 8 bytes.
 _MAX_TOP_BOXES = 1 << 17
-_MAX_FTYP = 1024  # 254 compatible brands; real files list fewer than 10
-
-
-class Source(Protocol):
-    """What the reader needs of a file: a local file object, or a RangedFile over HTTP."""
-
-    def seek(self, offset: int, whence: int = 0, /) -> int: ...
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class TopBox:
-    type: str
-    offset: int
-    size: int  # whole box, header included; for a box cut short: what its header claims
-    header: int
-
-
-@dataclass
-class Track:
-    track_id: int = 0
-    handler: str = ""
-    enabled: bool = True
-    codec: str = ""  # sample entry fourcc, e.g. avc1, hvc1, apcn
-    width: int = 0  # coded width from the visual sample entry
-    height: int = 0
-    tkhd_width: float = 0.0  # presentation size from tkhd (pixel aspect applied, no rotation)
-    tkhd_height: float = 0.0
-    rotation: int = 0  # clockwise degrees a player turns the picture
-    par: tuple[int, int] | None = None  # pasp hSpacing:vSpacing
-    timescale: int = 0
-    mdhd_duration: int | None = None  # None when absent or the "unknown" sentinel
-    deltas: Counter[int] = field(default_factory=Counter)  # sample duration -> count
-    last_delta: int | None = None
-    sample_count: int = 0
-    edits: list[tuple[int, int, float]] = field(default_factory=list)  # (dur, media_time, rate)
-    data_end: int = 0  # one past the last byte of sample data the sample table points at
-    fragment_samples: int = 0  # samples found in moof boxes (their durations are in `deltas` too)
-    default_sample_duration: int = 0  # trex
-    table_problem: str = ""  # why the sample table contradicts itself, when it does
-
-    @property
-    def total_ticks(self) -> int:
-        return sum(d * n for d, n in self.deltas.items())
-
-    @property
-    def total_samples(self) -> int:
-        return self.sample_count + self.fragment_samples
-
-    @property
-    def is_video(self) -> bool:
-        # A lone JPEG/PNG frame in a video track is cover art some muxers store as a track.
-        still = self.total_samples <= 1 and self.codec in ("jpeg", "png", "mjpa", "mjpg")
-        return self.handler == "vide" and not still
-
-
-@dataclass
-class Layout:
-    """What the box walk found: the file's shape and every track's timing."""
-
-    size_bytes: int
-    top: list[TopBox]
-    major_brand: str = ""
-    compatible_brands: list[str] = field(default_factory=list)
-    movie_timescale: int = 0
-    movie_duration: int | None = None
-    fragment_duration: int | None = None  # mehd
-    tracks: list[Track] = field(default_factory=list)
-
-    @property
-    def has_ftyp(self) -> bool:
-        return any(b.type == "ftyp" for b in self.top)
-
-    @property
-    def fragmented(self) -> bool:
-        return any(b.type == "moof" for b in self.top)
-
-    @property
-    def faststart(self) -> bool:
-        moov = next((b.offset for b in self.top if b.type == "moov"), None)
-        mdat = next((b.offset for b in self.top if b.type == "mdat"), None)
-        return moov is not None and (mdat is None or moov < mdat)
+_MAX_FTYP = 1024  # only the major brand is read: a huge ftyp costs no more than a small one
 
 
 def looks_like_isobmff(head: bytes) -> bool:
@@ -237,9 +150,6 @@ def _read_body(f: Source, box: TopBox, size_bytes: int, *, limit: int | None = N
 def _parse_ftyp(layout: Layout, body: memoryview) -> None:
     if len(body) >= 8:
         layout.major_brand = bytes(body[:4]).decode("latin-1")
-        layout.compatible_brands = [
-            bytes(body[i : i + 4]).decode("latin-1") for i in range(8, len(body) - 3, 4)
-        ]
 
 
 def _parse_moov(layout: Layout, moov: memoryview) -> None:
@@ -255,9 +165,10 @@ def _parse_moov(layout: Layout, moov: memoryview) -> None:
             continue
         for sub, sbody in children(body):
             if sub == "mehd":
+                # Its duration is often wrong (corpus: 3900 s over 8 s of fragments), so the
+                # fragments are measured instead; a mehd too short for its field is still malformed.
                 need(sbody, 4, "mehd")
-                value = fields(">Q" if sbody[0] == 1 else ">I", sbody, 4, "mehd")[0]
-                layout.fragment_duration = value or None
+                fields(">Q" if sbody[0] == 1 else ">I", sbody, 4, "mehd")
             elif sub == "trex":
                 need(sbody, 24, "trex")
                 track_id, _, default_duration = struct.unpack_from(">III", sbody, 4)
@@ -343,7 +254,7 @@ def _parse_elst(body: memoryview) -> list[tuple[int, int, float]]:
 def _parse_mdia(track: Track, mdia: memoryview) -> None:
     for kind, body in children(mdia):
         if kind == "mdhd":
-            track.timescale, track.mdhd_duration = _timescale_duration(body, "mdhd")
+            track.timescale = _timescale_duration(body, "mdhd")[0]
         elif kind == "hdlr":
             need(body, 12, "hdlr")
             track.handler = bytes(body[8:12]).decode("latin-1")

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import ProbeError
-from ..facts import BackendReading
+from ..facts import BackendReading, as_float
 from .limits import DEFAULT_TIMEOUT_S, ProbeLimits
 from .names import codec_from_fourcc, container_from_ffprobe
 
@@ -124,7 +124,7 @@ def reading_from_json(data: dict[str, Any]) -> BackendReading:
     fmt = data.get("format") or {}
     reading = BackendReading(backend="ffprobe")
     reading.container = container_from_ffprobe(str(fmt.get("format_name", "")))
-    reading.container_duration = _float(fmt.get("duration"))
+    reading.container_duration = as_float(fmt.get("duration"))
     streams = data.get("streams") or []
     videos = [
         s
@@ -143,23 +143,14 @@ def reading_from_json(data: dict[str, Any]) -> BackendReading:
     reading.height = video.get("height")
     # r_frame_rate is not the average rate (it says 90000/1 on phone files): use avg_frame_rate.
     reading.fps = _rate(video.get("avg_frame_rate"))
-    reading.duration = _float(video.get("duration"))
+    reading.duration = as_float(video.get("duration"))
     frames = video.get("nb_frames")
     reading.frame_count = int(frames) if frames and str(frames).isdigit() else None
     for side in video.get("side_data_list") or []:
         if "rotation" in side:
             # ffprobe states counter-clockwise degrees; we report clockwise, as MediaInfo does.
             reading.rotation = round(-float(side["rotation"])) % 360
-    sar = _rate(str(video.get("sample_aspect_ratio", "")).replace(":", "/"))
-    reading.pixel_aspect = sar if sar else None
     return reading
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _rate(value: Any) -> float | None:

@@ -11,7 +11,7 @@ from ..errors import ProbeError
 from .bmff import MAX_ENTRIES, MAX_SAMPLES, children, entries, fields, need, table, u32, u64
 
 if TYPE_CHECKING:
-    from .boxes import Track
+    from .bmff import Track
 
 # trun flags: which optional fields are present.
 _DATA_OFFSET, _FIRST_FLAGS = 0x1, 0x4

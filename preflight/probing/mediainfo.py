@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..facts import BackendReading
+from ..facts import BackendReading, as_float
 from .limits import ProbeLimits
 
 if TYPE_CHECKING:
@@ -23,8 +23,7 @@ PARSE_SPEED = 0.25
 
 TEMPLATE = (
     "General;G|%Format%|%Duration%|%Cover%\\n\n"
-    "Video;V|%Format%|%Width%|%Height%|%Rotation%|%FrameRate%|%Duration%|%FrameCount%"
-    "|%PixelAspectRatio%\\n\n"
+    "Video;V|%Format%|%Width%|%Height%|%Rotation%|%FrameRate%|%Duration%|%FrameCount%\\n\n"
     "Audio;A\\n\n"
 )
 
@@ -65,7 +64,7 @@ def parse_template_output(text: str) -> BackendReading:
         if parts[0] == "G" and len(parts) >= 3:
             reading.container = container_from_mediainfo(parts[1]) if parts[1] else ""
             reading.container_duration = _seconds(parts[2])
-        elif parts[0] == "V" and len(parts) >= 9:
+        elif parts[0] == "V" and len(parts) >= 8:
             reading.video_tracks += 1
             if not first_video:
                 continue
@@ -74,10 +73,9 @@ def parse_template_output(text: str) -> BackendReading:
             reading.width = _int(parts[2])
             reading.height = _int(parts[3])
             reading.rotation = round(float(parts[4] or 0)) % 360
-            reading.fps = _float(parts[5])
+            reading.fps = as_float(parts[5])
             reading.duration = _seconds(parts[6])
             reading.frame_count = _int(parts[7])
-            reading.pixel_aspect = _float(parts[8])
         elif parts[0] == "A":
             reading.has_audio = True
     return reading
@@ -90,13 +88,6 @@ def _int(text: str) -> int | None:
         return None
 
 
-def _float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def _seconds(milliseconds: str) -> float | None:
-    value = _float(milliseconds)
+    value = as_float(milliseconds)
     return None if value is None else value / 1000

@@ -24,8 +24,8 @@ from ..policy.url import UrlGate, UrlJudgement, host_of, judge_hop, redact_url, 
 if TYPE_CHECKING:
     from ..cache import ProbeCache
     from ..verdict import Violation
-from . import ProbeResult, answered_by, probe_stream
 from .limits import ProbeLimits
+from .local import ProbeResult, answered_by, probe_stream
 from .options import RemoteOptions
 from .ranged import RangedFile, Transfer, network_error, read_body
 from .snapshot import sparse_file, take
@@ -128,7 +128,7 @@ def probe_url(
             hit = cache.get(key)
             if hit is not None:
                 info.cached = True
-                return ProbeResult(hit[0], {}, hit[1], answered_by(backend, hit[0])), info
+                return ProbeResult(hit[0], hit[1], answered_by(backend, hit[0])), info
         limit = None if info.range_supported or info.size_bytes is None else len(first)
         size = info.size_bytes if info.size_bytes is not None else len(first)
         reader = RangedFile(

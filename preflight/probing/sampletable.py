@@ -13,7 +13,7 @@ from ..errors import ProbeError
 from .bmff import MAX_SAMPLES, children, entries, fields, need, table, u32
 
 if TYPE_CHECKING:
-    from .boxes import Track
+    from .bmff import Track
 
 
 def parse_stbl(track: Track, stbl: memoryview) -> None:

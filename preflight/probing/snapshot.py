@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ProbeError
 from . import boxes
+from .bmff import Source
 
 # Top-level boxes whose payload the backends read: the index (the box reader caps moov and moof
 # at 64 MiB). Any other box (mdat, free, uuid, ...) is sent as its header, its payload as zeros:
@@ -38,7 +39,7 @@ class Snapshot:
         return self.size if self.readable_end is None else min(self.readable_end, self.size)
 
 
-def take(f: boxes.Source, size: int, *, non_mp4_budget: int) -> Snapshot:
+def take(f: Source, size: int, *, non_mp4_budget: int) -> Snapshot:
     """Read what the backends need from `f`: the index boxes and every other top-level box's
     header (MP4/MOV), or the first `non_mp4_budget` bytes of anything else (its headers name
     format and codec)."""
