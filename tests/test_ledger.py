@@ -19,14 +19,9 @@ from typing import Any
 
 import pytest
 
-from preflight.errors import PreflightError
-from preflight.ledger.store import (
-    SESSION_LIFETIME,
-    Ledger,
-    LedgerBusy,
-    LedgerError,
-    default_path,
-)
+from preflight.errors import LedgerBusy, LedgerError, PreflightError
+from preflight.ledger import Ledger, default_path
+from preflight.ledger.book import SESSION_LIFETIME
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 BODY = {"video_url": "https://example.com/a.mp4"}
