@@ -13,13 +13,15 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _EXPORTS = {
-    "ApiError": "session.answers",
+    "ApiError": "errors",
     "ApiKey": "session.credentials",
     "CheckOptions": "pipeline",
     "ExitCode": "status",
     "Facts": "facts",
     "Failure": "verdict",
     "InitResult": "session",
+    "LedgerBusy": "errors",
+    "LedgerError": "errors",
     "NetworkError": "errors",
     "Policy": "policy",
     "PolicyError": "errors",
@@ -27,6 +29,7 @@ _EXPORTS = {
     "ProbeError": "errors",
     "ProbeLimits": "probing.limits",
     "Result": "verdict",
+    "SessionUnrecorded": "errors",
     "UsageError": "errors",
     "Verdict": "verdict",
     "VideoRejected": "errors",
@@ -51,6 +54,8 @@ __all__ = [
     "Facts",
     "Failure",
     "InitResult",
+    "LedgerBusy",
+    "LedgerError",
     "NetworkError",
     "Policy",
     "PolicyError",
@@ -58,6 +63,7 @@ __all__ = [
     "ProbeError",
     "ProbeLimits",
     "Result",
+    "SessionUnrecorded",
     "UsageError",
     "Verdict",
     "VideoRejected",
@@ -87,10 +93,14 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from .errors import (
+        ApiError,
+        LedgerBusy,
+        LedgerError,
         NetworkError,
         PolicyError,
         PreflightError,
         ProbeError,
+        SessionUnrecorded,
         UsageError,
         VideoRejected,
         VideoUnreadable,
@@ -101,7 +111,6 @@ if TYPE_CHECKING:
     from .probing import probe
     from .probing.limits import ProbeLimits
     from .session import InitResult, init_session
-    from .session.answers import ApiError
     from .session.credentials import ApiKey
     from .session.schemas import validate_request, validate_response
     from .status import ExitCode

@@ -11,13 +11,14 @@ import json
 import os
 import sqlite3
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .errors import LedgerError
 from .facts import Disagreement, Facts
-from .ledger.store import Ledger, LedgerError
+from .ledger.rows import stamp
+from .ledger.store import Store
 
 # Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
 CACHE_FORMAT = f"facts-v2|{__version__}"  # v2: file paths as hex bytes
@@ -34,24 +35,20 @@ class ProbeCache:
     """Thread-safe: one connection behind a lock (each call is one short statement)."""
 
     def __init__(self, path: str | Path) -> None:
-        Ledger(path).close()  # creates the file (0600), its folder and WAL mode, or says why not
-        self.path = Path(path).expanduser()
+        # The ledger's own Store: it creates the file (0600), its folder and WAL mode, or says
+        # why not (LedgerError), exactly as for `init`.
+        self._store = Store(path, threads=True)
+        self.path = self._store.path
         self._lock = threading.Lock()
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute(_SCHEMA)
+            self._store.execute(_SCHEMA)
         except sqlite3.Error as exc:
+            self._store.close()
             raise LedgerError(f"cannot open the probe cache in {self.path}: {exc}") from None
-        self.hits = 0
-        self.misses = 0
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._store.close()
 
     @staticmethod
     def file_key(path: str, backend: str) -> str | None:
@@ -82,7 +79,7 @@ class ProbeCache:
             return None
         try:
             with self._lock:
-                row = self._conn.execute(
+                row = self._store.execute(
                     "SELECT facts, disagreements FROM probe_cache WHERE key = ?", (key,)
                 ).fetchone()
         except (sqlite3.Error, ValueError):
@@ -90,9 +87,7 @@ class ProbeCache:
             # cannot encode, such as a URL holding surrogate escapes).
             row = None
         if row is None:
-            self.misses += 1
             return None
-        self.hits += 1
         facts = Facts.from_dict(json.loads(row[0]))
         disagreements = [Disagreement(**d) for d in json.loads(row[1])]
         return facts, disagreements
@@ -100,16 +95,15 @@ class ProbeCache:
     def put(self, key: str | None, facts: Facts, disagreements: list[Disagreement]) -> None:
         if key is None:
             return
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         values = (
             key,
             json.dumps(facts.to_dict()),
             json.dumps([_plain(d) for d in disagreements]),
-            stamp,
+            stamp(),
         )
         try:
             with self._lock:
-                self._conn.execute(
+                self._store.execute(
                     "INSERT OR REPLACE INTO probe_cache (key, facts, disagreements, stored_at) "
                     "VALUES (?, ?, ?, ?)",
                     values,

@@ -1,12 +1,19 @@
-"""The one exception hierarchy of preflight: every error the library raises is a PreflightError.
+"""Every exception preflight raises on purpose, under one base, PreflightError (requests' shape).
 
-The CLI maps these types to exit codes and one-line messages (see status.py); a traceback is a bug.
+Each docstring's first line says whether the failed operation is safe to retry. The CLI maps these
+types to exit codes and one-line messages (see status.py); a traceback is a bug. Cheap to import:
+nothing here loads requests or SQLite.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, get_args
+
+if TYPE_CHECKING:
+    from .verdict import Result
+
 # Every `kind` a check Result's error may carry (README "JSON output"); nothing else is documented.
-ERROR_KINDS = (
+ErrorKind = Literal[
     "missing",  # no such file
     "not_a_file",  # a folder, a device, a socket
     "permission",  # the file cannot be opened for reading
@@ -24,63 +31,233 @@ ERROR_KINDS = (
     "redirects",  # URL: more than 5 redirects, or a loop
     "http_status",  # URL: 5xx after retries (a 4xx is a url.status reject)
     "no_range",  # URL: no Range support and the index is past the prefix read
-)
+]
+ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
+
+
+def is_error_kind(value: str) -> TypeGuard[ErrorKind]:
+    return value in ERROR_KINDS
+
+
+# Every `kind` of an `init` error (README "init"): what the API said, or what became of the ledger.
+ApiErrorKind = Literal[
+    "auth",
+    "account",
+    "arrears",
+    "quota",
+    "permission",
+    "invalid",
+    "not_found",
+    "policy",
+    "content",
+    "rate_limit",
+    "allow_list",
+    "server",
+    "network",
+    "refused",  # a 2xx whose data.status is not 0: the API refused the video itself
+    "protocol",  # an answer this client does not understand
+]
+_API_HINTS: dict[ApiErrorKind, str] = {
+    "auth": "the API key was refused: check COMETAPI_KEY or --api-key-file",
+    "account": "the account has a problem: check it on the CometAPI dashboard",
+    "arrears": "the account is in arrears: top up your credit",
+    "quota": "the resource pack is used up or expired: buy or renew one",
+    "permission": "the plan has no access to this model or route: check the plan",
+    "invalid": "the request was refused as invalid: see the message for the parameter",
+    "not_found": "the video or task does not exist (video_id must be from the last 30 days)",
+    "policy": "the platform's policy refused the request",
+    "content": "the content safety check failed: change the content",
+    "rate_limit": "rate limited: wait a little and try again",
+    "allow_list": "this IP address is not on the account's allow-list",
+    "server": "the API failed on its side: try again later",
+    "network": "the API could not be reached: check the network and --api-base",
+    "refused": "the API refused the video: see the message",
+    "protocol": "the API answered something this client does not understand",
+}
 
 
 class PreflightError(Exception):
-    """Base of every error preflight raises on purpose."""
+    """Base of every error preflight raises on purpose; whether a retry is safe is per subclass."""
 
 
 class UsageError(PreflightError):
-    """The caller asked for something that cannot be done as asked (bad option, bad policy file)."""
+    """Nothing was done, so a retry is safe but fails alike until the caller changes what it asks.
+
+    The caller asked for something that cannot be done as asked (bad option, bad policy file).
+    """
 
 
 class PolicyError(UsageError):
-    """A policy file is missing, is not JSON, or breaks preflight/schemas/policy.schema.json."""
+    """Safe to retry once the policy is fixed: it is missing, not JSON, or breaks its schema.
+
+    The schema is preflight/schemas/policy.schema.json.
+    """
 
 
 class ProbeError(PreflightError):
-    """A source could not be read as media; `kind` is a stable id such as `missing`, `truncated`.
+    """Safe to retry (reading is read-only) but pointless: the file, not the moment, is the cause.
 
-    Kinds: missing, not_a_file, permission, empty, not_media, no_moov, truncated, bad_index,
-    unreadable, backend_missing; and for a backend parse that overran its bounds (ProbeLimits):
-    `timeout` (past --probe-timeout) and `resource_limit` (past --probe-memory-mib, or the parser
-    crashed). Retrying either gives the same answer: the file, not the moment, is the cause.
+    `kind` is a stable id: missing, not_a_file, permission, empty, not_media, no_moov, truncated,
+    bad_index, unreadable, backend_missing; and for a backend parse that overran its bounds
+    (ProbeLimits): `timeout` (past --probe-timeout) and `resource_limit` (past
+    --probe-memory-mib, or the parser crashed).
     """
 
-    kind = "unreadable"
+    kind: ErrorKind = "unreadable"
 
-    def __init__(self, message: str, *, kind: str | None = None) -> None:
+    def __init__(self, message: str, *, kind: ErrorKind | None = None) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
 
 
 class VideoRejected(PreflightError):
-    """`init` refused to send: the pre-flight rejected the video. `result` is the check Result."""
+    """`init` sent nothing, the pre-flight rejected the video: a retry is refused alike.
 
-    def __init__(self, message: str, result: object) -> None:
+    `result` is the check Result that says why.
+    """
+
+    def __init__(self, message: str, result: Result) -> None:
         super().__init__(message)
         self.result = result
 
 
 class VideoUnreadable(ProbeError):
-    """`init` refused to send: the video could not be probed. `result` is the check Result."""
+    """`init` sent nothing, the video could not be probed: a retry is refused alike.
 
-    def __init__(self, message: str, result: object, *, kind: str | None = None) -> None:
-        super().__init__(message, kind=kind)
+    `result` is the check Result that says why.
+    """
+
+    def __init__(self, message: str, result: Result, *, kind: str | None = None) -> None:
+        # `kind` is the check Result's error kind: check_one only ever gives an ErrorKind (the
+        # `internal` of a caught bug is the batch's and watch's, never check_one's).
+        super().__init__(message, kind=kind if kind is None or is_error_kind(kind) else None)
         self.result = result
 
 
 class NetworkError(PreflightError):
-    """A network call failed: refused, timed out, or answered with something unusable.
+    """Safe to retry (every fetch is a read); a retry may succeed unless `kind` is `redirects`.
 
-    `kind` is a stable id: network, timeout, redirects, http_status, dns, no_range.
+    A network call failed: refused, timed out, or answered with something unusable. `kind` is a
+    stable id: network, timeout, redirects, http_status, dns, no_range.
     """
 
-    kind = "network"
+    kind: ErrorKind = "network"
 
-    def __init__(self, message: str, *, kind: str | None = None) -> None:
+    def __init__(self, message: str, *, kind: ErrorKind | None = None) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
+
+
+class ApiError(PreflightError):
+    """Safe to retry only if `retryable` and not `after_send`: a sent request may have billed.
+
+    The API refused or failed. Carries what the server said; never the key. The init client
+    already retried what was safe (and an ambiguous lost answer at most once).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ApiErrorKind,
+        http_status: int | None = None,
+        code: int | str | None = None,
+        api_message: str | None = None,
+        request_id: str | None = None,
+        retry_after_s: float | None = None,
+        after_send: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.http_status = http_status
+        self.code = code
+        self.api_message = api_message
+        self.request_id = request_id
+        self.retry_after_s = retry_after_s
+        self.after_send = after_send  # the body reached the server; a session may exist
+        self.attempts = 1
+        self.ambiguous = False
+
+    @property
+    def hint(self) -> str:
+        return _API_HINTS.get(self.kind, "")
+
+    @property
+    def retryable(self) -> bool:
+        # Terminal 429 codes (1100-1102, 1304) have kinds of their own, so rate_limit is only
+        # 1302/1303, a 429 without a Kling code, or CometAPI's own rate limit.
+        return self.kind in ("rate_limit", "server", "network")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": str(self),
+            "http_status": self.http_status,
+            "code": self.code,
+            "api_message": self.api_message,
+            "request_id": self.request_id,
+            "hint": self.hint,
+            "attempts": self.attempts,
+            "ambiguous": self.ambiguous,
+        }
+
+
+class LedgerError(PreflightError):
+    """Nothing was sent or billed: safe to retry once the ledger can be opened and written.
+
+    Not a SQLite file, unwritable, a newer schema, or a full disk. Raised only before a request
+    goes out; a ledger that fails after one is SessionUnrecorded.
+    """
+
+
+class LedgerBusy(LedgerError):
+    """Nothing was sent: safe to retry; the lock holder's session, if any, is then reused.
+
+    Another process held the lock on a source for longer than we were willing to wait.
+    """
+
+
+class SessionUnrecorded(PreflightError):
+    """Not safe to retry: a session was (or may have been) opened and billed, unknown to the ledger.
+
+    The ledger failed after a billed request was sent: the session the API opened (if
+    `session_id` is set) or may have opened is not recorded, so a later `init` cannot reuse it
+    and would pay again. The CLI exits 4 with kind `unrecorded` and prints the session id, the
+    only record of it left.
+    """
+
+    kind = "unrecorded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str | None,
+        request_id: str | None = None,
+        attempts: int = 1,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.request_id = request_id
+        self.attempts = attempts
+        self.ambiguous = ambiguous
+
+    @property
+    def hint(self) -> str:
+        if self.session_id:
+            return "keep this session id: the ledger does not know it, free space or fix the ledger"
+        return "see the ledger's attempts: a session may have been opened and billed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": str(self),
+            "session_id": self.session_id,
+            "request_id": self.request_id,
+            "hint": self.hint,
+            "attempts": self.attempts,
+            "ambiguous": self.ambiguous,
+        }

@@ -19,14 +19,9 @@ from typing import Any
 
 import pytest
 
-from preflight.errors import PreflightError
-from preflight.ledger.store import (
-    SESSION_LIFETIME,
-    Ledger,
-    LedgerBusy,
-    LedgerError,
-    default_path,
-)
+from preflight.errors import LedgerBusy, LedgerError, PreflightError
+from preflight.ledger import Ledger, default_path
+from preflight.ledger.book import SESSION_LIFETIME
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 BODY = {"video_url": "https://example.com/a.mp4"}
@@ -277,6 +272,39 @@ def test_a_folder_that_cannot_be_made(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     with pytest.raises(LedgerError, match="a-file"):
         Ledger(tmp_path / "a-file" / "sub" / "ledger.sqlite3")
+
+
+def test_a_ledger_error_is_not_a_usage_error_but_still_exits_2() -> None:
+    # Raised only before anything is sent (after a send it is SessionUnrecorded, exit 4): not a
+    # "usage" error, yet nothing happened, so scripts keep seeing 2.
+    from preflight.errors import SessionUnrecorded, UsageError
+    from preflight.status import ExitCode, exit_code_for_error
+
+    for error in (LedgerError("x"), LedgerBusy("x")):
+        assert not isinstance(error, UsageError)
+        assert exit_code_for_error(error) == ExitCode.USAGE == 2
+    unrecorded = SessionUnrecorded("x", session_id="s1")
+    assert exit_code_for_error(unrecorded) == ExitCode.API_ERROR == 4
+    assert ExitCode.INTERRUPTED == 130
+
+
+def test_the_probe_cache_shares_the_ledger_file(tmp_path: Path) -> None:
+    from preflight.cache import ProbeCache
+    from preflight.facts import Facts
+
+    path = tmp_path / "deep" / "ledger.sqlite3"
+    cache = ProbeCache(path)
+    try:
+        cache.put("k1", Facts(container="mp4"), [])
+        assert cache.get("k1") == (Facts(container="mp4"), [])
+        assert cache.get("k2") is None
+    finally:
+        cache.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    (stored_at,) = sql(path, "SELECT stored_at FROM probe_cache")[0]
+    assert len(stored_at) == 20 and stored_at.endswith("Z")
+    with Ledger(path) as ledger:  # the same file is a ledger as well
+        assert ledger.sessions() == []
 
 
 def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

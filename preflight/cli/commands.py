@@ -55,7 +55,8 @@ def _probe_limits(args: argparse.Namespace) -> ProbeLimits:
 
 def _open_cache(ledger: str | None) -> ProbeCache | None:
     from ..cache import ProbeCache
-    from ..ledger.store import LedgerError, default_path
+    from ..errors import LedgerError
+    from ..ledger import default_path
 
     try:
         return ProbeCache(ledger or default_path())
@@ -230,7 +231,7 @@ def _init(args: argparse.Namespace) -> int:
         if args.json:
             print_init_error(exc, exc.result, sys.stdout, as_json=True, verdict=verdict)
         else:
-            make_reporter("text", sys.stderr).result(exc.result)  # type: ignore[arg-type]
+            make_reporter("text", sys.stderr).result(exc.result)
         raise
     except PreflightError as exc:
         print_init_error(exc, None, sys.stdout, as_json=args.json, verdict="pass")

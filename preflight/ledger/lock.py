@@ -1,5 +1,5 @@
 """The ledger's per-source lock across processes: a row in its `locks` table, taken and released
-through the Ledger's connection, and taken over when its holder died or outlived stale_s.
+through the ledger's Store, and taken over when its holder died or outlived stale_s.
 """
 
 from __future__ import annotations
@@ -14,29 +14,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from .errors import LedgerBusy
+from ..errors import LedgerBusy
 from .rows import parse_stamp, stamp, utc
-
-if TYPE_CHECKING:
-    from .store import Ledger
+from .store import Store
 
 
 @contextmanager
-def hold(ledger: Ledger, source_key: str, *, wait_s: float, stale_s: float) -> Iterator[None]:
-    """Hold the lock on one source of `ledger` (see Ledger.exclusive), waiting up to wait_s."""
+def hold(store: Store, source_key: str, *, wait_s: float, stale_s: float) -> Iterator[None]:
+    """Hold the lock on one source of the ledger (see Ledger.exclusive), waiting up to wait_s."""
     me = (os.getpid(), socket.gethostname())
     deadline = time.monotonic() + wait_s
     while True:
-        with ledger._guard(f"locking {source_key}"):
-            acquired_at, holder = _try_lock(ledger, source_key, me, stale_s)
+        with store.guard(f"locking {source_key}"):
+            acquired_at, holder = _try_lock(store, source_key, me, stale_s)
         if acquired_at is not None:
             break
         if time.monotonic() >= deadline:
             raise LedgerBusy(
                 f"another preflight (pid {holder[0]} on {holder[1]}) holds the lock on "
-                f"{source_key} in {ledger.path}; gave up after {wait_s:g} s"
+                f"{source_key} in {store.path}; gave up after {wait_s:g} s"
             )
         time.sleep(random.uniform(0.02, 0.1))  # jittered, so waiters do not move in step
     try:
@@ -47,7 +44,7 @@ def hold(ledger: Ledger, source_key: str, *, wait_s: float, stale_s: float) -> I
         # (same host) or older than stale_s, and taken over then.
         with contextlib.suppress(sqlite3.Error):
             # Only our own row: a waiter may have judged us stale and taken over.
-            ledger._conn.execute(
+            store.execute(
                 "DELETE FROM locks WHERE source_key = ? AND pid = ? AND host = ?"
                 " AND acquired_at = ?",
                 (source_key, me[0], me[1], acquired_at),
@@ -55,10 +52,10 @@ def hold(ledger: Ledger, source_key: str, *, wait_s: float, stale_s: float) -> I
 
 
 def _try_lock(
-    ledger: Ledger, source_key: str, me: tuple[int, str], stale_s: float
+    store: Store, source_key: str, me: tuple[int, str], stale_s: float
 ) -> tuple[str | None, tuple[int, str]]:
     now = utc(None)
-    with ledger._transaction() as conn:
+    with store.transaction() as conn:
         row = conn.execute(
             "SELECT pid, host, acquired_at FROM locks WHERE source_key = ?", (source_key,)
         ).fetchone()

@@ -8,9 +8,16 @@ import json
 import sqlite3
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, get_args
 
-_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+# The one UTC stamp format of the ledger and the probe cache; SQLite's strftime reads it too.
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+# An attempt is written as 'sending' before it is sent and finished as one of the others; left
+# 'sending' after a crash, it means "unknown": the request may have gone out.
+FinishedState = Literal["ok", "failed", "ambiguous"]
+AttemptState = Literal["sending", FinishedState]
+FINISHED_STATES: tuple[FinishedState, ...] = get_args(FinishedState)
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,7 @@ class AttemptRow:
     source: str
     source_key: str
     attempt_no: int
-    state: str  # sending | ok | failed | ambiguous; 'sending' after a crash means "unknown"
+    state: AttemptState
     started_at: str
     finished_at: str | None
     request_body: dict[str, Any]
@@ -83,13 +90,14 @@ def utc(moment: datetime | None) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def stamp(moment: datetime | None) -> str:
+def stamp(moment: datetime | None = None) -> str:
+    """`moment` (now if None) in UTC as STAMP_FORMAT."""
     # Whole seconds, always the same width: stamps compare correctly as text, in SQL too.
-    return utc(moment).strftime(_STAMP)
+    return utc(moment).strftime(STAMP_FORMAT)
 
 
 def parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, _STAMP).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, STAMP_FORMAT).replace(tzinfo=timezone.utc)
 
 
 def as_json(value: Any) -> str:

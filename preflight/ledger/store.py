@@ -1,5 +1,5 @@
-"""The SQLite ledger of `init`: a row per HTTP attempt written before it is sent, and the sessions
-they opened (valid 24 h, reused instead of paying twice); the per-source lock is lock.py.
+"""The ledger's SQLite file: where it lives, creating it private, its schema and version, and one
+connection with the transaction and error guard that the Ledger, its lock and the probe cache use.
 """
 
 from __future__ import annotations
@@ -7,51 +7,19 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timedelta
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import platformdirs
 
-from . import lock
-from .errors import LedgerBusy, LedgerError, SessionUnrecorded
-from .rows import (
-    AttemptRow,
-    SessionRow,
-    as_integer,
-    as_json,
-    as_number,
-    as_text,
-    attempt_from,
-    session_from,
-    stamp,
-    utc,
-)
+from ..errors import LedgerError
 
-__all__ = [
-    "ATTEMPT_STATES",
-    "BUSY_TIMEOUT_MS",
-    "REQUEST_FIELDS",
-    "SCHEMA_VERSION",
-    "SESSION_LIFETIME",
-    "AttemptRow",
-    "Ledger",
-    "LedgerBusy",
-    "LedgerError",
-    "SessionRow",
-    "SessionUnrecorded",
-    "default_path",
-]
-
-SESSION_LIFETIME = timedelta(hours=24)
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
-ATTEMPT_STATES = ("sending", "ok", "failed", "ambiguous")
-# The only fields of an init-selection body; anything else (a key, a header) must never be stored.
-REQUEST_FIELDS = frozenset({"video_url", "video_id", "task_id"})
 
+# The attempt states in the CHECK are rows.AttemptState; the text stays as it is, since SQLite
+# keeps it in every ledger file already written.
 _SCHEMA = """
 CREATE TABLE attempts (
     id INTEGER PRIMARY KEY,
@@ -101,30 +69,6 @@ CREATE TABLE locks (
 """
 # Added without a version bump: older preflights ignore it. See Ledger.reserve_room.
 _ROOM_TABLE = "CREATE TABLE IF NOT EXISTS room (filler BLOB NOT NULL)"
-# Pages of WAL and of free database pages kept ready before a billed request: recording its
-# answer (attempt, session, both indexes, a page split or two) and releasing the lock fit in far
-# fewer, and other processes sharing the ledger meanwhile may use a few.
-ROOM_PAGES = 64
-_LIFETIME_S = int(SESSION_LIFETIME.total_seconds())
-# Every session the ledger knows: the sessions table, and a session that only lives on its
-# attempt row (a ledger written by a preflight that recorded the two in separate transactions
-# and failed in between, e.g. on a full disk). It expires 24 h after that attempt finished.
-_KNOWN_SESSIONS = f"""
-WITH known AS (
-    SELECT session_id, source, source_key, attempt_id, created_at, expires_at, fps,
-        original_duration, width, height, total_frame, normalized_video,
-        final_unit_deduction, request_id, rowid AS seq
-    FROM sessions
-    UNION ALL
-    SELECT a.session_id, a.source, a.source_key, a.id, a.finished_at,
-        strftime('%Y-%m-%dT%H:%M:%SZ', a.finished_at, '+{_LIFETIME_S} seconds'),
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.request_id, -a.id
-    FROM attempts a
-    WHERE a.state = 'ok' AND a.session_id IS NOT NULL AND a.finished_at IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = a.session_id)
-)
-SELECT * FROM known
-"""
 
 
 def default_path() -> Path:
@@ -135,10 +79,14 @@ def default_path() -> Path:
     return Path(platformdirs.user_data_dir("preflight")) / "ledger.sqlite3"
 
 
-class Ledger:
-    """One connection to one ledger file; safe to share the file between processes."""
+class Store:
+    """One connection to one ledger file, created (mode 0600) and brought to the current schema.
 
-    def __init__(self, path: str | Path) -> None:
+    Safe to share the file between processes. `threads=True` lets other threads use the
+    connection; the caller then serialises its statements.
+    """
+
+    def __init__(self, path: str | Path, *, threads: bool = False) -> None:
         self.path = Path(path).expanduser()
         try:
             _make_parents(self.path.parent)
@@ -148,7 +96,10 @@ class Ledger:
         try:
             # Autocommit: every statement commits at once unless we BEGIN ourselves.
             self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=not threads,
             )
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {_reason(exc)}") from None
@@ -168,7 +119,7 @@ class Ledger:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        with self._transaction():
+        with self.transaction():
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 for statement in _SCHEMA.split(";"):
@@ -185,19 +136,13 @@ class Ledger:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One statement, committed at once unless inside transaction()."""
+        return self._conn.execute(sql, params)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
         # IMMEDIATE takes the write lock up front: a read-then-write cannot be raced.
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -216,295 +161,17 @@ class Ledger:
             raise
 
     @contextmanager
-    def _guard(self, doing: str) -> Iterator[None]:
+    def guard(self, doing: str) -> Iterator[None]:
+        """Turn a SQLite failure inside into a LedgerError that says what was being done."""
         try:
             yield
         except sqlite3.Error as exc:
             raise LedgerError(f"ledger {self.path}: {doing} failed: {_reason(exc)}") from None
 
-    def begin_attempt(
-        self,
-        *,
-        source: str,
-        source_key: str,
-        attempt_no: int,
-        request_body: dict[str, Any],
-        facts: dict[str, Any] | None,
-        verdict: str | None,
-        api_base: str,
-        now: datetime | None = None,
-    ) -> int:
-        """Record an attempt as 'sending', committed before this returns: it precedes the send."""
-        unexpected = sorted(set(request_body) - REQUEST_FIELDS)
-        if unexpected:
-            raise ValueError(
-                f"refusing to store request fields {unexpected}: only "
-                f"{sorted(REQUEST_FIELDS)} belong in the ledger"
-            )
-        self.reserve_room()
-        with self._guard("recording an attempt"):
-            cursor = self._conn.execute(
-                "INSERT INTO attempts (source, source_key, attempt_no, state, started_at,"
-                " request_body, facts, verdict, api_base)"
-                " VALUES (?, ?, ?, 'sending', ?, ?, ?, ?, ?)",
-                (
-                    source,
-                    source_key,
-                    attempt_no,
-                    stamp(now),
-                    as_json(request_body),
-                    None if facts is None else as_json(facts),
-                    verdict,
-                    api_base,
-                ),
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
-    def reserve_room(self) -> None:
-        """Make sure the answer to a billed request can be recorded even if the disk fills up
-        while the request is out: called by begin_attempt, so a failure here sends nothing.
-
-        A WAL write appends frames, and the WAL file keeps its size when SQLite restarts it from
-        the start; a blob written and deleted grows it by ROOM_PAGES, the checkpoint leaves as
-        many free pages in the database, and RESTART makes the next writer reuse that space.
-        """
-        with self._guard("reserving room for the answer"):
-            page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
-            self._conn.execute(
-                "INSERT INTO room (filler) VALUES (zeroblob(?))", (ROOM_PAGES * page_size,)
-            )
-            self._conn.execute("DELETE FROM room")
-            self._conn.execute("PRAGMA wal_checkpoint(RESTART)")
-
-    def record_opened(
-        self,
-        attempt_id: int,
-        *,
-        session_id: str,
-        data: dict[str, Any],
-        http_status: int | None,
-        message: str | None,
-        request_id: str | None,
-        ambiguous: bool,
-        cross_check: list[dict[str, Any]],
-        now: datetime | None = None,
-    ) -> SessionRow:
-        """Finish the attempt as ok and record the session it opened, in one transaction: a
-        session the API billed is in the ledger with its attempt, or neither was written."""
-        with self._guard(f"recording session {session_id}"), self._transaction():
-            row = self._finish(
-                attempt_id,
-                state="ok",
-                http_status=http_status,
-                code=0,
-                message=message,
-                request_id=request_id,
-                session_id=session_id,
-                ambiguous=ambiguous,
-                cross_check=cross_check,
-                now=now,
-            )
-            if row != 1:
-                raise LedgerError(f"ledger {self.path}: there is no attempt {attempt_id} to finish")
-            (source, key) = self._conn.execute(
-                "SELECT source, source_key FROM attempts WHERE id = ?", (attempt_id,)
-            ).fetchone()
-            return self._insert_session(
-                session_id=session_id,
-                source=source,
-                source_key=key,
-                attempt_id=attempt_id,
-                data=data,
-                request_id=request_id,
-                now=now,
-            )
-
-    def finish_attempt(
-        self,
-        attempt_id: int,
-        *,
-        state: str,
-        http_status: int | None = None,
-        code: int | None = None,
-        message: str | None = None,
-        request_id: str | None = None,
-        session_id: str | None = None,
-        ambiguous: bool = False,
-        cross_check: list[dict[str, Any]] | None = None,
-        now: datetime | None = None,
-    ) -> None:
-        """Record how an attempt ended. May be called again (init adds the cross-check later):
-        a None argument keeps what the row holds, and `ambiguous` once set stays set."""
-        if state not in ATTEMPT_STATES[1:]:
-            raise ValueError(f"an attempt finishes as one of {ATTEMPT_STATES[1:]}, not {state!r}")
-        with self._guard(f"finishing attempt {attempt_id}"):
-            changed = self._finish(
-                attempt_id,
-                state=state,
-                http_status=http_status,
-                code=code,
-                message=message,
-                request_id=request_id,
-                session_id=session_id,
-                ambiguous=ambiguous,
-                cross_check=cross_check,
-                now=now,
-            )
-        if changed != 1:
-            raise LedgerError(f"ledger {self.path}: there is no attempt {attempt_id} to finish")
-
-    def _finish(
-        self,
-        attempt_id: int,
-        *,
-        state: str,
-        http_status: int | None,
-        code: int | None,
-        message: str | None,
-        request_id: str | None,
-        session_id: str | None,
-        ambiguous: bool,
-        cross_check: list[dict[str, Any]] | None,
-        now: datetime | None,
-    ) -> int:
-        cursor = self._conn.execute(
-            "UPDATE attempts SET state = ?, finished_at = ?,"
-            " http_status = coalesce(?, http_status), code = coalesce(?, code),"
-            " message = coalesce(?, message), request_id = coalesce(?, request_id),"
-            " session_id = coalesce(?, session_id), ambiguous = max(ambiguous, ?),"
-            " cross_check = coalesce(?, cross_check) WHERE id = ?",
-            (
-                state,
-                stamp(now),
-                http_status,
-                code,
-                message,
-                request_id,
-                session_id,
-                int(ambiguous),
-                None if cross_check is None else as_json(cross_check),
-                attempt_id,
-            ),
-        )
-        return cursor.rowcount
-
-    def record_session(
-        self,
-        *,
-        session_id: str,
-        source: str,
-        source_key: str,
-        attempt_id: int,
-        data: dict[str, Any],
-        request_id: str | None,
-        now: datetime | None = None,
-    ) -> SessionRow:
-        """Record a session the API opened. `data` is the response's `data` object; a field of an
-        odd type is stored as NULL rather than lost with the (already billed) session."""
-        with self._guard(f"recording session {session_id}"), self._transaction():
-            return self._insert_session(
-                session_id=session_id,
-                source=source,
-                source_key=source_key,
-                attempt_id=attempt_id,
-                data=data,
-                request_id=request_id,
-                now=now,
-            )
-
-    def _insert_session(
-        self,
-        *,
-        session_id: str,
-        source: str,
-        source_key: str,
-        attempt_id: int,
-        data: dict[str, Any],
-        request_id: str | None,
-        now: datetime | None,
-    ) -> SessionRow:
-        created = utc(now)
-        deduction = data.get("final_unit_deduction")
-        if deduction is not None and not isinstance(deduction, str):
-            deduction = as_json(deduction)
-        conn = self._conn
-        # The same session recorded twice keeps its first record: the call is idempotent.
-        conn.execute(
-            "INSERT INTO sessions (session_id, source, source_key, attempt_id, created_at,"
-            " expires_at, fps, original_duration, width, height, total_frame,"
-            " normalized_video, final_unit_deduction, request_id, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (session_id) DO NOTHING",
-            (
-                session_id,
-                source,
-                source_key,
-                attempt_id,
-                stamp(created),
-                stamp(created + SESSION_LIFETIME),
-                as_number(data.get("fps")),
-                as_number(data.get("original_duration")),
-                as_integer(data.get("width")),
-                as_integer(data.get("height")),
-                as_integer(data.get("total_frame")),
-                as_text(data.get("normalized_video")),
-                deduction,
-                request_id,
-                as_json(data),
-            ),
-        )
-        row = conn.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
-        return session_from(row)
-
-    def active_session(self, source_key: str, now: datetime | None = None) -> SessionRow | None:
-        """The newest unexpired session for this source, if any."""
-        with self._guard("reading sessions"):
-            row = self._conn.execute(
-                _KNOWN_SESSIONS + " WHERE source_key = ? AND expires_at > ?"
-                " ORDER BY created_at DESC, seq DESC LIMIT 1",
-                (source_key, stamp(now)),
-            ).fetchone()
-        return None if row is None else session_from(row)
-
-    def sessions(
-        self, *, active_only: bool = False, now: datetime | None = None
-    ) -> list[SessionRow]:
-        """Every recorded session, newest first."""
-        where, params = ("WHERE expires_at > ?", (stamp(now),)) if active_only else ("", ())
-        with self._guard("reading sessions"):
-            rows = self._conn.execute(
-                f"{_KNOWN_SESSIONS} {where} ORDER BY created_at DESC, seq DESC", params
-            ).fetchall()
-        return [session_from(row) for row in rows]
-
-    def session(self, session_id: str) -> SessionRow | None:
-        with self._guard("reading sessions"):
-            row = self._conn.execute(
-                _KNOWN_SESSIONS + " WHERE session_id = ?", (session_id,)
-            ).fetchone()
-        return None if row is None else session_from(row)
-
-    def attempts(self, source_key: str | None = None) -> list[AttemptRow]:
-        """Attempts, oldest first; of one source if `source_key` is given."""
-        where, params = (
-            ("WHERE source_key = ?", (source_key,)) if source_key is not None else ("", ())
-        )
-        with self._guard("reading attempts"):
-            rows = self._conn.execute(
-                f"SELECT * FROM attempts {where} ORDER BY id", params
-            ).fetchall()
-        return [attempt_from(row) for row in rows]
-
-    def exclusive(
-        self, source_key: str, *, wait_s: float = 300.0, stale_s: float = 900.0
-    ) -> AbstractContextManager[None]:
-        """Hold the lock on one source across processes, so two `init`s cannot both pay.
-
-        The lock is a row in `locks`, not a file lock: it works wherever the ledger does and a
-        holder that died is recognised (same host, no such pid) or outlived (older than stale_s).
-        """
-        return lock.hold(self, source_key, wait_s=wait_s, stale_s=stale_s)
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
 
 
 def _make_parents(folder: Path) -> None:
@@ -525,8 +192,3 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -85,7 +85,7 @@ class RedirectRefused(NetworkError):
     """
 
     def __init__(self, judgement: UrlJudgement, info: RemoteInfo) -> None:
-        super().__init__(judgement.violations[0].message, kind="redirect_refused")
+        super().__init__(judgement.violations[0].message)
         self.judgement = judgement
         self.info = info
 

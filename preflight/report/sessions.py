@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from ..ledger.store import SessionRow
+from ..ledger import SessionRow
 from ..session import InitResult
 
 

@@ -11,13 +11,20 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import UsageError, VideoRejected, VideoUnreadable
-from ..ledger.store import Ledger, LedgerError, SessionRow, SessionUnrecorded, default_path
+from ..errors import (
+    ApiError,
+    LedgerError,
+    SessionUnrecorded,
+    UsageError,
+    VideoRejected,
+    VideoUnreadable,
+)
+from ..ledger import Ledger, SessionRow, default_path
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
 from ..policy.url import redact_url
 from ..verdict import Result
-from .client import ApiError, ApiKey, InitClient, Outcome, load_api_key, resolve_api_base
+from .client import ApiKey, InitClient, Outcome, load_api_key, resolve_api_base
 from .schemas import validate_request
 
 # Query parameters of signed URLs: they change with every signature, the video does not.

@@ -1,4 +1,4 @@
-"""ApiError and the classification of what the API sent back: a Kling envelope, CometAPI's own
+"""The classification of what the API sent back into ApiErrors: a Kling envelope, CometAPI's own
 gateway error, a body that is not JSON, a transport failure, or a success that does not hold up.
 """
 
@@ -13,29 +13,12 @@ from typing import Any
 import requests
 import urllib3
 
-from ..errors import PreflightError
+from ..errors import ApiError, ApiErrorKind
 from .credentials import ApiKey
 
 RETRYABLE_CODES = frozenset({1302, 1303})  # rate limits: back off and retry
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
-_HINTS = {
-    "auth": "the API key was refused: check COMETAPI_KEY or --api-key-file",
-    "account": "the account has a problem: check it on the CometAPI dashboard",
-    "arrears": "the account is in arrears: top up your credit",
-    "quota": "the resource pack is used up or expired: buy or renew one",
-    "permission": "the plan has no access to this model or route: check the plan",
-    "invalid": "the request was refused as invalid: see the message for the parameter",
-    "not_found": "the video or task does not exist (video_id must be from the last 30 days)",
-    "policy": "the platform's policy refused the request",
-    "content": "the content safety check failed: change the content",
-    "rate_limit": "rate limited: wait a little and try again",
-    "allow_list": "this IP address is not on the account's allow-list",
-    "server": "the API failed on its side: try again later",
-    "network": "the API could not be reached: check the network and --api-base",
-    "refused": "the API refused the video: see the message",
-    "protocol": "the API answered something this client does not understand",
-}
-_CODE_KINDS = {
+_CODE_KINDS: dict[int, ApiErrorKind] = {
     **dict.fromkeys(range(1000, 1005), "auth"),
     1100: "account",
     1101: "arrears",
@@ -53,56 +36,6 @@ _CODE_KINDS = {
     5001: "server",
     5002: "server",
 }
-
-
-class ApiError(PreflightError):
-    """The API refused or failed. Carries what the server said; never the key."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str,
-        http_status: int | None = None,
-        code: int | str | None = None,
-        api_message: str | None = None,
-        request_id: str | None = None,
-        retry_after_s: float | None = None,
-        after_send: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.http_status = http_status
-        self.code = code
-        self.api_message = api_message
-        self.request_id = request_id
-        self.retry_after_s = retry_after_s
-        self.after_send = after_send  # the body reached the server; a session may exist
-        self.attempts = 1
-        self.ambiguous = False
-
-    @property
-    def hint(self) -> str:
-        return _HINTS.get(self.kind, "")
-
-    @property
-    def retryable(self) -> bool:
-        # Terminal 429 codes (1100-1102, 1304) have kinds of their own, so rate_limit is only
-        # 1302/1303, a 429 without a Kling code, or CometAPI's own rate limit.
-        return self.kind in ("rate_limit", "server", "network")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": str(self),
-            "http_status": self.http_status,
-            "code": self.code,
-            "api_message": self.api_message,
-            "request_id": self.request_id,
-            "hint": self.hint,
-            "attempts": self.attempts,
-            "ambiguous": self.ambiguous,
-        }
 
 
 def check_success(
@@ -167,7 +100,7 @@ def non_json_error(response: requests.Response, text: str) -> ApiError:
     first = re.sub(r"<[^>]+>", " ", text).strip().splitlines()
     line = re.sub(r"\s+", " ", first[0]).strip()[:120] if first else "(empty body)"
     status = response.status_code
-    kind = (
+    kind: ApiErrorKind = (
         "server"
         if status in RETRYABLE_STATUS
         else "rate_limit"
@@ -189,7 +122,7 @@ def envelope_error(response: requests.Response, payload: dict[str, Any], key: Ap
     if isinstance(payload.get("error"), dict):  # CometAPI's own gateway error
         err = payload["error"]
         message = key.redact(str(err.get("message") or "gateway error"))
-        kind = (
+        gateway_kind: ApiErrorKind = (
             "auth"
             if status == 401
             else "rate_limit"
@@ -202,7 +135,7 @@ def envelope_error(response: requests.Response, payload: dict[str, Any], key: Ap
         )
         return ApiError(
             f"CometAPI refused the request (HTTP {status}): {message}",
-            kind=kind,
+            kind=gateway_kind,
             http_status=status,
             code=_str(err.get("code")),
             api_message=message,

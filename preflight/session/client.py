@@ -17,10 +17,11 @@ from typing import IO, Any, Protocol
 
 import requests
 
+from ..errors import ApiError
+from ..ledger.rows import FinishedState
 from .answers import (
     RETRYABLE_CODES,
     RETRYABLE_STATUS,
-    ApiError,
     check_success,
     envelope_error,
     non_json_error,
@@ -53,7 +54,7 @@ MAX_RETRY_AFTER_S = 120.0  # a Retry-After beyond this is a refusal in all but n
 class Outcome:
     """How one HTTP attempt ended, for the ledger row written before it."""
 
-    state: str  # ok, failed, ambiguous
+    state: FinishedState
     http_status: int | None = None
     code: int | str | None = None
     message: str | None = None
@@ -108,7 +109,7 @@ class InitClient:
                     response = check_success(status, payload, validate_response, self.key)
                 except ApiError as exc:
                     lost_answer = exc.after_send and exc.kind == "network"
-                    state = "ambiguous" if lost_answer else "failed"
+                    state: FinishedState = "ambiguous" if lost_answer else "failed"
                     exc.attempts = attempt
                     exc.ambiguous = lost_answer or ambiguous_retries > 0
                     recorder.finish(
