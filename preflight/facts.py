@@ -6,7 +6,12 @@ Units are in the names' documentation: seconds, pixels, frames per second, clock
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal
+
+# The probe backends a caller may ask for (probing.BACKENDS spells the same four at run time).
+BackendName = Literal["auto", "mediainfo", "ffprobe", "both"]
+# What a Result says read the source: a backend asked for, or "boxes" (the box reader alone).
+ReaderName = Literal["auto", "mediainfo", "ffprobe", "both", "boxes"]
 
 
 @dataclass

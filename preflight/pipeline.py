@@ -1,6 +1,7 @@
 """check(): sources -> probe -> facts -> policy -> Result, one source at a time, in input order.
 
 The library entry the CLI calls; a bad source becomes an `error` Result, never an exception.
+Both caches (file and URL) are asked here, and every verdict comes from policy.judge.
 """
 
 from __future__ import annotations
@@ -8,16 +9,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .errors import NetworkError, ProbeError
+from .errors import NetworkError, ProbeError, UsageError
+from .facts import BackendName, Disagreement, Facts, ReaderName
 from .policy import Policy, judge, load_policy
 from .policy.url import is_url
 from .probing import DEFAULT_BACKEND, answered_by, probe
 from .probing.limits import ProbeLimits
 from .probing.options import RemoteOptions
-from .verdict import Failure, Result, Violation
+from .verdict import Failure, Result
 
 if TYPE_CHECKING:
     from .cache import ProbeCache
@@ -28,23 +30,38 @@ class CheckOptions:
     """How to probe: the backend and its bounds, and for URLs the network limits and
     private-address policy."""
 
-    backend: str = DEFAULT_BACKEND
+    backend: BackendName = DEFAULT_BACKEND
     remote: RemoteOptions = field(default_factory=RemoteOptions)
     limits: ProbeLimits = field(default_factory=ProbeLimits)  # each backend parse's time, memory
     allow_private_urls: bool = False
     cache: ProbeCache | None = None  # facts of sources probed before (None: always probe)
 
 
+def _options(backend: BackendName | None, options: CheckOptions | None) -> CheckOptions:
+    """`backend` is shorthand for CheckOptions(backend=...); given with `options`, it must agree."""
+    if options is None:
+        return CheckOptions(backend=backend or DEFAULT_BACKEND)
+    if backend is not None and backend != options.backend:
+        raise UsageError(
+            f"backend={backend!r} contradicts options.backend={options.backend!r}: give one"
+        )
+    return options
+
+
 def check_one(
     source: str | os.PathLike[str],
     policy: Policy | None = None,
     *,
-    backend: str = DEFAULT_BACKEND,
+    backend: BackendName | None = None,
     options: CheckOptions | None = None,
 ) -> Result:
-    """Probe and judge one local file or http(s) URL."""
+    """Probe and judge one local file or http(s) URL.
+
+    `backend` (default auto) is a shorthand for `options=CheckOptions(backend=...)`; giving both
+    with different backends is a UsageError.
+    """
     policy = policy or load_policy()
-    options = options or CheckOptions(backend=backend)
+    options = _options(backend, options)
     name = os.fspath(source)
     if is_url(name):
         return _check_url(name, policy, options)
@@ -84,17 +101,16 @@ def check_one(
 
 
 def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
+    """gate (resolve, judge what needs no request) -> fetch -> cache -> probe -> judge -> Result."""
     from .policy.url import (
         UNFETCHABLE,
+        UrlFacts,
         UrlGate,
-        judge_before_fetch,
-        judge_content_type,
-        judge_status,
+        private_address_of,
         redact_url,
         resolve_host,
-        utcnow,
     )
-    from .probing.remote import HttpStatusError, RedirectRefused, probe_url
+    from .probing.remote import fetch
 
     started = time.perf_counter()
     backend = options.backend
@@ -118,88 +134,54 @@ def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
         resolve=remote.resolve or resolve_host,
     )
     try:
-        before = judge_before_fetch(
-            url, allow_private=options.allow_private_urls, now=utcnow(), gate=gate
-        )
+        subject = UrlFacts(url, private_address_of(url, gate), options.allow_private_urls)
     except NetworkError as exc:
         return failed(exc.kind, str(exc))
+    before = judge(None, policy, subject)
     if any(v.rule in UNFETCHABLE for v in before.violations):
-        return Result(shown, "reject", before.violations, before.warnings, backend=backend)
+        return Result(shown, before.verdict, before.violations, before.warnings, backend=backend)
+    cache = options.cache
+    facts: Facts | None = None
+    disagreements: list[Disagreement] = []
+    answered: ReaderName = backend
     try:
-        probed, info = probe_url(
-            url,
-            backend=backend,
-            options=remote,
-            cache=options.cache,
-            gate=gate,
-            limits=options.limits,
-        )
-    except RedirectRefused as exc:
-        return Result(
-            shown,
-            "reject",
-            [*before.violations, *exc.judgement.violations],
-            _with_hop_warnings(before.warnings, exc.info.hop_warnings),
-            backend=backend,
-            remote=exc.info,
-            probe_ms=(time.perf_counter() - started) * 1000,
-        )
-    except HttpStatusError as exc:
-        return Result(
-            shown,
-            "reject",
-            [*before.violations, judge_status(exc.status, url)],
-            _with_hop_warnings(before.warnings, exc.info.hop_warnings),
-            backend=backend,
-            remote=exc.info,
-            probe_ms=(time.perf_counter() - started) * 1000,
-        )
+        with fetch(url, options=remote, gate=gate) as source:
+            info = source.info
+            if source.first is not None:  # the answer holds the file (else: the judge says why)
+                # The first answer's validators tell whether the resource changed since last time.
+                key = (
+                    cache.url_key(
+                        info.final_url, info.etag, info.last_modified, info.size_bytes, backend
+                    )
+                    if cache is not None
+                    else None
+                )
+                hit = cache.get(key) if cache is not None else None
+                if hit is not None:
+                    info.cached = True
+                    facts, disagreements = hit
+                    answered = answered_by(backend, facts)
+                else:
+                    probed = source.probe(backend, options.limits)
+                    facts, disagreements = probed.facts, probed.disagreements
+                    answered = probed.backend or backend
+                    if cache is not None:
+                        cache.put(key, facts, disagreements)
     except (ProbeError, NetworkError) as exc:
         return failed(exc.kind, str(exc))
     elapsed = (time.perf_counter() - started) * 1000
-    verdict = judge(probed.facts, policy)
-    url_warnings = _with_hop_warnings(before.warnings, info.hop_warnings)
-    warnings = [*url_warnings, *verdict.warnings]
-    content = judge_content_type(info.content_type)
-    if content is not None:
-        warnings.insert(len(url_warnings), content)
-    if info.prefix_only:
-        warnings.append(prefix_warning(info.transfer.bytes, info.size_bytes))
-    violations = [*before.violations, *verdict.violations]
+    verdict = judge(facts, policy, replace(subject, remote=info))
     return Result(
         shown,
-        "reject" if violations else "pass",
-        violations,
-        warnings,
-        probed.facts,
-        backend=probed.backend or backend,
-        disagreements=probed.disagreements,
+        verdict.verdict,
+        verdict.violations,
+        verdict.warnings,
+        facts,
+        backend=answered,
+        disagreements=disagreements,
         probe_ms=elapsed,
         remote=info,
         cached=info.cached,
-    )
-
-
-def _with_hop_warnings(warnings: list[Violation], hops: list[Violation]) -> list[Violation]:
-    """The URL's warnings, then what the redirect hops added: one per rule and address, so three
-    hops on the same private host warn once, and a hop to another address warns of it."""
-    seen = {(w.rule, str(w.actual)) for w in warnings}
-    out = list(warnings)
-    for warning in hops:
-        if (warning.rule, str(warning.actual)) not in seen:
-            seen.add((warning.rule, str(warning.actual)))
-            out.append(warning)
-    return out
-
-
-def prefix_warning(read: int, size: int | None) -> Violation:
-    return Violation(
-        "url.no_range",
-        f"the server ignores Range requests: judged from the first {read} bytes "
-        f"of {size if size is not None else 'an unknown number of'}",
-        "no Range support",
-        "Range support",
-        "serve the file from a server or bucket that supports Range requests",
     )
 
 
@@ -207,19 +189,21 @@ def iter_check(
     sources: Iterable[str | os.PathLike[str]],
     policy: Policy | None = None,
     *,
-    backend: str = DEFAULT_BACKEND,
+    backend: BackendName | None = None,
     options: CheckOptions | None = None,
 ) -> Iterator[Result]:
+    """Check sources one at a time, yielding each Result as it is ready (input order)."""
     policy = policy or load_policy()
+    options = _options(backend, options)
     for source in sources:
-        yield check_one(source, policy, backend=backend, options=options)
+        yield check_one(source, policy, options=options)
 
 
 def check(
     sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     policy: Policy | None = None,
     *,
-    backend: str = DEFAULT_BACKEND,
+    backend: BackendName | None = None,
     options: CheckOptions | None = None,
 ) -> list[Result]:
     """Check one source or many (paths and URLs mixed); results keep the input order."""

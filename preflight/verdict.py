@@ -1,17 +1,19 @@
 """Verdict and Violation: what judging one source produced, and the Result of checking it.
 
 `pass` (fit to send), `reject` (readable, breaks a rule) or `error` (could not be read as media).
+RemoteInfo (what a URL's server answered) lives here, below both the probe that fills it and the
+url rules that judge it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from .facts import Disagreement, Facts
+from .facts import Disagreement, Facts, ReaderName
 
-if TYPE_CHECKING:
-    from .probing.remote import RemoteInfo
+# The verdicts JSON consumers switch on; "unchecked" is init's, for a source no probe can read.
+VerdictName = Literal["pass", "reject", "error", "unchecked"]
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,6 @@ class Violation:
     actual: Any
     allowed: Any
     hint: str = ""  # how to fix it, often an ffmpeg command line
-
-    @property
-    def family(self) -> str:
-        return self.rule.split(".", 1)[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,9 +36,55 @@ class Violation:
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: str  # pass or reject
+    verdict: Literal["pass", "reject"]
     violations: list[Violation] = field(default_factory=list)
     warnings: list[Violation] = field(default_factory=list)
+
+
+@dataclass
+class Transfer:
+    """What a remote probe cost: body bytes received and requests sent."""
+
+    requests: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class RemoteInfo:
+    """What the server told us about the resource, and what reading it cost.
+
+    The probe fills it and judges nothing here but redirect hops (it must, before connecting to
+    one); the url rules read the status, the Content-Type and what the hops found.
+    """
+
+    url: str  # as given, with any credentials redacted
+    final_url: str = ""  # where the redirects ended, redacted likewise
+    status: int = 0  # of the last answer: a 4xx is data for the url.status rule, not an exception
+    size_bytes: int | None = None
+    content_type: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    range_supported: bool = True
+    prefix_only: bool = False  # no Range support and the file is larger than what we read
+    cached: bool = False  # the facts came from the probe cache after the first request
+    transfer: Transfer = field(default_factory=Transfer)
+    # The url.* rules a redirect broke; nothing connected to that hop and nothing was probed.
+    refused: list[Violation] = field(default_factory=list)
+    # What judging the redirect hops found that does not stop the probe (plain http, a private
+    # hop under allow_private); the judge adds these to the source's warnings.
+    hop_warnings: list[Violation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "final_url": self.final_url,
+            "status": self.status,
+            "size_bytes": self.size_bytes,
+            "content_type": self.content_type,
+            "range_supported": self.range_supported,
+            "prefix_only": self.prefix_only,
+            "bytes": self.transfer.bytes,
+            "requests": self.transfer.requests,
+        }
 
 
 @dataclass(frozen=True)
@@ -54,12 +98,12 @@ class Result:
     """Everything `check` learned about one source."""
 
     source: str
-    verdict: str  # pass, reject or error
+    verdict: VerdictName  # pass, reject or error (never unchecked: that is init's)
     violations: list[Violation] = field(default_factory=list)
     warnings: list[Violation] = field(default_factory=list)
     facts: Facts | None = None
     error: Failure | None = None
-    backend: str = "mediainfo"
+    backend: ReaderName = "mediainfo"  # what read it; what was asked when nothing could
     disagreements: list[Disagreement] = field(default_factory=list)
     probe_ms: float = 0.0
     remote: RemoteInfo | None = None  # for URLs: final URL, status, bytes and requests used

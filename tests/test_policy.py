@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preflight import Facts, PolicyError, judge, load_policy
+from preflight import Facts, PolicyError, UsageError, judge, load_policy
+from preflight.policy import UrlFacts
 
 POLICY = load_policy()
 KLING = load_policy(profile="kling")
@@ -157,6 +159,34 @@ def test_disabled_warnings_are_not_reported(tmp_path: Path) -> None:
     policy = load_policy(house)
     assert policy.fps_average_tolerance == 0.01  # merged key by key from the profile
     assert judge(replace(GOOD, faststart=False), policy).warnings == []
+
+
+def test_the_judge_applies_disabled_warnings_to_the_url_rules(tmp_path: Path) -> None:
+    house = tmp_path / "quiet.json"
+    quiet = {"extends": "cometapi", "warnings": {"disabled": ["url.insecure"]}}
+    house.write_text(json.dumps(quiet))
+    url = UrlFacts("http://example.com/clip.mp4")
+    assert [w.rule for w in judge(None, load_policy(), url).warnings] == ["url.insecure"]
+    assert judge(None, load_policy(house), url).warnings == []
+    assert judge(GOOD, load_policy(house), url).verdict == "pass"
+
+
+def test_url_rules_are_judged_from_data() -> None:
+    expired = UrlFacts(
+        "https://example.com/a.mp4?X-Amz-Date=20250101T000000Z&X-Amz-Expires=60",
+        private_address="10.0.0.1",
+        checked_at=datetime(2025, 1, 1, 1, tzinfo=timezone.utc),
+    )
+    verdict = judge(None, load_policy(), expired)
+    assert verdict.verdict == "reject"
+    assert [v.rule for v in verdict.violations] == ["url.public", "url.expired"]
+    lab = replace(expired, allow_private=True, checked_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    assert judge(None, load_policy(), lab).verdict == "pass"
+
+
+def test_the_judge_needs_something_to_judge() -> None:
+    with pytest.raises(UsageError):
+        judge(None, load_policy())
 
 
 @pytest.mark.parametrize(

@@ -246,6 +246,33 @@ def test_content_type_warning(server: MediaServer) -> None:
     assert "url.content_type" in {w.rule for w in result.warnings}
 
 
+def test_a_house_policy_silences_url_warnings_too(server: MediaServer, tmp_path: Path) -> None:
+    # Issue 11: "disabled" used to reach only the media rules; url.* warnings ignored it.
+    server.faults = Faults(content_type="text/html")
+    url = server.url("fmt_mp4_h264.mp4")  # plain http on loopback: insecure and private
+    loud = _check(url)
+    assert {"url.insecure", "url.content_type", "url.public"} <= {w.rule for w in loud.warnings}
+    house = tmp_path / "quiet.json"
+    house.write_text(
+        json.dumps(
+            {"extends": "cometapi", "warnings": {"disabled": ["url.insecure", "url.content_type"]}}
+        )
+    )
+    quiet = check_one(url, load_policy(house), options=LOOPBACK)
+    assert [w.rule for w in quiet.warnings] == [
+        w.rule for w in loud.warnings if w.rule not in ("url.insecure", "url.content_type")
+    ]
+    assert quiet.verdict == loud.verdict == "pass"
+
+
+def test_a_status_is_data_for_the_judge_not_an_exception(server: MediaServer) -> None:
+    server.faults = Faults(status=404)
+    result = _check(server.url("fmt_mp4_h264.mp4"))
+    assert result.remote is not None and result.remote.status == 404
+    assert result.facts is None and result.error is None
+    assert [v.rule for v in result.violations] == ["url.status"]
+
+
 def _amz(url: str, signed: datetime, expires_s: int) -> str:
     return f"{url}?X-Amz-Date={signed:%Y%m%dT%H%M%SZ}&X-Amz-Expires={expires_s}&X-Amz-Signature=x"
 

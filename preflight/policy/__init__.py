@@ -1,10 +1,13 @@
 """The policy: the limits as data (shipped profiles, house files) and the judge that applies them.
 
-`load_policy` reads and validates a policy; `judge` turns Facts into a Verdict, every rule family.
+`load_policy` reads and validates a policy (load.py); `judge` turns the facts of one source into a
+Verdict (judge.py), every rule family: the media's (rules.py) and the URL's (url.py).
 """
 
 from __future__ import annotations
 
-from .rules import PROFILES, Policy, judge, load_policy
+from .judge import judge
+from .load import PROFILES, Policy, load_policy
+from .url import UrlFacts
 
-__all__ = ["PROFILES", "Policy", "judge", "load_policy"]
+__all__ = ["PROFILES", "Policy", "UrlFacts", "judge", "load_policy"]

@@ -1,7 +1,8 @@
 """The `url` rule family: what makes a URL one the API can fetch, judged before and after we fetch.
 
 Scheme, host, credentials, public address (of the URL and of every redirect hop, with the judged
-addresses pinned for the connection), HTTP status, presigned-URL expiry and Content-Type.
+addresses pinned for the connection), HTTP status, presigned-URL expiry, Content-Type, Range.
+The rules are pure functions of UrlFacts; the one network step, resolving the host, is UrlGate's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import NetworkError
-from ..verdict import Violation
+from ..verdict import RemoteInfo, Violation
 
 EXPIRY_WARNING = timedelta(minutes=30)
 VIDEO_TYPES = {"video/mp4", "video/quicktime", "application/octet-stream"}
@@ -108,6 +109,29 @@ class UrlJudgement:
     warnings: list[Violation]
 
 
+@dataclass(frozen=True)
+class UrlFacts:
+    """What the url rules judge: the URL, what its host resolved to and when, and what fetching it
+    found (None when nothing was fetched: the URL cannot or must not be)."""
+
+    url: str  # as given; the rules never quote its credentials
+    private_address: str = ""  # the first address of its host the API cannot reach ('' if none)
+    allow_private: bool = False  # the caller checks a lab URL on purpose: private only warns
+    checked_at: datetime = field(default_factory=lambda: utcnow())  # presigned expiry's "now"
+    remote: RemoteInfo | None = None
+
+
+def private_address_of(url: str, gate: UrlGate) -> str:
+    """Resolve `url`'s host through `gate` (which pins the addresses for the connection) and give
+    the first one the API cannot reach, or ''. Nothing is resolved for a URL the rules refuse
+    anyway (not http(s), no host). Raises NetworkError (kind dns) when the host does not resolve.
+    """
+    if _scheme_of(url) not in ("http", "https"):
+        return ""
+    host = host_of(url)
+    return gate.private_address(host) if host is not None else ""
+
+
 def host_of(url: str) -> str | None:
     """The host of `url`, or None when it has none or cannot be parsed (a bad port, a bad [v6])."""
     try:
@@ -128,14 +152,9 @@ def _has_userinfo(url: str) -> bool:
     return _USERINFO.match(url) is not None
 
 
-def judge_before_fetch(
-    url: str, *, allow_private: bool, now: datetime, gate: UrlGate | None = None
-) -> UrlJudgement:
-    """Rules that need no request: scheme, host, credentials, a public address, presigned expiry.
-
-    With a `gate`, the host's addresses are resolved and remembered there for the connection.
-    """
-    gate = gate or UrlGate(allow_private=allow_private)
+def judge_before_fetch(facts: UrlFacts) -> UrlJudgement:
+    """Rules that need no request: scheme, host, credentials, a public address, presigned expiry."""
+    url = facts.url
     scheme = _scheme_of(url)
     violations: list[Violation] = []
     warnings: list[Violation] = []
@@ -166,7 +185,8 @@ def judge_before_fetch(
         return UrlJudgement(violations, warnings)
     if _has_userinfo(url):
         violations.append(_credentials("the URL carries credentials (user:password@)"))
-    private = gate.private_address(host)
+    private = facts.private_address
+    allow_private = facts.allow_private
     if private:
         fix = "upload the file somewhere public (a bucket or CDN)"
         rule = Violation(
@@ -179,7 +199,7 @@ def judge_before_fetch(
         (warnings if allow_private else violations).append(rule)
     expiry = presigned_expiry(url)
     if expiry is not None:
-        left = expiry - now
+        left = expiry - facts.checked_at
         if left <= timedelta(0):
             violations.append(
                 Violation(
@@ -298,7 +318,7 @@ def presigned_expiry(url: str) -> datetime | None:
     return None
 
 
-def judge_status(status: int, url: str) -> Violation:
+def judge_status(status: int) -> Violation:
     reasons = {
         401: "asks for credentials",
         403: "refuses access",
@@ -326,6 +346,51 @@ def judge_content_type(content_type: str) -> Violation | None:
         sorted(VIDEO_TYPES),
         "set the object's Content-Type to video/mp4",
     )
+
+
+def judge_no_range(remote: RemoteInfo) -> Violation | None:
+    if not remote.prefix_only:
+        return None
+    size = remote.size_bytes
+    return Violation(
+        "url.no_range",
+        f"the server ignores Range requests: judged from the first {remote.transfer.bytes} bytes "
+        f"of {size if size is not None else 'an unknown number of'}",
+        "no Range support",
+        "Range support",
+        "serve the file from a server or bucket that supports Range requests",
+    )
+
+
+def judge_url(facts: UrlFacts) -> UrlJudgement:
+    """Every url rule but url.no_range (reported last, after the media's warnings), in report
+    order: the rules judged before fetching, a refused redirect or the HTTP status, then the
+    Content-Type of an answer that held the file."""
+    before = judge_before_fetch(facts)
+    remote = facts.remote
+    if remote is None:
+        return before
+    violations = [*before.violations, *remote.refused]
+    warnings = _with_hop_warnings(before.warnings, remote.hop_warnings)
+    if 400 <= remote.status < 500:
+        violations.append(judge_status(remote.status))
+    elif not remote.refused:
+        content = judge_content_type(remote.content_type)
+        if content is not None:
+            warnings.append(content)
+    return UrlJudgement(violations, warnings)
+
+
+def _with_hop_warnings(warnings: list[Violation], hops: list[Violation]) -> list[Violation]:
+    """The URL's warnings, then what the redirect hops added: one per rule and address, so three
+    hops on the same private host warn once, and a hop to another address warns of it."""
+    seen = {(w.rule, str(w.actual)) for w in warnings}
+    out = list(warnings)
+    for warning in hops:
+        if (warning.rule, str(warning.actual)) not in seen:
+            seen.add((warning.rule, str(warning.actual)))
+            out.append(warning)
+    return out
 
 
 def utcnow() -> datetime:

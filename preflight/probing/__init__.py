@@ -5,34 +5,11 @@ truncation for MP4/MOV, and with the default `auto` probe everything (the codec'
 the sample description's four-cc); timing.py turns its Layout into Facts. The backends
 (mediainfo.py, ffprobe.py), each bounded in a child process (worker/, limits.py), name codecs and
 formats and read what is not MP4/MOV; compare.py lists where they disagree. local.py runs a probe
-of a file or stream; remote.py one of a URL, through ranged.py and transport.py.
+of a file or stream; remote.py fetches a URL's index through ranged.py and transport.py.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .local import BACKENDS, DEFAULT_BACKEND, ProbeResult, answered_by, probe, probe_stream
 
-__all__ = [
-    "BACKENDS",
-    "DEFAULT_BACKEND",
-    "ProbeResult",
-    "answered_by",
-    "probe",
-    "probe_stream",
-    "probe_url",
-]
-
-
-def __getattr__(name: str) -> Any:
-    # probe_url needs requests: loaded only when a URL is probed.
-    if name == "probe_url":
-        from .remote import probe_url
-
-        return probe_url
-    raise AttributeError(f"module 'preflight.probing' has no attribute {name!r}")
-
-
-if TYPE_CHECKING:
-    from .remote import probe_url
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "ProbeResult", "answered_by", "probe", "probe_stream"]

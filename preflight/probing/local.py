@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ProbeError, UsageError
-from ..facts import BackendReading, Disagreement, Facts
+from ..facts import BackendName, BackendReading, Disagreement, Facts, ReaderName
 from . import boxes
 from .bmff import Layout, Source
 from .compare import compare
@@ -22,9 +22,9 @@ from .timing import facts_from_layout
 
 # auto: the box reader alone for MP4/MOV, MediaInfo for anything else; the others always run
 # the named backend(s) beside the box reader.
-BACKENDS = ("auto", "mediainfo", "ffprobe", "both")
-DEFAULT_BACKEND = "auto"
-BOX_READER = "boxes"  # what probe.backend says when the box reader alone read the file
+BACKENDS: tuple[BackendName, ...] = ("auto", "mediainfo", "ffprobe", "both")
+DEFAULT_BACKEND: BackendName = "auto"
+BOX_READER: ReaderName = "boxes"  # what probe.backend says when the box reader alone read it
 # Backend failures that make the file an error even when the box reader read it: no backend at
 # all, or a parse that overran its bounds (a file hostile to parsers; the API's may choke too).
 _FATAL = frozenset({"backend_missing", "timeout", "resource_limit"})
@@ -34,10 +34,10 @@ _FATAL = frozenset({"backend_missing", "timeout", "resource_limit"})
 class ProbeResult:
     facts: Facts
     disagreements: list[Disagreement] = field(default_factory=list)
-    backend: str = ""  # what read the file: boxes, mediainfo, ffprobe or both
+    backend: ReaderName | None = None  # what read the file: boxes, mediainfo, ffprobe or both
 
 
-def answered_by(backend: str, facts: Facts) -> str:
+def answered_by(backend: BackendName, facts: Facts) -> ReaderName:
     """What read a file probed with `backend`, from its facts (for results from the cache too).
 
     Only facts from the box reader have `samples_complete` set; under `auto` that is exactly
@@ -54,7 +54,7 @@ ReadFn = Callable[[str], BackendReading]
 def probe(
     path: str | os.PathLike[str],
     *,
-    backend: str = DEFAULT_BACKEND,
+    backend: BackendName = DEFAULT_BACKEND,
     limits: ProbeLimits | None = None,
 ) -> ProbeResult:
     """Probe one local file. Raises ProbeError (with a `kind`) when it cannot be read as media.
@@ -79,7 +79,7 @@ def probe_stream(
     size: int,
     name: str,
     *,
-    backend: str = DEFAULT_BACKEND,
+    backend: BackendName = DEFAULT_BACKEND,
     readers: dict[str, ReadFn] | None = None,
     limits: ProbeLimits | None = None,
 ) -> ProbeResult:

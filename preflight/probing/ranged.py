@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import bisect
 import io
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
 
 from ..errors import NetworkError, ProbeError
+from ..verdict import Transfer
 
 if TYPE_CHECKING:
     from .transport import Deadline
 
 DEFAULT_READAHEAD = 16 * 1024  # a box header read pulls in what usually follows it
-
-
-@dataclass
-class Transfer:
-    """What a remote probe cost: body bytes received and requests sent."""
-
-    requests: int = 0
-    bytes: int = 0
 
 
 class RangedFile(io.RawIOBase):

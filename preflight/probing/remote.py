@@ -1,33 +1,32 @@
-"""Probe a video at an http(s) URL by reading only its boxes: one Session, small Range requests.
+"""Read a video at an http(s) URL by its boxes only: one Session, small Range requests.
 
-Redirects are followed here, each hop judged (urlcheck.judge_hop) before anything connects to it;
-the box reader walks top-level headers and fetches `moov` whole; MediaInfo and ffprobe read a
-snapshot of those bytes (snapshot.py) in which `mdat` payloads are zeros, never the URL itself.
-One deadline (RemoteOptions.deadline_s) bounds all of it.
+`fetch` opens the URL: redirects are followed here, each hop judged (policy.url.judge_hop) before
+anything connects to it, and the first answer is kept as data (RemoteInfo: a 4xx status or a
+refused hop is for the judge, not an exception). `RemoteSource.probe` then walks top-level box
+headers and fetches `moov` whole; MediaInfo and ffprobe read a snapshot of those bytes
+(snapshot.py) in which `mdat` payloads are zeros, never the URL itself. One deadline
+(RemoteOptions.deadline_s) bounds all of it.
 """
 
 from __future__ import annotations
 
 import email.utils
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import requests
 
 from ..errors import NetworkError, ProbeError, UsageError
-from ..facts import BackendReading
-from ..policy.url import UrlGate, UrlJudgement, host_of, judge_hop, redact_url, resolve_host
-
-if TYPE_CHECKING:
-    from ..cache import ProbeCache
-    from ..verdict import Violation
+from ..facts import BackendName, BackendReading
+from ..policy.url import UrlGate, host_of, judge_hop, redact_url, resolve_host
+from ..verdict import RemoteInfo
 from .limits import ProbeLimits
-from .local import ProbeResult, answered_by, probe_stream
+from .local import ProbeResult, probe_stream
 from .options import RemoteOptions
-from .ranged import RangedFile, Transfer, network_error, read_body
+from .ranged import RangedFile, network_error, read_body
 from .snapshot import sparse_file, take
 from .transport import Deadline, open_session
 
@@ -37,73 +36,75 @@ NON_MP4_BUDGET = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 
 
-@dataclass
-class RemoteInfo:
-    """What the server told us about the resource, and what reading it cost."""
+class RemoteSource:
+    """A URL being read: what its server answered first, and the open session to read the rest.
 
-    url: str  # as given, with any credentials redacted
-    final_url: str = ""  # where the redirects ended, redacted likewise
-    status: int = 0
-    size_bytes: int | None = None
-    content_type: str = ""
-    etag: str = ""
-    last_modified: str = ""
-    range_supported: bool = True
-    prefix_only: bool = False  # no Range support and the file is larger than what we read
-    cached: bool = False  # the facts came from the probe cache after the first request
-    transfer: Transfer = field(default_factory=Transfer)
-    # What judging the redirect hops found that does not stop the probe (plain http, a private
-    # hop under allow_private); the check adds these to the source's warnings.
-    hop_warnings: list[Violation] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "final_url": self.final_url,
-            "status": self.status,
-            "size_bytes": self.size_bytes,
-            "content_type": self.content_type,
-            "range_supported": self.range_supported,
-            "prefix_only": self.prefix_only,
-            "bytes": self.transfer.bytes,
-            "requests": self.transfer.requests,
-        }
-
-
-class HttpStatusError(NetworkError):
-    """The server answered with a status that is not the file (4xx after redirects)."""
-
-    def __init__(self, status: int, info: RemoteInfo) -> None:
-        super().__init__(f"HTTP {status}", kind="http_status")
-        self.status = status
-        self.info = info
-
-
-class RedirectRefused(NetworkError):
-    """A redirect pointed where the API cannot or must not fetch; nothing connected to it.
-
-    `judgement.violations` are `url.*` rules naming the hop (a reject, not an error).
+    Made by `fetch`; valid only inside its `with` block (the session and the deadline end there).
     """
 
-    def __init__(self, judgement: UrlJudgement, info: RemoteInfo) -> None:
-        super().__init__(judgement.violations[0].message)
-        self.judgement = judgement
+    def __init__(
+        self,
+        session: requests.Session,
+        deadline: Deadline,
+        options: RemoteOptions,
+        info: RemoteInfo,
+        first: bytes | None,
+    ) -> None:
         self.info = info
+        self.first = first  # None: the answer did not hold the file (a 4xx, a refused redirect)
+        self._session = session
+        self._deadline = deadline
+        self._options = options
+
+    def probe(self, backend: BackendName, limits: ProbeLimits | None = None) -> ProbeResult:
+        """Probe the video from the first bytes on, with Range requests for the rest.
+
+        Raises ProbeError, or NetworkError when the server fails mid-way or the deadline passes.
+        """
+        info, first, deadline = self.info, self.first, self._deadline
+        if first is None:
+            raise ProbeError(f"{info.url} answered HTTP {info.status}, not the file")
+        limit = None if info.range_supported or info.size_bytes is None else len(first)
+        size = info.size_bytes if info.size_bytes is not None else len(first)
+        reader = RangedFile(
+            self._session,
+            info.final_url,
+            size,
+            timeout=self._options.timeout,
+            transfer=info.transfer,
+            deadline=deadline,
+            known={0: first},
+            limit=limit,
+        )
+        bounds = limits or ProbeLimits()
+        readers = {
+            "mediainfo": lambda _name: _mediainfo_over(reader, bounds),
+            "ffprobe": lambda _name: _ffprobe_over(reader, info.final_url, bounds),
+        }
+        try:
+            return probe_stream(reader, size, info.url, backend=backend, readers=readers)
+        except ProbeError as exc:
+            deadline.check()  # a reader that gave up because the watchdog hung up
+            if exc.kind == "no_range" or limit is None or size <= len(first):
+                raise
+            raise ProbeError(
+                f"the server ignores Range requests, and the first {len(first)} bytes of "
+                f"{size} do not hold a usable index ({exc})",
+                kind="no_range",
+            ) from None
 
 
-def probe_url(
-    url: str,
-    *,
-    backend: str = "auto",
-    options: RemoteOptions | None = None,
-    cache: ProbeCache | None = None,
-    gate: UrlGate | None = None,
-    limits: ProbeLimits | None = None,
-) -> tuple[ProbeResult, RemoteInfo]:
-    """Probe the video at `url`. Raises ProbeError, NetworkError, HttpStatusError, RedirectRefused.
+@contextmanager
+def fetch(
+    url: str, *, options: RemoteOptions | None = None, gate: UrlGate | None = None
+) -> Iterator[RemoteSource]:
+    """GET the first bytes of `url`; the RemoteSource yielded reads the rest while the block runs.
 
-    `gate` judges every redirect hop and holds the addresses the connections go to; the check
-    passes the gate that judged `url` itself, so its host is resolved once. Without one, private
-    redirect hops are refused and `url`'s host is resolved here.
+    Raises NetworkError for what stops a read (dns, refused, timeout, 5xx after retries, redirect
+    loops) and ProbeError (kind empty) for a zero-byte resource; a 4xx or a refused redirect is
+    data in `info`. `gate` judges every redirect hop and holds the addresses the connections go
+    to; the check passes the gate that judged `url` itself, so its host is resolved once. Without
+    one, private redirect hops are refused and `url`'s host is resolved here.
     """
     options = options or RemoteOptions()
     gate = gate or UrlGate(
@@ -119,47 +120,7 @@ def probe_url(
     gate.addresses(host)  # the URL the caller named is connected to, private or not
     with Deadline(options.deadline_s) as deadline, open_session(options, gate, deadline) as session:
         first = _first_read(session, url, options, info, gate, deadline)
-        key = None
-        if cache is not None:
-            # The first answer's validators tell whether the resource changed since last time.
-            key = cache.url_key(
-                info.final_url, info.etag, info.last_modified, info.size_bytes, backend
-            )
-            hit = cache.get(key)
-            if hit is not None:
-                info.cached = True
-                return ProbeResult(hit[0], hit[1], answered_by(backend, hit[0])), info
-        limit = None if info.range_supported or info.size_bytes is None else len(first)
-        size = info.size_bytes if info.size_bytes is not None else len(first)
-        reader = RangedFile(
-            session,
-            info.final_url,
-            size,
-            timeout=options.timeout,
-            transfer=info.transfer,
-            deadline=deadline,
-            known={0: first},
-            limit=limit,
-        )
-        bounds = limits or ProbeLimits()
-        readers = {
-            "mediainfo": lambda _name: _mediainfo_over(reader, bounds),
-            "ffprobe": lambda _name: _ffprobe_over(reader, info.final_url, bounds),
-        }
-        try:
-            result = probe_stream(reader, size, url, backend=backend, readers=readers)
-        except ProbeError as exc:
-            deadline.check()  # a reader that gave up because the watchdog hung up
-            if exc.kind == "no_range" or limit is None or size <= len(first):
-                raise
-            raise ProbeError(
-                f"the server ignores Range requests, and the first {len(first)} bytes of "
-                f"{size} do not hold a usable index ({exc})",
-                kind="no_range",
-            ) from None
-    if cache is not None:
-        cache.put(key, result.facts, result.disagreements)
-    return result, info
+        yield RemoteSource(session, deadline, options, info, first)
 
 
 def _get_following_redirects(
@@ -169,11 +130,12 @@ def _get_following_redirects(
     info: RemoteInfo,
     gate: UrlGate,
     deadline: Deadline,
-) -> requests.Response:
+) -> requests.Response | None:
     """GET the first bytes of `url`, following at most MAX_REDIRECTS redirects ourselves.
 
     requests would connect to a redirect's target before anyone judged it; here every hop is
-    judged first, and a refused hop ends the probe with nothing connected to it.
+    judged first, and a refused hop ends the probe with nothing connected to it (None: the
+    rules it broke are in `info.refused`).
     """
     for _hop in range(MAX_REDIRECTS + 1):
         deadline.check()
@@ -199,10 +161,10 @@ def _get_following_redirects(
         response.close()
         target = urljoin(url, location)
         judgement = judge_hop(url, target, gate)
-        if judgement.violations:
-            info.hop_warnings += judgement.warnings
-            raise RedirectRefused(judgement, info)
         info.hop_warnings += judgement.warnings
+        if judgement.violations:
+            info.refused = judgement.violations
+            return None
         url = target
     raise NetworkError(f"more than {MAX_REDIRECTS} redirects (a redirect loop?)", kind="redirects")
 
@@ -244,8 +206,12 @@ def _first_read(
     info: RemoteInfo,
     gate: UrlGate,
     deadline: Deadline,
-) -> bytes:
+) -> bytes | None:
+    """The first bytes of the file, or None when the answer is not the file (a 4xx, a refused
+    redirect): `info` then holds what the server said, for the url rules."""
     response = _get_following_redirects(session, url, options, info, gate, deadline)
+    if response is None:
+        return None
     with response:
         info.status = response.status_code
         info.content_type = response.headers.get("Content-Type", "")
@@ -256,7 +222,7 @@ def _first_read(
             info.size_bytes = 0
             raise ProbeError("the file is empty (0 bytes)", kind="empty")
         if 400 <= response.status_code < 500:
-            raise HttpStatusError(response.status_code, info)
+            return None  # url.status: the judge words it from info.status
         if response.status_code >= 500:
             deadline.check()  # the retries stopped because the time ran out
             raise NetworkError(
