@@ -228,7 +228,7 @@ def _init(args: argparse.Namespace) -> int:
 
         verdict = "reject" if isinstance(exc, VideoRejected) else "error"
         if args.json:
-            print_init_error(exc, exc.result, sys.stdout, as_json=True, verdict=verdict)
+            print_init_error(exc, exc.result, sys.stdout, as_json=True, verdict=verdict)  # type: ignore[arg-type]
         else:
             make_reporter("text", sys.stderr).result(exc.result)  # type: ignore[arg-type]
         raise

@@ -16,7 +16,6 @@ import urllib3
 from ..errors import PreflightError
 from .credentials import ApiKey
 
-RETRYABLE_CODES = frozenset({1302, 1303})  # rate limits: back off and retry
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 _HINTS = {
     "auth": "the API key was refused: check COMETAPI_KEY or --api-key-file",
