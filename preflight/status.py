@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     # The API refused or failed (used by `init`); also kind `unrecorded`: the ledger failed
     # after a request was sent, and a session the API opened (its id is printed) is not recorded.
     API_ERROR = 4
+    INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 def exit_code_for_error(error: PreflightError) -> ExitCode:
