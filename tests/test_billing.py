@@ -16,7 +16,7 @@ import pytest
 
 from preflight.ledger import Ledger
 from preflight.session import source_key
-from preflight.testing.sandbox import ROUTE, Fault, Sandbox
+from preflight.testing import ROUTE, Fault, Sandbox
 
 from .conftest import preflight_script
 

@@ -214,3 +214,108 @@ def test_demo_prints_a_verdict_for_every_fixture_and_opens_sessions() -> None:
         ), row["file"]
     assert "(reused;" in done.stdout and "nothing was sent" in done.stdout
     assert "The stand-in opened 5 sessions" in done.stdout
+
+
+# The command's wiring: python -m, one function per subcommand, choices from the library
+
+
+def test_python_dash_m_preflight_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    passing = str(_passing_without_warnings())
+    done = subprocess.run(
+        [sys.executable, "-m", "preflight", "check", "--json", passing],
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["verdict"] == "pass"
+    bare = subprocess.run(
+        [sys.executable, "-m", "preflight"], text=True, capture_output=True, check=False
+    )
+    assert bare.returncode == 2 and "usage: preflight" in bare.stderr
+
+
+def test_every_subcommand_runs_its_own_function() -> None:
+    from preflight.cli import commands
+    from preflight.cli.parser import build_parser
+
+    parser = build_parser()
+    handlers = {
+        ("check",): commands.run_check,
+        ("validate-request", "-"): commands.run_validate_request,
+        ("policy",): commands.run_policy,
+        ("init",): commands.run_init,
+        ("sessions",): commands.run_sessions,
+        ("watch", "."): commands.run_watch,
+        ("sandbox",): commands.run_sandbox,
+    }
+    for argv, handler in handlers.items():
+        assert parser.parse_args(argv).handler is handler, argv
+
+
+def test_choices_are_the_librarys_own() -> None:
+    from preflight.cli.parser import build_parser
+    from preflight.policy import PROFILES
+    from preflight.probing import BACKENDS
+
+    parser = build_parser()
+    for backend in BACKENDS:
+        assert parser.parse_args(["check", "--probe", backend]).probe == backend
+    for profile in PROFILES:
+        assert parser.parse_args(["policy", "--profile", profile]).profile == profile
+    done = run_cli("check", "--probe", "nonesuch")
+    assert done.returncode == 2 and all(b in done.stderr for b in BACKENDS)
+
+
+def test_ctrl_c_exits_interrupted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from preflight import ExitCode
+    from preflight.cli import commands, main
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "run_policy", interrupted)
+    assert main(["policy"]) == ExitCode.INTERRUPTED == 130
+    assert capsys.readouterr().err == "preflight: interrupted\n"
+
+
+def test_sandbox_command_serves_until_ctrl_c_and_refuses_a_bad_port() -> None:
+    import shlex
+    import signal
+    import socket
+    import subprocess
+
+    from .conftest import preflight_script
+
+    process = subprocess.Popen(
+        [preflight_script(), "sandbox", "--port", "0", "--key", "k 1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline(), process.stdout.readline()]
+        values = dict(shlex.split(line)[0].split("=", 1) for line in lines)
+        assert values["COMETAPI_KEY"] == "k 1"
+        assert values["PREFLIGHT_API_BASE"].startswith("http://127.0.0.1:")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0 and (out, err) == ("", ""), err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = run_cli("sandbox", "--port", str(taken.getsockname()[1]))
+    assert busy.returncode == 2 and busy.stderr.startswith("preflight: cannot start the sandbox")
+    beyond = run_cli("sandbox", "--port", "70000")
+    assert beyond.returncode == 2 and "Traceback" not in beyond.stderr

@@ -5,6 +5,7 @@ Nothing is mocked: fixtures are served over HTTP, the sandbox fetches and judges
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,10 +18,12 @@ from typing import Any
 
 import pytest
 
+from preflight.facts import Facts
 from preflight.ledger import Ledger
-from preflight.session import init_session
+from preflight.report.sessions import print_init
+from preflight.session import CrossCheck, InitResult, ServerFacts, cross_check, init_session
+from preflight.testing import ROUTE, Fault, Sandbox
 from preflight.testing.media_server import MediaServer
-from preflight.testing.sandbox import ROUTE, Fault, Sandbox
 
 from .conftest import FIXTURES, preflight_script
 
@@ -338,7 +341,7 @@ def test_library_init_session(
     api: Sandbox, media: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from preflight.pipeline import CheckOptions
-    from preflight.session.client import ApiKey
+    from preflight.session.credentials import ApiKey
 
     result = init_session(
         video_url=media.url("fmt_mp4_h264.mp4"),
@@ -350,3 +353,61 @@ def test_library_init_session(
     assert result.session_id in api.sessions and result.reused is False
     assert result.check is not None and result.check.verdict == "pass"
     assert sys.modules["preflight"].init_session is init_session
+    assert isinstance(result.server, ServerFacts) and result.server.width == 1280
+    assert list(result.to_dict()["server"]) == [
+        "fps",
+        "original_duration",
+        "width",
+        "height",
+        "total_frame",
+        "normalized_video",
+        "final_unit_deduction",
+    ]
+
+
+# The cross-check: our probe's Facts against the server's reading, both typed
+
+
+def _facts(**values: Any) -> Facts:
+    base: dict[str, Any] = {"container": "mp4", "width": 1920, "height": 1080, "fps": 30.0}
+    return Facts(**{**base, "display_width": 1920, "display_height": 1080, **values})
+
+
+def test_cross_check_finds_what_the_server_read_differently() -> None:
+    facts = _facts(duration=5.0, frame_count=150)
+    server = ServerFacts.from_data(
+        {"fps": 25, "original_duration": 5400, "width": 1280, "height": 1080, "total_frame": 150}
+    )
+    found = [item.to_dict() for item in cross_check(facts, server)]
+    # The server's values stay as it sent them (25, not 25.0); its milliseconds become seconds.
+    assert found == [
+        {"field": "fps", "ours": 30.0, "server": 25},
+        {"field": "duration", "ours": 5.0, "server": 5.4},
+        {"field": "width", "ours": 1920, "server": 1280},
+    ]
+
+
+def test_cross_check_tolerates_rounding_rotation_and_missing_readings() -> None:
+    rotated = _facts(width=1920, height=1080, display_width=1080, display_height=1920, duration=5.0)
+    # Within a frame of duration, 0.01 fps, the displayed size, and fields the server left out.
+    server = ServerFacts.from_data({"fps": 30.004, "original_duration": 5030, "width": 1080})
+    assert cross_check(rotated, server) == []
+    unread = _facts(width=None, display_width=None)
+    assert cross_check(unread, ServerFacts(width=1280)) == [CrossCheck("width", None, 1280)]
+
+
+def test_text_output_shows_the_server_reading_and_each_cross_check() -> None:
+    result = InitResult(
+        source="video_id=1&task_id=2",
+        body={},
+        verdict="unchecked",
+        session_id="7",
+        expires_at="2030-01-01T00:00:00Z",
+        server=ServerFacts(fps=30, original_duration=5000, width=1280, height=720, total_frame=150),
+        cross_check=[CrossCheck("fps", 25.0, 30)],
+    )
+    shown = io.StringIO()
+    print_init(result, shown, as_json=False)
+    assert "server read: 1280x720, 30 fps, 5.000 s, 150 frames; cost None" in shown.getvalue()
+    assert "! cross-check: fps: ours 25.0, server 30" in shown.getvalue()
+    assert InitResult(source="s", body={}, verdict="pass").to_dict()["server"] == {}

@@ -129,6 +129,34 @@ def test_writes_are_atomic_and_leave_no_temporary_files(
     assert stat.S_IMODE((tmp_path / "r.xml").stat().st_mode) == 0o666 & ~umask
 
 
+def test_one_registry_names_every_format(
+    tmp_path: Path, results: list[Result], policy: Policy
+) -> None:
+    import io
+    import json
+
+    from preflight.report import REPORTERS, WRITERS, summarize
+
+    # The CLI builds every stream reporter alike, by name (mypy does not check constructors).
+    for name, reporter_class in REPORTERS.items():
+        stream = io.StringIO()
+        reporter = reporter_class(stream, color=False)
+        for result in results:
+            reporter.result(result)
+        reporter.finish(results, summarize(results, policy=policy.name, exit_code=3))
+        assert stream.getvalue(), name
+    assert json.loads(stream.getvalue().splitlines()[0])["source"] == results[0].source
+    assert [REPORTERS[n].in_input_order for n in ("text", "json", "jsonl")] == [True, True, False]
+    # The file formats: named as their options, and the same bytes as the module's own write().
+    assert list(WRITERS) == ["junit", "csv", "html"]
+    for name, module in (("junit", junit), ("csv", csv_report)):
+        WRITERS[name](results, tmp_path / f"registry.{name}", policy=policy)
+        module.write(results, tmp_path / f"module.{name}", policy=policy)
+        assert (tmp_path / f"registry.{name}").read_bytes() == (
+            tmp_path / f"module.{name}"
+        ).read_bytes()
+
+
 def test_write_into_a_missing_folder_fails_and_leaves_nothing(
     tmp_path: Path, results: list[Result], policy: Policy
 ) -> None:

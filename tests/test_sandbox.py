@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
+from preflight.testing import DEMO_KEY, ROUTE, Fault, Sandbox
 from preflight.testing.media_server import MediaServer
-from preflight.testing.sandbox import DEMO_KEY, ROUTE, Fault, Sandbox
 
 from .conftest import FIXTURES, ROOT
 

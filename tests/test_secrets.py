@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from preflight.ledger import Ledger
+from preflight.testing import ROUTE, Fault, Sandbox
 from preflight.testing.answers import ECHO_FORMS, encode_echo
 from preflight.testing.media_server import MediaServer
-from preflight.testing.sandbox import ROUTE, Fault, Sandbox
 
 from .conftest import FIXTURES, preflight_script
 
@@ -121,7 +121,7 @@ def test_a_key_file_with_two_lines_is_refused_the_same_way(
 
 def test_the_library_refuses_a_bad_key_too() -> None:
     from preflight.errors import UsageError
-    from preflight.session.client import ApiKey
+    from preflight.session.credentials import ApiKey
 
     with pytest.raises(UsageError) as caught:
         ApiKey("sk-abc\r\ndef")
@@ -179,7 +179,7 @@ def test_an_echoed_key_is_redacted_everywhere(
 
 
 def test_redaction_leaves_other_text_alone() -> None:
-    from preflight.session.client import ApiKey
+    from preflight.session.credentials import ApiKey
 
     key = ApiKey(KEY)
     text = 'video_url "https://example.com/a.mp4" is not reachable: sk-test/OTHER'

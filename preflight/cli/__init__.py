@@ -1,9 +1,39 @@
-"""The `preflight` command: the argument parser (parser.py) and one handler per subcommand
-(commands.py). `main` is the console script's entry point.
+"""The `preflight` command: parser.py holds the shape of the command line, commands.py one function
+per subcommand; main() parses, runs the subcommand's function, and is the one error handler.
 """
 
 from __future__ import annotations
 
-from .commands import main
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import PreflightError
+from ..status import ExitCode, exit_code_for_error
+from .parser import build_parser
 
 __all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script (pyproject: preflight.cli:main), also run by `python -m preflight`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    try:
+        code: int = args.handler(args)  # set by each subcommand's parser (parser.py)
+        return code
+    except PreflightError as exc:
+        hint = getattr(exc, "hint", "")
+        print(f"preflight: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
+        return exit_code_for_error(exc)
+    except KeyboardInterrupt:
+        print("preflight: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): nothing left to say, and nothing to report.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return ExitCode.OK

@@ -1,21 +1,19 @@
-"""The `preflight` command: parse options, call the library, hand results to a reporter, exit.
+"""One function per subcommand of `preflight`: options -> library calls -> reporter -> exit code.
 
-No policy logic lives here; every error type maps to an exit code through status.py.
+No policy logic lives here. Each returns the exit code and lets a PreflightError out for main() to
+map (status.py); the library is imported inside each, so a command loads only what it uses.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
 from ..errors import PreflightError, UsageError
-from ..status import ExitCode, exit_code_for_error, exit_code_for_verdicts
-from .parser import build_parser
+from ..status import ExitCode, exit_code_for_verdicts
 
 if TYPE_CHECKING:
     from ..cache import ProbeCache
@@ -66,44 +64,10 @@ def _open_cache(ledger: str | None) -> ProbeCache | None:
         return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return ExitCode.USAGE
-    try:
-        if args.command == "check":
-            return _check(args)
-        if args.command == "validate-request":
-            return _validate_request(args)
-        if args.command == "init":
-            return _init(args)
-        if args.command == "sessions":
-            return _sessions(args)
-        if args.command == "sandbox":
-            return _sandbox(args)
-        if args.command == "watch":
-            return _watch(args)
-        return _policy(args)
-    except PreflightError as exc:
-        hint = getattr(exc, "hint", "")
-        print(f"preflight: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
-        return exit_code_for_error(exc)
-    except KeyboardInterrupt:
-        print("preflight: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): nothing left to say, and nothing to report.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return ExitCode.OK
-
-
-def _check(args: argparse.Namespace) -> int:
+def run_check(args: argparse.Namespace) -> int:
     from ..batch import InOrder, default_workers, run_batch
     from ..policy import load_policy
-    from ..report import make_reporter, summarize
+    from ..report import REPORTERS, summarize
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import Progress
 
@@ -119,16 +83,16 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be 1 or more")
     options = _check_options(args)
     mode = "json" if args.json else "jsonl" if args.jsonl else "text"
-    reporter = make_reporter(mode, sys.stdout, color=_use_color(args.color, sys.stdout))
+    reporter = REPORTERS[mode](sys.stdout, color=_use_color(args.color, sys.stdout))
     progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
     ordered = InOrder(reporter.result)
 
     def on_result(index: int, result: Result) -> None:
         progress.update(result.verdict)
-        if mode == "jsonl":
-            reporter.result(result)  # completion order: a script sees each as soon as it is done
-        else:
+        if reporter.in_input_order:
             ordered(index, result)
+        else:
+            reporter.result(result)
 
     try:
         results = run_batch(
@@ -149,15 +113,16 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _write_reports(args: argparse.Namespace, results: list[Result], policy: Policy) -> None:
-    for flag, module in (("junit", "junit"), ("csv", "csv_report"), ("html", "html")):
-        path = getattr(args, flag)
+    from ..report import WRITERS
+
+    for name, write in WRITERS.items():
+        path = getattr(args, name)  # each writer has its own option: --junit, --csv, --html
         if not path:
             continue
-        writer = importlib.import_module(f"..report.{module}", __package__)
         try:
-            writer.write(results, path, policy=policy)
+            write(results, path, policy=policy)
         except OSError as exc:
-            raise UsageError(f"cannot write --{flag} {path}: {exc.strerror or exc}") from None
+            raise UsageError(f"cannot write --{name} {path}: {exc.strerror or exc}") from None
 
 
 def _use_color(choice: str, stream: IO[str]) -> bool:
@@ -166,7 +131,7 @@ def _use_color(choice: str, stream: IO[str]) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _validate_request(args: argparse.Namespace) -> int:
+def run_validate_request(args: argparse.Namespace) -> int:
     from ..session.schemas import validate_request
 
     body = _read_json_arg(args.body)
@@ -201,7 +166,7 @@ def _read_json_arg(name: str) -> object:
         raise UsageError(f"{name} is nested too deeply to read") from None
 
 
-def _init(args: argparse.Namespace) -> int:
+def run_init(args: argparse.Namespace) -> int:
     from ..errors import VideoRejected, VideoUnreadable
     from ..policy import load_policy
     from ..report.sessions import print_init, print_init_error
@@ -225,13 +190,13 @@ def _init(args: argparse.Namespace) -> int:
             debug=debug_stream(args.debug),
         )
     except (VideoRejected, VideoUnreadable) as exc:
-        from ..report import make_reporter
+        from ..report.text import TextReporter
 
         verdict = "reject" if isinstance(exc, VideoRejected) else "error"
         if args.json:
             print_init_error(exc, exc.result, sys.stdout, as_json=True, verdict=verdict)
         else:
-            make_reporter("text", sys.stderr).result(exc.result)
+            TextReporter(sys.stderr).result(exc.result)
         raise
     except PreflightError as exc:
         print_init_error(exc, None, sys.stdout, as_json=args.json, verdict="pass")
@@ -240,7 +205,7 @@ def _init(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _sessions(args: argparse.Namespace) -> int:
+def run_sessions(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from ..ledger import Ledger, default_path
@@ -263,7 +228,7 @@ def _sessions(args: argparse.Namespace) -> int:
         return ExitCode.OK
 
 
-def _watch(args: argparse.Namespace) -> int:
+def run_watch(args: argparse.Namespace) -> int:
     from ..pipeline import CheckOptions
     from ..policy import load_policy
     from ..sources import DEFAULT_INCLUDE
@@ -286,20 +251,20 @@ def _watch(args: argparse.Namespace) -> int:
     )
 
 
-def _sandbox(args: argparse.Namespace) -> int:
-    from ..testing.sandbox import serve_forever_cli
+def run_sandbox(args: argparse.Namespace) -> int:
+    from ..testing.sandbox import DEMO_KEY, Sandbox, serve
 
-    argv = ["--port", str(args.port)] + (["--key", args.key] if args.key else [])
-    return serve_forever_cli(argv)
+    try:
+        sandbox = Sandbox(key=args.key or DEMO_KEY, port=args.port)
+    except (ValueError, OSError) as exc:  # a port out of range or taken
+        raise UsageError(f"cannot start the sandbox: {exc}") from None
+    serve(sandbox)  # until Ctrl-C, which ends it normally
+    return ExitCode.OK
 
 
-def _policy(args: argparse.Namespace) -> int:
+def run_policy(args: argparse.Namespace) -> int:
     from ..policy import load_policy
 
     policy = load_policy(args.policy, profile=args.profile)
     print(json.dumps(policy.to_dict(), indent=2))
     return ExitCode.OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,7 @@
 """The options of the `preflight` command: one argparse parser, its subcommands and their flags.
 
-Only the shape of the command line lives here; cli.py turns the parsed options into library calls.
+Only the shape of the command line lives here, and which function of commands.py runs each
+subcommand (set_defaults(handler=...)); the choices come from the library's own tuples.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import math
 import sys
 
 from .. import __version__
+from ..policy import PROFILES
+from ..probing import BACKENDS
 from ..probing.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
 from ..probing.options import DEFAULT_DEADLINE_S
 from ..status import ExitCode
+from . import commands
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         "before sending them.",
     )
     parser.add_argument("--version", action="version", version=f"preflight {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    check = commands.add_parser(
+    check = subcommands.add_parser(
         "check",
         help="probe and judge local files",
         description="Probe each SOURCE and judge it against the policy. Exit 0 all pass, "
@@ -98,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe_options(check)
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     _add_remote_options(check)
+    check.set_defaults(handler=commands.run_check)
 
-    validate = commands.add_parser(
+    validate = subcommands.add_parser(
         "validate-request",
         help="validate an init-selection request body",
         description="Validate a JSON request body against the shipped schema "
@@ -108,15 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("body", metavar="BODY.json", help="a file, or - for standard input")
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    validate.set_defaults(handler=commands.run_validate_request)
 
-    policy = commands.add_parser(
+    policy = subcommands.add_parser(
         "policy",
         help="print the effective policy as JSON",
         description="Print the policy that check would apply, after 'extends' is resolved.",
     )
     _add_policy_options(policy)
+    policy.set_defaults(handler=commands.run_policy)
 
-    init = commands.add_parser(
+    init = subcommands.add_parser(
         "init",
         help="pre-flight a video, then open an editing session (init-selection)",
         description="Check the video, validate the body, send init-selection and record the "
@@ -153,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_policy_options(init)
     _add_probe_options(init)
     _add_remote_options(init)
+    init.set_defaults(handler=commands.run_init)
 
-    sessions = commands.add_parser(
+    sessions = subcommands.add_parser(
         "sessions",
         help="list recorded sessions, or show one",
         description="preflight sessions [--active] [--json] | preflight sessions show SESSION_ID",
@@ -163,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--active", action="store_true", help="only unexpired sessions")
     sessions.add_argument("--json", action="store_true")
     _add_ledger_option(sessions)
+    sessions.set_defaults(handler=commands.run_sessions)
 
-    watch = commands.add_parser(
+    watch = subcommands.add_parser(
         "watch",
         help="judge each new or changed MP4/MOV in a folder once it stops growing",
         description="Watch DIR: each new or changed video is judged once it has stopped growing; "
@@ -195,14 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--include", action="append", metavar="GLOB")
     _add_policy_options(watch)
     _add_probe_options(watch)
+    watch.set_defaults(handler=commands.run_watch)
 
-    sandbox = commands.add_parser(
+    sandbox = subcommands.add_parser(
         "sandbox",
         help="run the loopback stand-in of the API (no key, no network)",
         description="Serve init-selection on loopback as API.md describes, for demos and tests.",
     )
-    sandbox.add_argument("--port", type=int, default=0)
+    sandbox.add_argument("--port", type=_port, default=0, help="0 picks a free port (default)")
     sandbox.add_argument("--key", help="the API key it accepts (default: a demo key)")
+    sandbox.set_defaults(handler=commands.run_sandbox)
     return parser
 
 
@@ -218,7 +229,7 @@ def _add_probe_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("probe")
     group.add_argument(
         "--probe",
-        choices=("auto", "mediainfo", "ffprobe", "both"),
+        choices=BACKENDS,
         default="auto",
         help="what reads each file: auto (default) is our box reader alone for MP4/MOV and "
         "MediaInfo for anything else; mediainfo, ffprobe or both run the named backend(s) "
@@ -291,6 +302,16 @@ def _add_remote_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535: {text!r}")
+    return value
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -305,7 +326,7 @@ def _add_policy_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--profile",
-        choices=("cometapi", "kling"),
+        choices=PROFILES,
         help="a shipped policy profile (default cometapi)",
     )
     group.add_argument("--policy", metavar="FILE", help="a house policy JSON file")

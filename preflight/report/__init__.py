@@ -1,33 +1,73 @@
-"""Reporters: how results are shown. Each format is one module behind the Reporter interface.
+"""Reporters: how results are shown, each format one module behind one of two interfaces.
 
-`make_reporter(name, stream)` picks one; adding a format touches one new module and this table.
+A Reporter writes to a stream as sources finish (text, json, jsonl: REPORTERS); a Writer writes one
+file at the end (junit, csv, html: WRITERS). Adding a format is one new module and one row here.
 """
 
 from __future__ import annotations
 
-from typing import IO, Any, Protocol
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..verdict import Result
+from .json_report import JsonLinesReporter, JsonReporter
+from .text import TextReporter
+
+if TYPE_CHECKING:
+    from ..policy import Policy
 
 
 class Reporter(Protocol):
+    # True: result() is called in input order (text, json); False: as each source finishes, so
+    # that a script reading JSON lines sees every result as soon as it exists.
+    in_input_order: bool
+
+    def __init__(self, stream: IO[str], *, color: bool = False) -> None:
+        """`color` is a wish: a format without colour ignores it."""
+
     def result(self, result: Result) -> None:
-        """Called as each source finishes, in input order."""
+        """Called once per source."""
 
     def finish(self, results: list[Result], summary: dict[str, Any]) -> None:
-        """Called once at the end with every result and the summary."""
+        """Called once at the end with every result, in input order, and the summary."""
+
+
+class Writer(Protocol):
+    def __call__(self, results: list[Result], path: str | Path, *, policy: Policy) -> None:
+        """Write every result to the file at `path`, atomically; OSError if it cannot."""
+
+
+REPORTERS: dict[str, type[Reporter]] = {
+    "text": TextReporter,
+    "json": JsonReporter,
+    "jsonl": JsonLinesReporter,
+}
+
+
+# The file formats load on use: together they cost about 50 ms of imports (xml, csv, ffmpeg),
+# which a `check` that writes none of them should not pay.
+def _junit(results: list[Result], path: str | Path, *, policy: Policy) -> None:
+    from .junit import write
+
+    write(results, path, policy=policy)
+
+
+def _csv(results: list[Result], path: str | Path, *, policy: Policy) -> None:
+    from .csv_report import write
+
+    write(results, path, policy=policy)
+
+
+def _html(results: list[Result], path: str | Path, *, policy: Policy) -> None:
+    from .html import write
+
+    write(results, path, policy=policy)
+
+
+# In the order the CLI writes them when several are asked for.
+WRITERS: dict[str, Writer] = {"junit": _junit, "csv": _csv, "html": _html}
 
 
 def summarize(results: list[Result], *, policy: str, exit_code: int) -> dict[str, Any]:
     counts = {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "reject", "error")}
     return {"total": len(results), **counts, "policy": policy, "exit_code": exit_code}
-
-
-def make_reporter(name: str, stream: IO[str], *, color: bool = False) -> Reporter:
-    from . import json_report, text
-
-    if name == "json":
-        return json_report.JsonReporter(stream)
-    if name == "jsonl":
-        return json_report.JsonLinesReporter(stream)
-    return text.TextReporter(stream, color=color)

@@ -12,8 +12,10 @@ from ..verdict import Result
 
 
 class JsonReporter:
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
+    in_input_order = True
+
+    def __init__(self, stream: IO[str], *, color: bool = False) -> None:
+        self.stream = stream  # JSON has no colour
 
     def result(self, result: Result) -> None:
         pass  # the whole document is written at the end, so it is valid JSON or nothing
@@ -24,8 +26,10 @@ class JsonReporter:
 
 
 class JsonLinesReporter:
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
+    in_input_order = False  # a line as each source finishes: a script sees it at once
+
+    def __init__(self, stream: IO[str], *, color: bool = False) -> None:
+        self.stream = stream  # JSON has no colour
 
     def result(self, result: Result) -> None:
         self.stream.write(json.dumps(result.to_dict()) + "\n")

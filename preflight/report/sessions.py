@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from ..errors import ApiError, NetworkError, PreflightError, ProbeError, SessionUnrecorded
 from ..ledger import SessionRow
-from ..session import InitResult
+from ..session.result import InitResult
+from ..verdict import Result
 
 
 def print_init(result: InitResult, stream: IO[str], *, as_json: bool) -> None:
@@ -28,20 +30,19 @@ def print_init(result: InitResult, stream: IO[str], *, as_json: bool) -> None:
     stream.write(f"SESSION {result.session_id} ({how}; expires {result.expires_at})\n")
     stream.write(f"        source: {result.source}\n")
     server = result.server
-    if server.get("width"):
-        duration = server.get("original_duration")
-        seconds = f"{float(duration) / 1000:.3f} s" if duration is not None else "? s"
+    if server is not None and server.width:
+        duration = server.original_duration
+        seconds = f"{duration / 1000:.3f} s" if duration is not None else "? s"
         stream.write(
-            f"        server read: {server['width']}x{server['height']}, "
-            f"{server.get('fps')} fps, {seconds}, {server.get('total_frame')} frames; "
-            f"cost {server.get('final_unit_deduction')}\n"
+            f"        server read: {server.width}x{server.height}, "
+            f"{server.fps} fps, {seconds}, {server.total_frame} frames; "
+            f"cost {server.final_unit_deduction}\n"
         )
     if result.request_id:
         stream.write(f"        request_id: {result.request_id}\n")
     for item in result.cross_check:
         stream.write(
-            f"        ! cross-check: {item['field']}: ours {item['ours']}, "
-            f"server {item['server']}\n"
+            f"        ! cross-check: {item.field}: ours {item.ours}, server {item.server}\n"
         )
     if result.ambiguous:
         stream.write(
@@ -51,17 +52,17 @@ def print_init(result: InitResult, stream: IO[str], *, as_json: bool) -> None:
 
 
 def print_init_error(
-    error: Exception, check: Any, stream: IO[str], *, as_json: bool, verdict: str
+    error: PreflightError, check: Result | None, stream: IO[str], *, as_json: bool, verdict: str
 ) -> None:
     """For --json: one object even on failure, so scripts always parse the same shape."""
     if not as_json:
         return
-    to_dict = getattr(error, "to_dict", None)
-    detail = (
-        to_dict()
-        if callable(to_dict)
-        else {"kind": getattr(error, "kind", "error"), "message": str(error)}
-    )
+    detail: dict[str, Any]
+    if isinstance(error, (ApiError, SessionUnrecorded)):
+        detail = error.to_dict()  # what the server said, or the session the ledger lost
+    else:
+        kind = error.kind if isinstance(error, (ProbeError, NetworkError)) else "error"
+        detail = {"kind": kind, "message": str(error)}
     document = {
         "verdict": verdict,
         # Set only by kind `unrecorded`: a session the API opened that the ledger failed to keep.

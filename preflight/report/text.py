@@ -15,6 +15,8 @@ _COLORS = {"pass": "32", "reject": "31", "error": "35", "warn": "33", "dim": "2"
 
 
 class TextReporter:
+    in_input_order = True
+
     def __init__(self, stream: IO[str], *, color: bool = False) -> None:
         self.stream = stream
         self.color = color

@@ -1,308 +1,34 @@
-"""init_session(): verdict -> request body -> schema -> client -> ledger, for one source.
+"""`init`: open a billed editing session for one video, only after its pre-flight passed.
 
-Nothing is sent unless the pre-flight passed and the body matches the schema; a source with an
-unexpired session gets that session back instead of a second, billed one.
+verdict -> request body (schemas.py) -> client (client.py; answers.py classifies what came back,
+credentials.py holds the key) -> ledger. init_selection.py runs that path; result.py holds what it
+returns. The names load on first use, so importing the client does not load the check pipeline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import IO, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from ..errors import (
-    ApiError,
-    LedgerError,
-    SessionUnrecorded,
-    UsageError,
-    VideoRejected,
-    VideoUnreadable,
-)
-from ..ledger import Ledger, SessionRow, default_path
-from ..pipeline import CheckOptions, check_one
-from ..policy import Policy, load_policy
-from ..policy.url import redact_url
-from ..verdict import Result
-from .client import ApiKey, InitClient, Outcome, load_api_key, resolve_api_base
-from .schemas import validate_request
-
-# Query parameters of signed URLs: they change with every signature, the video does not.
-_SIGNING_PARAMS = ("x-amz-", "x-goog-", "expires", "signature", "key-pair-id", "policy")
+# name -> module that defines it
+_EXPORTS = {
+    "CrossCheck": "result",
+    "InitResult": "result",
+    "ServerFacts": "result",
+    "cross_check": "result",
+    "init_session": "init_selection",
+    "source_key": "init_selection",
+}
+__all__ = ["CrossCheck", "InitResult", "ServerFacts", "cross_check", "init_session", "source_key"]
 
 
-@dataclass
-class InitResult:
-    source: str
-    body: dict[str, Any]
-    verdict: str  # pass, or "unchecked" for video_id + task_id (no probe is possible)
-    session_id: str | None = None
-    reused: bool = False
-    expires_at: str | None = None
-    request_id: str | None = None
-    server: dict[str, Any] = field(default_factory=dict)
-    cross_check: list[dict[str, Any]] = field(default_factory=list)
-    ambiguous: bool = False
-    attempts: int = 0
-    dry_run: bool = False
-    check: Result | None = None
-    ledger: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "verdict": self.verdict,
-            "session_id": self.session_id,
-            "reused": self.reused,
-            "expires_at": self.expires_at,
-            "request_id": self.request_id,
-            "server": self.server,
-            "cross_check": self.cross_check,
-            "ambiguous": self.ambiguous,
-            "attempts": self.attempts,
-            "dry_run": self.dry_run,
-            "body": self.body,
-            "ledger": self.ledger,
-            "check": self.check.to_dict() if self.check else None,
-        }
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'preflight.session' has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)
 
 
-def source_key(body: dict[str, Any]) -> str:
-    """What 'the same source' means for reuse: the URL without signing parameters, or the ids."""
-    if "video_url" in body:
-        parts = urlsplit(str(body["video_url"]))
-        kept = [
-            (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if not k.lower().startswith(_SIGNING_PARAMS)
-        ]
-        return urlunsplit(parts._replace(query=urlencode(kept), fragment=""))
-    return f"video_id={body.get('video_id')}&task_id={body.get('task_id')}"
-
-
-def init_session(
-    *,
-    video_url: str | None = None,
-    video_id: str | None = None,
-    task_id: str | None = None,
-    policy: Policy | None = None,
-    options: CheckOptions | None = None,
-    api_base: str | None = None,
-    api_key: ApiKey | None = None,
-    api_key_file: str | None = None,
-    ledger: Ledger | str | Path | None = None,
-    force: bool = False,
-    dry_run: bool = False,
-    client: InitClient | None = None,
-    debug: IO[str] | None = None,
-) -> InitResult:
-    """Open (or reuse) an editing session for one video. Raises VideoRejected, VideoUnreadable,
-    UsageError or ApiError; sends nothing unless the pre-flight passed."""
-    body: dict[str, Any] = {}
-    if video_url is not None:
-        # What is traced, stored and printed never holds user:password@; the check's
-        # url.credentials rule refuses such a URL before anything is sent.
-        body["video_url"] = redact_url(video_url)
-    if video_id is not None:
-        body["video_id"] = video_id
-    if task_id is not None:
-        body["task_id"] = task_id
-    problems = validate_request(body)
-    if problems:
-        raise UsageError(
-            "the request body is not valid, nothing was sent: "
-            + "; ".join(f"{p.path}: {p.message}" for p in problems)
-        )
-    source = body.get("video_url") or source_key(body)
-    result = InitResult(source=source, body=body, verdict="unchecked", dry_run=dry_run)
-    if video_url is not None:
-        # The Result we print and keep names the URL without its credentials.
-        checked = check_one(video_url, policy or load_policy(), options=options)
-        checked.source = source
-        if checked.remote is not None:
-            checked.remote = replace(
-                checked.remote,
-                url=redact_url(checked.remote.url),
-                final_url=redact_url(checked.remote.final_url),
-            )
-        result.check, result.verdict = checked, checked.verdict
-        if checked.verdict == "reject":
-            first = checked.violations[0].message if checked.violations else "rejected"
-            raise VideoRejected(
-                f"the pre-flight rejected the video, nothing was sent: {first}", checked
-            )
-        if checked.verdict == "error":
-            error = checked.error
-            raise VideoUnreadable(
-                "the video could not be probed, nothing was sent: "
-                + (error.message if error else "unreadable"),
-                checked,
-                kind=error.kind if error else None,
-            )
-    base = resolve_api_base(api_base)
-    own_ledger = not isinstance(ledger, Ledger)
-    book = ledger if isinstance(ledger, Ledger) else Ledger(ledger or default_path())
-    result.ledger = str(book.path)
-    try:
-        key = source_key(body)
-        if dry_run:
-            active = book.active_session(key)
-            if active is not None and not force:
-                _fill_from_session(result, active, reused=True)
-            return result
-        api = client or InitClient(base, api_key or load_api_key(api_key_file), debug=debug)
-        with book.exclusive(key):
-            active = book.active_session(key)
-            if active is not None and not force:
-                _fill_from_session(result, active, reused=True)
-                return result
-            _send(api, book, result, key, base)
-    finally:
-        if own_ledger:
-            book.close()
-    return result
-
-
-def _send(api: InitClient, book: Ledger, result: InitResult, key: str, base: str) -> None:
-    facts = result.check.facts.to_dict() if result.check and result.check.facts else None
-    recorder = _LedgerRecorder(book, result, key, facts, base)
-    try:
-        response = api.init_selection(result.body, recorder)
-    except ApiError as exc:
-        result.attempts, result.ambiguous = exc.attempts, exc.ambiguous
-        raise
-    except LedgerError as exc:
-        if not recorder.sent:
-            raise  # nothing was sent: a plain usage error, nothing billed
-        opened = recorder.opened
-        if opened is not None:
-            message = (
-                f"the API opened (and billed) session {opened.session_id} but the ledger could "
-                f"not record it: {exc}"
-            )
-        else:
-            message = f"the ledger failed after a request was sent, which may have billed: {exc}"
-        raise SessionUnrecorded(
-            message,
-            session_id=opened.session_id if opened else None,
-            request_id=opened.request_id if opened else None,
-            attempts=recorder.sent,
-            ambiguous=recorder.ambiguous,
-        ) from None
-    assert recorder.row is not None  # finish() recorded it, or raised above
-    result.cross_check = recorder.cross_check
-    _fill_from_session(result, recorder.row, reused=False)
-    result.attempts, result.ambiguous = response.attempts, response.ambiguous
-
-
-@dataclass
-class _LedgerRecorder:
-    book: Ledger
-    result: InitResult
-    key: str
-    facts: dict[str, Any] | None
-    api_base: str
-    last_id: int | None = None
-    sent: int = 0  # attempts whose row was written, so the request went (or may have gone) out
-    ambiguous: bool = False
-    opened: Outcome | None = None  # the answer that opened a session, once it arrived
-    row: SessionRow | None = None  # that session, once recorded
-    cross_check: list[dict[str, Any]] = field(default_factory=list)
-
-    def begin(self, attempt_no: int) -> int:
-        self.last_id = self.book.begin_attempt(
-            source=self.result.source,
-            source_key=self.key,
-            attempt_no=attempt_no,
-            request_body=self.result.body,
-            facts=self.facts,
-            verdict=self.result.verdict,
-            api_base=self.api_base,
-        )
-        self.sent += 1
-        return self.last_id
-
-    def finish(self, attempt_id: int, outcome: Outcome) -> None:
-        self.ambiguous = self.ambiguous or outcome.state == "ambiguous"
-        if outcome.session_id is not None:
-            # Kept before the write, so that a failing ledger cannot make us forget it.
-            self.opened = outcome
-            data = outcome.data or {}
-            self.cross_check = cross_check(data, self.facts)
-            self.row = self.book.record_opened(
-                attempt_id,
-                session_id=outcome.session_id,
-                data=data,
-                http_status=outcome.http_status,
-                message=outcome.message,
-                request_id=outcome.request_id,
-                ambiguous=self.ambiguous,
-                cross_check=self.cross_check,
-            )
-            return
-        code = outcome.code if isinstance(outcome.code, int) else None
-        message = (
-            outcome.message
-            if not isinstance(outcome.code, str)
-            else (f"{outcome.code}: {outcome.message}")
-        )
-        self.book.finish_attempt(
-            attempt_id,
-            state=outcome.state,
-            http_status=outcome.http_status,
-            code=code,
-            message=message,
-            request_id=outcome.request_id,
-            session_id=outcome.session_id,
-            ambiguous=outcome.state == "ambiguous",
-        )
-
-
-def _fill_from_session(result: InitResult, row: SessionRow, *, reused: bool) -> None:
-    result.session_id, result.reused = row.session_id, reused
-    result.expires_at, result.request_id = row.expires_at, row.request_id
-    result.server = {
-        "fps": row.fps,
-        "original_duration": row.original_duration,
-        "width": row.width,
-        "height": row.height,
-        "total_frame": row.total_frame,
-        "normalized_video": row.normalized_video,
-        "final_unit_deduction": row.final_unit_deduction,
-    }
-
-
-def cross_check(data: dict[str, Any], facts: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Where the server's reading of the video differs from our probe: how we learn the API."""
-    if not facts:
-        return []
-    out: list[dict[str, Any]] = []
-
-    def differs(name: str, ours: Any, theirs: Any, tolerance: float) -> None:
-        if ours is None or theirs is None:
-            return
-        try:
-            if abs(float(ours) - float(theirs)) > tolerance:
-                out.append({"field": name, "ours": ours, "server": theirs})
-        except (TypeError, ValueError):
-            out.append({"field": name, "ours": ours, "server": theirs})
-
-    differs("fps", facts.get("fps"), data.get("fps"), 0.01)
-    # original_duration is in milliseconds (API.md); a frame's worth of difference is noise.
-    frame_s = 1 / facts["fps"] if facts.get("fps") else 0.05
-    server_duration = data.get("original_duration")
-    differs(
-        "duration",
-        facts.get("duration"),
-        None if server_duration is None else float(server_duration) / 1000,
-        frame_s + 0.001,
-    )
-    for side in ("width", "height"):
-        theirs = data.get(side)
-        # The server may report the displayed (rotated) size: either reading is the same video.
-        ours = {facts.get(side), facts.get(f"display_{side}")}
-        if theirs is not None and theirs not in ours:
-            out.append({"field": side, "ours": facts.get(side), "server": theirs})
-    if data.get("total_frame") is not None and facts.get("frame_count") is not None:
-        differs("frame_count", facts["frame_count"], data["total_frame"], 0)
-    return out
+if TYPE_CHECKING:
+    from .init_selection import init_session, source_key
+    from .result import CrossCheck, InitResult, ServerFacts, cross_check

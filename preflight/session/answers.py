@@ -16,7 +16,6 @@ import urllib3
 from ..errors import ApiError, ApiErrorKind
 from .credentials import ApiKey
 
-RETRYABLE_CODES = frozenset({1302, 1303})  # rate limits: back off and retry
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 _CODE_KINDS: dict[int, ApiErrorKind] = {
     **dict.fromkeys(range(1000, 1005), "auth"),

@@ -1,5 +1,5 @@
-"""The init-selection client: one requests Session, timeouts, and retries that read Kling's codes;
-ApiError and the key live in api_errors.py and credentials.py, re-exported here for callers.
+"""The init-selection client: one requests Session, timeouts, and retries that read Kling's codes.
+What an answer amounts to is decided in answers.py; the key lives in credentials.py.
 
 The retry loop is ours, not urllib3's Retry: it must branch on the `code` inside a 429 body, write a
 ledger row before every attempt, and retry a billed call whose answer was lost at most once.
@@ -20,32 +20,24 @@ import requests
 from ..errors import ApiError
 from ..ledger.rows import FinishedState
 from .answers import (
-    RETRYABLE_CODES,
-    RETRYABLE_STATUS,
     check_success,
     envelope_error,
     non_json_error,
     transport_error,
 )
-from .credentials import DEFAULT_API_BASE, ApiKey, load_api_key, resolve_api_base
+from .credentials import ApiKey
 
 __all__ = [
-    "DEFAULT_API_BASE",
     "MAX_RETRY_AFTER_S",
-    "RETRYABLE_CODES",
-    "RETRYABLE_STATUS",
     "ROUTE",
-    "ApiError",
-    "ApiKey",
     "InitClient",
     "InitResponse",
     "Outcome",
     "Recorder",
     "debug_stream",
-    "load_api_key",
-    "resolve_api_base",
 ]
 
+# The one definition of the route; the sandbox (testing/sandbox.py) serves the same path.
 ROUTE = "/kling/v1/videos/multi-elements/init-selection"
 MAX_RETRY_AFTER_S = 120.0  # a Retry-After beyond this is a refusal in all but name
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# name -> module that defines it, relative to this package (ROUTE is the client's, which the
+# sandbox serves)
 _EXPORTS = {
-    "DEMO_KEY": "sandbox",
-    "Fault": "sandbox",
-    "Faults": "media_server",
-    "MediaServer": "media_server",
-    "ROUTE": "sandbox",
-    "Sandbox": "sandbox",
+    "DEMO_KEY": ".sandbox",
+    "Fault": ".answers",
+    "Faults": ".media_server",
+    "MediaServer": ".media_server",
+    "ROUTE": "..session.client",
+    "Sandbox": ".sandbox",
 }
 __all__ = ["DEMO_KEY", "ROUTE", "Fault", "Faults", "MediaServer", "Sandbox"]
 
@@ -25,9 +27,11 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'preflight.testing' has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+    return getattr(import_module(module, __name__), name)
 
 
 if TYPE_CHECKING:
+    from ..session.client import ROUTE
+    from .answers import Fault
     from .media_server import Faults, MediaServer
-    from .sandbox import DEMO_KEY, ROUTE, Fault, Sandbox
+    from .sandbox import DEMO_KEY, Sandbox

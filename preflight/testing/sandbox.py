@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 from ..errors import PreflightError
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
+from ..session.client import ROUTE
 from ..session.schemas import validate_request
 from .answers import (
-    CODE_MESSAGES,
     ECHO_MARK,
     Answer,
     Fault,
@@ -30,7 +30,6 @@ from .answers import (
     envelope,
     fault_answer,
 )
-from .loopback import SOCKET_TIMEOUT_S as SOCKET_TIMEOUT_S
 from .loopback import (
     LoopbackHandler,
     LoopbackHTTPServer,
@@ -39,20 +38,8 @@ from .loopback import (
     wait_for_interrupt,
 )
 
-__all__ = [
-    "CODE_MESSAGES",
-    "DEMO_KEY",
-    "MAX_BODY_BYTES",
-    "ROUTE",
-    "SOCKET_TIMEOUT_S",
-    "Fault",
-    "Sandbox",
-    "SandboxRequest",
-    "main",
-    "serve_forever_cli",
-]
+__all__ = ["DEMO_KEY", "MAX_BODY_BYTES", "Sandbox", "SandboxRequest", "main", "serve"]
 
-ROUTE = "/kling/v1/videos/multi-elements/init-selection"
 DEMO_KEY = "sandbox-demo-key"
 MAX_BODY_BYTES = 1024 * 1024  # an init-selection body is a few hundred bytes; more is an abuse
 _REDACTED = "[redacted]"
@@ -356,11 +343,18 @@ class Sandbox(LoopbackServer):
         return Answer(200, payload, code=0, session_id=session_id)
 
 
-def serve_forever_cli(argv: list[str] | None = None) -> int:
-    """`python -m preflight.testing.sandbox`: print the base URL and key as shell lines; serve.
+def serve(sandbox: Sandbox) -> None:
+    """Print the base URL and key as shell lines, then serve until ^C (`preflight sandbox`)."""
+    with sandbox:
+        # Quoted, so `eval` of these lines is safe whatever the key holds.
+        print(f"PREFLIGHT_API_BASE={shlex.quote(sandbox.base_url)}", flush=True)
+        print(f"COMETAPI_KEY={shlex.quote(sandbox.key)}", flush=True)
+        wait_for_interrupt()
 
-    Serves until ^C.
-    """
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m preflight.testing.sandbox`: the same as `preflight sandbox`, without the rest
+    of the command."""
     parser = argparse.ArgumentParser(
         prog="python -m preflight.testing.sandbox",
         description="Serve a loopback stand-in of CometAPI's init-selection route.",
@@ -370,18 +364,10 @@ def serve_forever_cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         sandbox = Sandbox(key=args.key, port=args.port)
-    except (ValueError, OSError) as error:
+    except (ValueError, OverflowError, OSError) as error:  # OverflowError: a port past 65535
         parser.error(str(error))
-    with sandbox:
-        # Quoted, so `eval` of these lines is safe whatever the key holds.
-        print(f"PREFLIGHT_API_BASE={shlex.quote(sandbox.base_url)}", flush=True)
-        print(f"COMETAPI_KEY={shlex.quote(sandbox.key)}", flush=True)
-        wait_for_interrupt()
+    serve(sandbox)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return serve_forever_cli(argv)
 
 
 if __name__ == "__main__":
