@@ -79,6 +79,11 @@ _API_HINTS: dict[ApiErrorKind, str] = {
 class PreflightError(Exception):
     """Base of every error preflight raises on purpose; whether a retry is safe is per subclass."""
 
+    @property
+    def hint(self) -> str:
+        """What the user can do about it, where the error type knows ("" where it does not)."""
+        return ""
+
 
 class UsageError(PreflightError):
     """Nothing was done, so a retry is safe but fails alike until the caller changes what it asks.

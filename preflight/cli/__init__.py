@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)  # set by each subcommand's parser (parser.py)
         return code
     except PreflightError as exc:
-        hint = getattr(exc, "hint", "")
+        hint = exc.hint
         print(f"preflight: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return exit_code_for_error(exc)
     except KeyboardInterrupt:

@@ -214,8 +214,7 @@ def run_sessions(args: argparse.Namespace) -> int:
     with Ledger(args.ledger or default_path()) as ledger:
         if not args.action:
             rows = ledger.sessions(active_only=args.active)
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            print_sessions(rows, sys.stdout, as_json=args.json, now=now)
+            print_sessions(rows, sys.stdout, as_json=args.json, now=datetime.now(timezone.utc))
             return ExitCode.OK
         if len(args.action) != 2 or args.action[0] != "show":
             raise UsageError(

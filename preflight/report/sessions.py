@@ -6,6 +6,7 @@ The JSON shapes are the contract for scripts; README.md documents them.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import IO, Any
 
 from ..errors import ApiError, NetworkError, PreflightError, ProbeError, SessionUnrecorded
@@ -77,7 +78,9 @@ def print_init_error(
     stream.write(json.dumps(document, indent=2) + "\n")
 
 
-def print_sessions(rows: list[SessionRow], stream: IO[str], *, as_json: bool, now: str) -> None:
+def print_sessions(
+    rows: list[SessionRow], stream: IO[str], *, as_json: bool, now: datetime
+) -> None:
     if as_json:
         stream.write(json.dumps({"sessions": [r.to_dict() for r in rows]}, indent=2) + "\n")
         return
@@ -85,5 +88,5 @@ def print_sessions(rows: list[SessionRow], stream: IO[str], *, as_json: bool, no
         stream.write("no sessions recorded\n")
         return
     for row in rows:
-        state = "active " if row.expires_at > now else "expired"
+        state = "active " if row.active(now) else "expired"
         stream.write(f"{row.session_id}  {state}  expires {row.expires_at}  {row.source}\n")

@@ -16,7 +16,6 @@ from typing import BinaryIO
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..errors import UsageError
-from .loopback import SOCKET_TIMEOUT_S as SOCKET_TIMEOUT_S
 from .loopback import LoopbackHandler, LoopbackHTTPServer, LoopbackServer, wait_for_interrupt
 
 CHUNK_BYTES = 64 * 1024

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import PreflightError
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
 from ..session.client import ROUTE
@@ -285,10 +284,7 @@ class Sandbox(LoopbackServer):
     def _judge_url(self, body: dict[str, Any]) -> Answer:
         url = str(body["video_url"])
         options = CheckOptions(allow_private_urls=self.allow_private_urls)
-        try:
-            result = check_one(url, self._policy, options=options)
-        except PreflightError as exc:  # e.g. a URL with no host, which check_one raises on
-            return envelope(400, 1201, f"video could not be downloaded or read: {exc}")
+        result = check_one(url, self._policy, options=options)  # never raises for a bad URL
         if result.verdict == "error":
             reason = result.error.message if result.error else "unknown error"
             return envelope(400, 1201, f"video could not be downloaded or read: {reason}")
