@@ -1,0 +1,488 @@
+"""The fix plan: from the facts and rule ids of a check Result to the least destructive steps.
+
+Pure (no I/O): every number ffmpeg needs is decided here; graph.py only turns a Plan into argv.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from .deps import Facts, Policy
+
+# What the MP4 muxer of ffmpeg 5.1 writes without -strict (names as ffprobe gives them).
+MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263"})
+MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
+# Codecs the reader names but ffmpeg 5.1 can neither decode nor write to MP4.
+UNREADABLE_VIDEO = frozenset({"vvc", "vvc1"})
+EXTEND_MODES = ("freeze", "loop", "slow")
+# Warnings a server may read differently from us: a passing file carrying one is fixed too.
+SERVER_SENSITIVE = frozenset({"fps.variable", "fps.average_differs", "container.moov_at_end"})
+FIXABLE_FAMILIES = frozenset({"container", "duration", "resolution", "fps"})
+MAX_LOSSLESS_SPEED_CHANGE = 0.05  # 25 -> 24 fps plays 4% slower: fine; 50 -> 60 is not
+# A rate change this small (NTSC 1000/1001) leaves the audio untouched: it drifts at most a
+# thousandth of the duration, 10.5 ms over the longest allowed clip, under one frame.
+AUDIO_DRIFT_OK = 0.0011
+_EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str  # remux, faststart, retime, retime_audio, convert_fps, cut, extend, scale, pad, ...
+    rule: str  # the rule or warning id it answers
+    lossless: bool  # True: the step leaves every packet it touches byte-identical
+    detail: str  # one line for a person
+    command: str = ""  # the ffmpeg command line(s) that carry it out, set when the pass is built
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "rule": self.rule,
+            "lossless": self.lossless,
+            "detail": self.detail,
+            "command": self.command,
+        }
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the plan needs beyond Facts, read by ffprobe (measure.read_streams)."""
+
+    time_base: Fraction | None = None  # of the first real video stream
+    pix_fmt: str = ""
+    audio_codec: str = ""  # "" when there is no audio stream
+
+    @property
+    def ten_bit(self) -> bool:
+        return "10" in self.pix_fmt or "12" in self.pix_fmt
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...] = ()
+    unfixable: str = ""  # why no transform can meet the policy ("" when it can)
+    reencode: bool = False  # the video is decoded and encoded again
+    encoder: str = "libx264"
+    pix_fmt: str = "yuv420p"
+    speed: Fraction = Fraction(1)  # output time = input time / speed (1001/1000: NTSC -> 30)
+    source_rate: Fraction | None = None  # the nominal input rate (for SSIM and re-timing)
+    target_rate: Fraction | None = None  # the output rate a re-encode ends on (fps filter)
+    cut_s: float | None = None  # output duration after a cut
+    extend_to_s: float | None = None
+    extend_mode: str = "freeze"
+    frame: tuple[int, int] | None = None  # the source's coded size
+    size: tuple[int, int] | None = None  # scale to this many coded pixels
+    padded: tuple[int, int] | None = None  # then pad to this frame
+    audio: str = "none"  # none, copy, aac
+    atempo: Fraction | None = None  # audio speed factor when the audio is re-timed
+    # Lossless re-timing on a frame grid: (ticks per second, ticks per source frame). The video is
+    # first copied into a track counting these ticks, then every timestamp is snapped to its
+    # frame and scaled by 1/speed, which stays an integer. None: timestamps are scaled in place.
+    grid: tuple[int, int] | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def lossless(self) -> bool:
+        return all(step.lossless for step in self.steps)
+
+    @property
+    def converts_rate(self) -> bool:
+        return any(step.action == "convert_fps" for step in self.steps)
+
+    def expected_duration(self, duration: float) -> float:
+        """Seconds the output of this plan should last, from an input lasting `duration`."""
+        if self.cut_s is not None:
+            return self.cut_s
+        if self.extend_to_s is not None:
+            return self.extend_to_s
+        return duration / float(self.speed)
+
+    def with_commands(self, command: str) -> Plan:
+        return replace(self, steps=tuple(replace(s, command=command) for s in self.steps))
+
+
+def needs_fix(rules: set[str], warnings: set[str]) -> bool:
+    return bool(rules) or bool(warnings & SERVER_SENSITIVE)
+
+
+def make_plan(
+    facts: Facts,
+    rules: set[str],
+    warnings: set[str],
+    policy: Policy,
+    streams: StreamInfo,
+    *,
+    extend: str | None = None,
+    exact_cut: bool = False,
+) -> Plan:
+    """One step per problem, lossless where the file allows; `unfixable` says why not."""
+    if facts.width is None or facts.height is None or facts.video_tracks == 0:
+        return Plan(unfixable="no video track: the file holds only audio, data or cover art")
+    other = sorted(r for r in rules if r.split(".", 1)[0] not in FIXABLE_FAMILIES)
+    if other:
+        return Plan(unfixable=f"no transform answers {', '.join(other)}")
+    if "mp4" not in policy.containers:
+        return Plan(unfixable="the policy allows no MP4 container, the only one fix writes")
+    if not policy.fps_allowed:
+        return Plan(unfixable="the policy allows no frame rate")
+    if facts.duration is None or facts.duration <= 0:
+        return Plan(unfixable="the video track has no duration")
+    if facts.video_codec in UNREADABLE_VIDEO:
+        return Plan(
+            unfixable=f"this ffmpeg can neither decode nor remux {facts.video_codec} video "
+            "(ffmpeg 5.1 has no VVC support)"
+        )
+    steps: list[Step] = []
+    notes: list[str] = []
+    reencode = False
+    codec = facts.video_codec or ""
+    encoder = "libx265" if codec == "hevc" else "libx264"
+    pix_fmt = "yuv420p10le" if streams.ten_bit else "yuv420p"
+    audio = "none"
+    if facts.has_audio:
+        audio = "copy" if streams.audio_codec in MP4_AUDIO else "aac"
+
+    # 1. container: remux whatever MP4 can carry; transcode the rest
+    if "container.unsupported" in rules:
+        steps.append(
+            Step(
+                "remux",
+                "container.unsupported",
+                True,
+                f"remux {facts.container.upper()} to MP4 (-c copy, +faststart)",
+            )
+        )
+    if codec and codec not in MP4_VIDEO:
+        reencode = True
+        steps.append(
+            Step(
+                "transcode_video",
+                "container.unsupported" if "container.unsupported" in rules else "container.codec",
+                False,
+                f"{codec} cannot go into MP4: encode it with {encoder}",
+            )
+        )
+    if audio == "aac":
+        steps.append(
+            Step(
+                "transcode_audio",
+                "container.unsupported" if "container.unsupported" in rules else "container.codec",
+                False,
+                f"{streams.audio_codec or 'the audio'} cannot go into MP4: encode it as AAC",
+            )
+        )
+    if facts.fps is None and not codec and "container.unsupported" in rules:
+        # FLV and the like: the reader knows little before the remux; plan the rest from the
+        # remuxed file's own facts in the next round.
+        return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio)
+
+    # 2./3. frame rate
+    source_rate = _source_rate(facts)
+    if source_rate is None:
+        return Plan(unfixable="the frame rate could not be read")
+    variable = facts.fps_mode == "VFR" or bool(warnings & {"fps.variable", "fps.average_differs"})
+    speed = Fraction(1)
+    atempo: Fraction | None = None
+    target_rate = _nearest_allowed(source_rate, policy)
+    duration = facts.duration
+    if "fps.not_allowed" in rules or variable:
+        rule = "fps.not_allowed" if "fps.not_allowed" in rules else _first(warnings, "fps.")
+        retime = None if variable else _lossless_rate(source_rate, duration, policy)
+        if retime is not None:
+            target_rate = retime
+            speed = retime / source_rate
+            slower = "faster" if speed > 1 else "slower"
+            change = abs(float(speed) - 1) * 100
+            steps.append(
+                Step(
+                    "retime",
+                    rule,
+                    True,
+                    f"{_rate(source_rate)} → {_rate(retime)} fps by rescaling timestamps: every "
+                    f"video packet stays, the clip plays {change:.3g}% {slower}",
+                )
+            )
+            if facts.has_audio and abs(float(speed) - 1) <= AUDIO_DRIFT_OK:
+                drift_ms = duration * abs(1 - 1 / float(speed)) * 1000
+                notes.append(
+                    f"audio kept as is: it drifts {drift_ms:.1f} ms behind by the end "
+                    "(under one frame)"
+                )
+            elif facts.has_audio:
+                atempo = speed
+                audio = "aac"
+                steps.append(
+                    Step(
+                        "retime_audio",
+                        rule,
+                        False,
+                        f"re-time the audio by {float(speed):.4g}× (atempo, pitch kept) "
+                        "and encode it as AAC, to stay in sync",
+                    )
+                )
+        else:
+            target_rate = _converted_rate(source_rate, policy)
+            reencode = True
+            what = "variable rate" if variable else f"{_rate(source_rate)} fps"
+            steps.append(
+                Step(
+                    "convert_fps",
+                    rule,
+                    False,
+                    f"{what} → constant {_rate(target_rate)} fps (fps filter: frames dropped "
+                    "or repeated, re-encoded)",
+                )
+            )
+
+    # 4. duration, measured on the re-timed clip
+    retimed = duration / float(speed)
+    cut_s, extend_to = _duration_target(retimed, policy, extend)
+    extend_mode = extend or "freeze"
+    if cut_s is not None:
+        reencode = reencode or exact_cut
+        how = "exact cut, re-encoded" if exact_cut else "stream-copy cut, re-checked"
+        steps.append(
+            Step(
+                "cut",
+                "duration.out_of_range",
+                not exact_cut,
+                f"cut the tail: {retimed:.3f} s → {cut_s:g} s ({how})",
+            )
+        )
+    if extend_to is not None:
+        reencode = True
+        if extend_mode == "slow":
+            speed = (
+                speed
+                * Fraction(retimed).limit_denominator(100000)
+                / Fraction(extend_to).limit_denominator(100000)
+            )
+            if facts.has_audio:
+                atempo = speed
+                audio = "aac"
+        elif extend_mode == "loop" and facts.has_audio:
+            audio = "aac"
+        elif facts.has_audio:
+            audio = "aac"  # silence pads the audio to the new length
+        motion = {
+            "freeze": "holds the last frame (motion stops)",
+            "loop": "plays it again from the start (motion jumps back)",
+            "slow": "slows it down (motion and audio slower)",
+        }[extend_mode]
+        steps.append(
+            Step(
+                "extend",
+                "duration.out_of_range",
+                False,
+                f"extend {retimed:.3f} s → {extend_to:g} s: {extend_mode} {motion}",
+            )
+        )
+
+    # 5. resolution
+    size, padded = _fit(facts.width, facts.height, policy)
+    if size is not None:
+        reencode = True
+        rule = next((r for r in ("resolution.width", "resolution.height") if r in rules), "")
+        steps.append(
+            Step(
+                "scale",
+                rule or "resolution.width",
+                False,
+                f"scale {facts.width}×{facts.height} → {size[0]}×{size[1]} (aspect kept, even "
+                "sides; rotation metadata kept)",
+            )
+        )
+        if padded is not None and padded != size:
+            steps.append(
+                Step(
+                    "pad",
+                    rule or "resolution.width",
+                    False,
+                    f"pad to {padded[0]}×{padded[1]} with black bars: an aspect ratio of "
+                    f"{facts.width / facts.height:.2f}:1 cannot fit "
+                    f"{policy.width_px[0]}–{policy.width_px[1]} × "
+                    f"{policy.height_px[0]}–{policy.height_px[1]}",
+                )
+            )
+    if "container.moov_at_end" in warnings and not steps:
+        steps.append(
+            Step(
+                "faststart",
+                "container.moov_at_end",
+                True,
+                "move the index (moov) before the media data (-c copy +faststart)",
+            )
+        )
+    if reencode:
+        # One encode does everything: the lossless steps ride along in it and lose that property.
+        steps = [
+            replace(s, lossless=False) if s.action not in {"transcode_audio", "retime_audio"} else s
+            for s in steps
+        ]
+        if "transcode_video" not in {s.action for s in steps} and codec not in {"h264", "hevc"}:
+            notes.append(f"{codec or 'the video'} is re-encoded as H.264 (no encoder kept here)")
+    grid = None
+    ms_clock = streams.time_base == Fraction(1, 1000)  # Matroska, WebM, FLV: rounded to 1 ms
+    if not reencode and not variable and (speed != 1 or ms_clock):
+        grid = _grid(source_rate, speed, streams.time_base)
+        if grid is not None and ms_clock:
+            notes.append(
+                "the millisecond timestamps are snapped to the frame grid (packets unchanged)"
+            )
+    return Plan(
+        steps=tuple(steps),
+        reencode=reencode,
+        encoder=encoder,
+        pix_fmt=pix_fmt,
+        speed=speed,
+        source_rate=source_rate,
+        target_rate=target_rate,
+        cut_s=cut_s,
+        extend_to_s=extend_to,
+        extend_mode=extend_mode,
+        frame=(facts.width, facts.height),
+        size=size,
+        padded=padded if size is not None and padded != size else None,
+        audio=audio,
+        atempo=atempo,
+        grid=grid,
+        notes=tuple(notes),
+    )
+
+
+def _finish(
+    steps: list[Step], notes: list[str], reencode: bool, encoder: str, pix_fmt: str, *, audio: str
+) -> Plan:
+    return Plan(
+        steps=tuple(steps),
+        reencode=reencode,
+        encoder=encoder,
+        pix_fmt=pix_fmt,
+        audio=audio,
+        notes=(*notes, "the rest is planned from the remuxed file's own facts"),
+    )
+
+
+def _first(warnings: set[str], prefix: str) -> str:
+    return next((w for w in sorted(warnings) if w.startswith(prefix)), prefix + "variable")
+
+
+def _source_rate(facts: Facts) -> Fraction | None:
+    if facts.fps_exact:
+        try:
+            rate = Fraction(facts.fps_exact)
+        except (ValueError, ZeroDivisionError):
+            rate = Fraction(0)
+        if rate > 0:
+            return rate
+    if facts.fps:
+        return Fraction(facts.fps).limit_denominator(1001)
+    return None
+
+
+def _rate(rate: Fraction) -> str:
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
+
+
+def _nearest_allowed(rate: Fraction, policy: Policy) -> Fraction:
+    best = min(policy.fps_allowed, key=lambda r: abs(r - float(rate)))
+    return Fraction(best).limit_denominator(1001)
+
+
+def _in_window(duration: float, policy: Policy) -> bool:
+    return any(lo - _EPSILON <= duration <= hi + _EPSILON for lo, hi in policy.duration_windows)
+
+
+def _lossless_rate(rate: Fraction, duration: float, policy: Policy) -> Fraction | None:
+    """An allowed rate reached by a speed change of at most 5% (NTSC, 25 -> 24), or None.
+
+    A re-time must not push a clip out of its window (a cut it did not need); a clip already
+    out of every window is cut or extended on the re-timed timeline anyway.
+    """
+    candidates = []
+    for allowed in policy.fps_allowed:
+        target = Fraction(allowed).limit_denominator(1001)
+        change = abs(float(target / rate) - 1)
+        if change > MAX_LOSSLESS_SPEED_CHANGE:
+            continue
+        if _in_window(duration, policy) and not _in_window(duration / float(target / rate), policy):
+            continue
+        candidates.append((change, target))
+    return min(candidates)[1] if candidates else None
+
+
+def _converted_rate(rate: Fraction, policy: Policy) -> Fraction:
+    """The allowed rate a frame conversion lands on: an exact multiple (15 -> 30) if there is
+    one, since repeating every frame the same number of times keeps motion even; else the
+    nearest."""
+    for allowed in sorted(policy.fps_allowed):
+        ratio = Fraction(allowed).limit_denominator(1001) / rate
+        if ratio >= 1 and ratio.denominator == 1:
+            return Fraction(allowed).limit_denominator(1001)
+    return _nearest_allowed(rate, policy)
+
+
+def _duration_target(
+    duration: float, policy: Policy, extend: str | None
+) -> tuple[float | None, float | None]:
+    """(cut to, extend to): the longest the windows allow, never shorter than needed."""
+    if _in_window(duration, policy):
+        return None, None
+    windows = sorted(policy.duration_windows)
+    below = [hi for lo, hi in windows if hi < duration]
+    above = [lo for lo, hi in windows if lo > duration]
+    if not below:
+        return None, min(above)
+    if above and extend is not None:
+        return None, min(above)
+    return max(below), None
+
+
+def _fit(width: int, height: int, policy: Policy) -> tuple[tuple[int, int] | None, tuple[int, int]]:
+    """(scaled size or None when it already fits, the frame after padding)."""
+    (wlo, whi), (hlo, hhi) = policy.width_px, policy.height_px
+    if wlo <= width <= whi and hlo <= height <= hhi:
+        return None, (width, height)
+    s_min = max(wlo / width, hlo / height)
+    s_max = min(whi / width, hhi / height)
+    if s_min <= s_max:
+        scale = min(max(1.0, s_min), s_max)
+        size = _even_within(width * scale, wlo, whi), _even_within(height * scale, hlo, hhi)
+        return size, size
+    # Beyond the aspect ratio the ranges allow: fit the long side, pad the short one.
+    scale = s_max
+    size = (_even_within(width * scale, 2, whi), _even_within(height * scale, 2, hhi))
+    padded = (max(size[0], _even_up(wlo)), max(size[1], _even_up(hlo)))
+    return size, padded
+
+
+def _even_within(value: float, lo: int, hi: int) -> int:
+    even = 2 * round(value / 2)
+    if even < lo:
+        even = _even_up(lo)
+    if even > hi:
+        even = hi - hi % 2
+    return even
+
+
+def _even_up(value: int) -> int:
+    return value + value % 2
+
+
+def _grid(rate: Fraction, speed: Fraction, time_base: Fraction | None) -> tuple[int, int] | None:
+    """(ticks per second, ticks per frame) on which the re-timed frames land on whole ticks.
+
+    None when the source already counts whole ticks per frame that stay whole after 1/speed (a
+    29.97 fps MP4 at 1/30000: 1001 ticks -> 1000), so the timestamps can be scaled in place.
+    """
+    if time_base is not None and time_base.numerator == 1 and time_base != Fraction(1, 1000):
+        per_frame = (1 / time_base) / rate
+        if per_frame.denominator == 1 and (per_frame / speed).denominator == 1:
+            return None
+    # ticks per second = rate.numerator * m, so a frame lasts m * rate.denominator ticks; pick the
+    # smallest m (at least 10000 ticks a second, as the MP4 muxer likes) that keeps
+    # frame / speed whole.
+    m = max(1, -(-10000 // rate.numerator))
+    while ((m * rate.denominator) / speed).denominator != 1 and m < 10_000_000:
+        m += 1
+    return rate.numerator * m, m * rate.denominator
