@@ -1,6 +1,7 @@
 """The fix plan: from the facts and rule ids of a check Result to the least destructive steps.
 
-Pure (no I/O): every number ffmpeg needs is decided here; graph.py only turns a Plan into argv.
+Pure (no I/O): the steps and the Plan ffmpeg carries out are assembled here from the numbers
+targets.py picks; graph.py only turns a Plan into argv.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from . import targets
 from .deps import Facts, Policy
 
 # What the MP4 muxer of ffmpeg 5.1 writes without -strict (names as ffprobe gives them).
@@ -19,11 +21,9 @@ EXTEND_MODES = ("freeze", "loop", "slow")
 # Warnings a server may read differently from us: a passing file carrying one is fixed too.
 SERVER_SENSITIVE = frozenset({"fps.variable", "fps.average_differs", "container.moov_at_end"})
 FIXABLE_FAMILIES = frozenset({"container", "duration", "resolution", "fps"})
-MAX_LOSSLESS_SPEED_CHANGE = 0.05  # 25 -> 24 fps plays 4% slower: fine; 50 -> 60 is not
 # A rate change this small (NTSC 1000/1001) leaves the audio untouched: it drifts at most a
 # thousandth of the duration, 10.5 ms over the longest allowed clip, under one frame.
 AUDIO_DRIFT_OK = 0.0011
-_EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
@@ -177,17 +177,17 @@ def make_plan(
         return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio)
 
     # 2./3. frame rate
-    source_rate = _source_rate(facts)
+    source_rate = targets.source_rate(facts)
     if source_rate is None:
         return Plan(unfixable="the frame rate could not be read")
     variable = facts.fps_mode == "VFR" or bool(warnings & {"fps.variable", "fps.average_differs"})
     speed = Fraction(1)
     atempo: Fraction | None = None
-    target_rate = _nearest_allowed(source_rate, policy)
+    target_rate = targets.nearest_allowed(source_rate, policy)
     duration = facts.duration
     if "fps.not_allowed" in rules or variable:
         rule = "fps.not_allowed" if "fps.not_allowed" in rules else _first(warnings, "fps.")
-        retime = None if variable else _lossless_rate(source_rate, duration, policy)
+        retime = None if variable else targets.lossless_rate(source_rate, duration, policy)
         if retime is not None:
             target_rate = retime
             speed = retime / source_rate
@@ -198,8 +198,9 @@ def make_plan(
                     "retime",
                     rule,
                     True,
-                    f"{_rate(source_rate)} → {_rate(retime)} fps by rescaling timestamps: every "
-                    f"video packet stays, the clip plays {change:.3g}% {slower}",
+                    f"{targets.show_rate(source_rate)} → {targets.show_rate(retime)} fps by "
+                    "rescaling timestamps: every video packet stays, the clip plays "
+                    f"{change:.3g}% {slower}",
                 )
             )
             if facts.has_audio and abs(float(speed) - 1) <= AUDIO_DRIFT_OK:
@@ -221,22 +222,22 @@ def make_plan(
                     )
                 )
         else:
-            target_rate = _converted_rate(source_rate, policy)
+            target_rate = targets.converted_rate(source_rate, policy)
             reencode = True
-            what = "variable rate" if variable else f"{_rate(source_rate)} fps"
+            what = "variable rate" if variable else f"{targets.show_rate(source_rate)} fps"
             steps.append(
                 Step(
                     "convert_fps",
                     rule,
                     False,
-                    f"{what} → constant {_rate(target_rate)} fps (fps filter: frames dropped "
-                    "or repeated, re-encoded)",
+                    f"{what} → constant {targets.show_rate(target_rate)} fps (fps filter: "
+                    "frames dropped or repeated, re-encoded)",
                 )
             )
 
     # 4. duration, measured on the re-timed clip
     retimed = duration / float(speed)
-    cut_s, extend_to = _duration_target(retimed, policy, extend)
+    cut_s, extend_to = targets.duration_target(retimed, policy, extend)
     extend_mode = extend or "freeze"
     if cut_s is not None:
         reencode = reencode or exact_cut
@@ -279,7 +280,7 @@ def make_plan(
         )
 
     # 5. resolution
-    size, padded = _fit(facts.width, facts.height, policy)
+    size, padded = targets.fit(facts.width, facts.height, policy)
     if size is not None:
         reencode = True
         rule = next((r for r in ("resolution.width", "resolution.height") if r in rules), "")
@@ -324,7 +325,7 @@ def make_plan(
     grid = None
     ms_clock = streams.time_base == Fraction(1, 1000)  # Matroska, WebM, FLV: rounded to 1 ms
     if not reencode and not variable and (speed != 1 or ms_clock):
-        grid = _grid(source_rate, speed, streams.time_base)
+        grid = targets.timestamp_grid(source_rate, speed, streams.time_base)
         if grid is not None and ms_clock:
             notes.append(
                 "the millisecond timestamps are snapped to the frame grid (packets unchanged)"
@@ -365,124 +366,3 @@ def _finish(
 
 def _first(warnings: set[str], prefix: str) -> str:
     return next((w for w in sorted(warnings) if w.startswith(prefix)), prefix + "variable")
-
-
-def _source_rate(facts: Facts) -> Fraction | None:
-    if facts.fps_exact:
-        try:
-            rate = Fraction(facts.fps_exact)
-        except (ValueError, ZeroDivisionError):
-            rate = Fraction(0)
-        if rate > 0:
-            return rate
-    if facts.fps:
-        return Fraction(facts.fps).limit_denominator(1001)
-    return None
-
-
-def _rate(rate: Fraction) -> str:
-    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
-
-
-def _nearest_allowed(rate: Fraction, policy: Policy) -> Fraction:
-    best = min(policy.fps_allowed, key=lambda r: abs(r - float(rate)))
-    return Fraction(best).limit_denominator(1001)
-
-
-def _in_window(duration: float, policy: Policy) -> bool:
-    return any(lo - _EPSILON <= duration <= hi + _EPSILON for lo, hi in policy.duration_windows)
-
-
-def _lossless_rate(rate: Fraction, duration: float, policy: Policy) -> Fraction | None:
-    """An allowed rate reached by a speed change of at most 5% (NTSC, 25 -> 24), or None.
-
-    A re-time must not push a clip out of its window (a cut it did not need); a clip already
-    out of every window is cut or extended on the re-timed timeline anyway.
-    """
-    candidates = []
-    for allowed in policy.fps_allowed:
-        target = Fraction(allowed).limit_denominator(1001)
-        change = abs(float(target / rate) - 1)
-        if change > MAX_LOSSLESS_SPEED_CHANGE:
-            continue
-        if _in_window(duration, policy) and not _in_window(duration / float(target / rate), policy):
-            continue
-        candidates.append((change, target))
-    return min(candidates)[1] if candidates else None
-
-
-def _converted_rate(rate: Fraction, policy: Policy) -> Fraction:
-    """The allowed rate a frame conversion lands on: an exact multiple (15 -> 30) if there is
-    one, since repeating every frame the same number of times keeps motion even; else the
-    nearest."""
-    for allowed in sorted(policy.fps_allowed):
-        ratio = Fraction(allowed).limit_denominator(1001) / rate
-        if ratio >= 1 and ratio.denominator == 1:
-            return Fraction(allowed).limit_denominator(1001)
-    return _nearest_allowed(rate, policy)
-
-
-def _duration_target(
-    duration: float, policy: Policy, extend: str | None
-) -> tuple[float | None, float | None]:
-    """(cut to, extend to): the longest the windows allow, never shorter than needed."""
-    if _in_window(duration, policy):
-        return None, None
-    windows = sorted(policy.duration_windows)
-    below = [hi for lo, hi in windows if hi < duration]
-    above = [lo for lo, hi in windows if lo > duration]
-    if not below:
-        return None, min(above)
-    if above and extend is not None:
-        return None, min(above)
-    return max(below), None
-
-
-def _fit(width: int, height: int, policy: Policy) -> tuple[tuple[int, int] | None, tuple[int, int]]:
-    """(scaled size or None when it already fits, the frame after padding)."""
-    (wlo, whi), (hlo, hhi) = policy.width_px, policy.height_px
-    if wlo <= width <= whi and hlo <= height <= hhi:
-        return None, (width, height)
-    s_min = max(wlo / width, hlo / height)
-    s_max = min(whi / width, hhi / height)
-    if s_min <= s_max:
-        scale = min(max(1.0, s_min), s_max)
-        size = _even_within(width * scale, wlo, whi), _even_within(height * scale, hlo, hhi)
-        return size, size
-    # Beyond the aspect ratio the ranges allow: fit the long side, pad the short one.
-    scale = s_max
-    size = (_even_within(width * scale, 2, whi), _even_within(height * scale, 2, hhi))
-    padded = (max(size[0], _even_up(wlo)), max(size[1], _even_up(hlo)))
-    return size, padded
-
-
-def _even_within(value: float, lo: int, hi: int) -> int:
-    even = 2 * round(value / 2)
-    if even < lo:
-        even = _even_up(lo)
-    if even > hi:
-        even = hi - hi % 2
-    return even
-
-
-def _even_up(value: int) -> int:
-    return value + value % 2
-
-
-def _grid(rate: Fraction, speed: Fraction, time_base: Fraction | None) -> tuple[int, int] | None:
-    """(ticks per second, ticks per frame) on which the re-timed frames land on whole ticks.
-
-    None when the source already counts whole ticks per frame that stay whole after 1/speed (a
-    29.97 fps MP4 at 1/30000: 1001 ticks -> 1000), so the timestamps can be scaled in place.
-    """
-    if time_base is not None and time_base.numerator == 1 and time_base != Fraction(1, 1000):
-        per_frame = (1 / time_base) / rate
-        if per_frame.denominator == 1 and (per_frame / speed).denominator == 1:
-            return None
-    # ticks per second = rate.numerator * m, so a frame lasts m * rate.denominator ticks; pick the
-    # smallest m (at least 10000 ticks a second, as the MP4 muxer likes) that keeps
-    # frame / speed whole.
-    m = max(1, -(-10000 // rate.numerator))
-    while ((m * rate.denominator) / speed).denominator != 1 and m < 10_000_000:
-        m += 1
-    return rate.numerator * m, m * rate.denominator
