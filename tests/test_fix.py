@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,24 @@ def streams(path: Path) -> dict[str, dict[str, float]]:
     return found
 
 
+def on_frame_grid(path: Path, fps: int) -> bool:
+    """Every video packet's pts and dts fall exactly on a frame of `fps` (in the track's ticks)."""
+    done = subprocess.run(
+        [
+            *("ffprobe", "-v", "error", "-of", "json", "-select_streams", "V:0", str(path)),
+            *("-show_entries", "stream=time_base:packet=pts,dts"),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    found = json.loads(done.stdout)
+    ticks = Fraction(found["streams"][0]["time_base"]) ** -1 / fps
+    packets = found["packets"]
+    assert ticks.denominator == 1 and packets
+    return all(p["pts"] % ticks == 0 and p["dts"] % ticks == 0 for p in packets)
+
+
 def assert_passes(result: FixResult) -> None:
     assert result.status == "fixed", result.reason
     assert result.output is not None and Path(result.output).exists()
@@ -122,7 +141,9 @@ def test_25_fps_is_slowed_to_24_losslessly_and_the_audio_retimed_with_it(
     assert [s.action for s in result.steps] == ["retime", "retime_audio"]
     retime, audio = result.steps
     assert retime.lossless and not audio.lossless
-    assert "&&" in retime.command  # the finer-timescale pass, then the rescale
+    # one ffmpeg run: the source's 1/12800 clock is finer than the grid, so no grid copy first
+    assert retime.command.count("ffmpeg ") == 1 and "&&" not in retime.command
+    assert on_frame_grid(tmp_path / "out.mp4", 24)
     assert packet_hashes(str(tmp_path / "out.mp4")) == packet_hashes(str(media["pal"]))
     assert result.after is not None and result.after.facts is not None
     assert result.after.facts.fps_exact == "24/1" and result.after.facts.fps_mode == "CFR"

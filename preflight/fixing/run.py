@@ -159,7 +159,8 @@ class _Job:
         try:
             for _ in range(MAX_ROUNDS):
                 output = self.temp()
-                scratch = self.temp() if plan.grid is not None else None
+                two_pass = plan.grid is not None and not plan.grid_in_one_pass
+                scratch = self.temp() if two_pass else None
                 passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
                 timeout = graph.timeout_for(
                     max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
