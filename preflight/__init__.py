@@ -19,6 +19,7 @@ _EXPORTS = {
     "ExitCode": "status",
     "Facts": "facts",
     "Failure": "verdict",
+    "FixResult": "fixing",
     "InitResult": "session",
     "LedgerBusy": "errors",
     "LedgerError": "errors",
@@ -37,6 +38,7 @@ _EXPORTS = {
     "Violation": "verdict",
     "check": "pipeline",
     "check_one": "pipeline",
+    "fix": "fixing",
     "init_session": "session",
     "iter_check": "pipeline",
     "judge": "policy",
@@ -53,6 +55,7 @@ __all__ = [
     "ExitCode",
     "Facts",
     "Failure",
+    "FixResult",
     "InitResult",
     "LedgerBusy",
     "LedgerError",
@@ -72,6 +75,7 @@ __all__ = [
     "__version__",
     "check",
     "check_one",
+    "fix",
     "init_session",
     "iter_check",
     "judge",
@@ -106,6 +110,7 @@ if TYPE_CHECKING:
         VideoUnreadable,
     )
     from .facts import Facts
+    from .fixing import FixResult, fix
     from .pipeline import CheckOptions, check, check_one, iter_check
     from .policy import Policy, judge, load_policy
     from .probing import probe

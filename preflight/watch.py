@@ -48,6 +48,7 @@ class WatchOptions:
     sort: bool = False  # move judged files into DIR/passed/ or DIR/rejected/ (errors: rejected/)
     include: tuple[str, ...] = DEFAULT_INCLUDE  # case-insensitive globs on the name
     recursive: bool = False  # never descends into passed/, rejected/, .preflight/ or hidden folders
+    fix: bool = False  # with sort: a rejected file that can be fixed gets a fixed copy in passed/
 
 
 OnResult = Callable[[Result, Path | None], None]
@@ -127,7 +128,10 @@ def _scan_once(
             # Drop it; the next scans see the new signature and wait for it to settle again.
             continue
         entry.judged = signature
-        moved_to, move_error = _sort(root, path, result) if options.sort else (None, None)
+        fix_policy = policy if options.fix else None
+        moved_to, move_error = (
+            _sort(root, path, result, fix_policy, stop) if options.sort else (None, None)
+        )
         _record(root, result, moved_to, move_error)
         on_result(result, moved_to)
 
@@ -180,12 +184,21 @@ def _judge(path: Path, policy: Policy, check_options: CheckOptions) -> Result:
         return Result(str(path), "error", error=Failure("internal", f"{type(exc).__name__}: {exc}"))
 
 
-def _sort(root: Path, path: Path, result: Result) -> tuple[Path | None, str | None]:
+def _sort(
+    root: Path,
+    path: Path,
+    result: Result,
+    fix_policy: Policy | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[Path | None, str | None]:
     """Move `path` into passed/ or rejected/ (keeping its subfolder); never overwrite, never copy.
+    With `fix_policy`, a rejected file is first fixed into passed/ (when it can be).
 
     Returns where it went, or None and why it stayed where it was.
     """
     relative = path.parent.relative_to(root)
+    if fix_policy is not None and result.verdict == "reject":
+        _fix_into(root / PASSED / relative, path, fix_policy, stop)
     folder = root / (PASSED if result.verdict == "pass" else REJECTED) / relative
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -206,6 +219,25 @@ def _sort(root: Path, path: Path, result: Result) -> tuple[Path | None, str | No
         except OSError as exc:
             log.warning("%s: cannot write %s: %s", target, sidecar.name, exc)
     return target, None
+
+
+def _fix_into(
+    folder: Path, path: Path, policy: Policy, stop: threading.Event | None
+) -> Path | None:
+    """NAME.fixed.mp4 in `folder` when fix can make `path` pass; the fix writes nothing else.
+    Stopping the watch kills a running ffmpeg (the fix then removes its temp files)."""
+    from .fixing import fix
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        outcome = fix(path, _free_name(folder, f"{path.stem}.fixed.mp4"), policy, cancel=stop)
+    except Exception as exc:  # a fix that fails costs the fixed copy, never the sort
+        log.warning("%s: not fixed: %s", path, exc)
+        return None
+    if outcome.status != "fixed" or outcome.output is None:
+        log.info("%s: not fixed: %s", path, outcome.reason or outcome.status)
+        return None
+    return Path(outcome.output)
 
 
 def _free_name(folder: Path, name: str) -> Path:

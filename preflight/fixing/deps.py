@@ -1,0 +1,26 @@
+"""The only names the fixing package takes from the rest of preflight, imported in this one place.
+
+Every import goes through a stable façade (pipeline, policy, errors, facts, verdict, status), so
+the internals behind them can move without touching preflight.fixing.
+"""
+
+from __future__ import annotations
+
+from ..errors import ProbeError, UsageError
+from ..facts import Facts
+from ..pipeline import CheckOptions, check_one
+from ..policy import Policy, load_policy
+from ..status import ExitCode
+from ..verdict import Result
+
+__all__ = [
+    "CheckOptions",
+    "ExitCode",
+    "Facts",
+    "Policy",
+    "ProbeError",
+    "Result",
+    "UsageError",
+    "check_one",
+    "load_policy",
+]

@@ -1,0 +1,308 @@
+"""ffmpeg for fix: a Plan turned into ffmpeg-python graphs (argv), and the runner of the child.
+
+The child runs in its own process group, which this module kills on timeout, on cancel, on Ctrl-C
+and on any exception, as probing/ffprobe.py does for ffprobe: no ffmpeg outlives a call here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from .plan import Plan
+
+CRF = {"libx264": 18, "libx265": 20}  # visually lossless at either encoder's scale
+DEFAULT_PRESET = "veryfast"  # chosen by bench/fix.py: see the README's fix section
+AUDIO_BITRATE = "192k"
+_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+_POLL_S = 0.1  # how often a running child is checked for cancel and deadline
+
+
+class FfmpegFailed(Exception):
+    """ffmpeg failed, was killed, or ran out of time; the message is one line."""
+
+
+class FixCancelled(Exception):
+    """The caller's cancel event was set while ffmpeg ran (the child is already gone)."""
+
+
+def find_ffmpeg() -> str:
+    found = os.environ.get("PREFLIGHT_FFMPEG") or shutil.which("ffmpeg")
+    if not found:
+        raise FfmpegFailed("ffmpeg is not installed (Debian: apt-get install ffmpeg)")
+    return found
+
+
+def timeout_for(duration_s: float | None) -> float:
+    """A generous deadline scaled to the clip: a 4K re-encode on a busy 2-core box included."""
+    return 120.0 + 30.0 * max(duration_s or 0.0, 1.0)
+
+
+def run(
+    argv: list[str], timeout_s: float, cancel: threading.Event | None = None
+) -> tuple[bytes, bytes]:
+    """Run one child to completion and return (stdout, stderr); no child survives this call."""
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C on the terminal reaches us, not the child: we kill it
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=_POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.is_set():
+                    _kill(proc)
+                    raise FixCancelled("cancelled") from None
+                if time.monotonic() > deadline:
+                    _kill(proc)
+                    raise FfmpegFailed(
+                        f"{os.path.basename(argv[0])} took longer than {timeout_s:g} s"
+                    ) from None
+    except BaseException:
+        _kill(proc)
+        raise
+    if proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        raise FfmpegFailed(f"{os.path.basename(argv[0])} was killed ({name})")
+    if proc.returncode != 0:
+        reason = _reason(err) or f"exit status {proc.returncode}"
+        raise FfmpegFailed(f"{os.path.basename(argv[0])} failed: {reason}")
+    return out, err
+
+
+def _reason(err: bytes) -> str:
+    """The first and the last error line, without the `[mov,mp4 @ 0x55d…]` prefixes."""
+    lines = []
+    for raw in err.decode("utf-8", "replace").splitlines():
+        line = _PREFIX.sub("", raw).strip()
+        if line and line not in lines:
+            lines.append(line)
+    return " … ".join(lines[:1] + lines[-1:]) if len(lines) > 1 else "".join(lines)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One ffmpeg run."""
+
+    argv: list[str]
+
+
+def show(argv: list[str], names: dict[str, str]) -> str:
+    """The command line as a person would type it: `ffmpeg`, and temp paths under their names."""
+    shown = ["ffmpeg", *(names.get(arg, arg) for arg in argv[1:])]
+    return shlex.join(shown)
+
+
+def build(
+    plan: Plan,
+    source: str,
+    target: str,
+    *,
+    preset: str = DEFAULT_PRESET,
+    scratch: str | None = None,
+) -> list[Pass]:
+    """The passes that carry out `plan` from `source` into `target` (an MP4, whatever its name).
+
+    `scratch` is a temp path for the lossless re-time's first pass, when the plan needs one.
+    """
+    ffmpeg_bin = find_ffmpeg()
+    if plan.reencode:
+        graphs = [_reencode(plan, source, target, preset)]
+    elif plan.grid is not None and plan.grid_in_one_pass:
+        graphs = [_copy(plan, source, target)]  # snapped and scaled as it is copied
+    elif plan.grid is not None and scratch is not None:
+        graphs = [_onto_grid(plan, source, scratch), _copy(plan, scratch, target)]
+    else:
+        graphs = [_copy(plan, source, target)]
+    passes = []
+    for one in graphs:
+        argv = _simple_filtergraphs(one.compile(cmd=ffmpeg_bin))
+        argv[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+        passes.append(Pass(argv))
+    return passes
+
+
+def _simple_filtergraphs(argv: list[str]) -> list[str]:
+    """ffmpeg-python writes every filter chain as -filter_complex; turn our linear chains back
+    into -map 0:V:0 -vf … / -map 0:a:0 -af …. Why: ffmpeg 5.1 copies the input stream's side
+    data (the display matrix: rotation) only to outputs of a simple filtergraph.
+    """
+    if "-filter_complex" not in argv:
+        return argv
+    at = argv.index("-filter_complex")
+    chains: dict[str, tuple[str, list[str]]] = {}  # output label -> (input stream, filters)
+    for part in argv[at + 1].split(";"):
+        label_in, rest = part[1:].split("]", 1)
+        body, label_out = rest.rsplit("[", 1)
+        source, filters = chains.pop(label_in, (label_in, []))
+        chains[label_out.rstrip("]")] = (source, [*filters, body])
+    out = argv[:at] + argv[at + 2 :]
+    rewritten: list[str] = []
+    index = 0
+    while index < len(out):
+        arg = out[index]
+        if arg == "-map" and out[index + 1].startswith("[") and out[index + 1][1:-1] in chains:
+            source, filters = chains[out[index + 1][1:-1]]
+            flag = "-vf" if ":V:" in source or ":v:" in source else "-af"
+            rewritten += ["-map", source, flag, ",".join(filters)]
+            index += 2
+            continue
+        rewritten.append(arg)
+        index += 1
+    return rewritten
+
+
+def _scaled(expr: str, speed: Fraction) -> str:
+    inverse = 1 / speed
+    return f"{expr}*{inverse.numerator}/{inverse.denominator}"
+
+
+def _audio_in(inp: Any) -> Any:
+    return inp["a:0"]
+
+
+def _atempo(stream: Any, factor: Fraction) -> Any:
+    # atempo takes 0.5-100 per instance: chain halvings for a strong slow-down.
+    value = float(factor)
+    while value < 0.5:
+        stream = stream.filter("atempo", 0.5)
+        value /= 0.5
+    return stream.filter("atempo", f"{value:.9g}")
+
+
+def _onto_grid(plan: Plan, source: str, target: str) -> Any:
+    import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+    assert plan.grid is not None
+    inp = ffmpeg.input(source, noautorotate=None)
+    streams = [inp["V:0"]] + ([_audio_in(inp)] if plan.audio != "none" else [])
+    return ffmpeg.output(
+        *streams, target, c="copy", f="mp4", video_track_timescale=plan.grid[0], map_metadata=0
+    )
+
+
+def _copy(plan: Plan, source: str, target: str) -> Any:
+    import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+    inp = ffmpeg.input(source, noautorotate=None)
+    video = inp["V:0"]
+    options: dict[str, Any] = {"c:v": "copy", "f": "mp4", "movflags": "+faststart"}
+    if plan.grid is not None and plan.grid_in_one_pass:
+        options["bsf:v"] = _snap_in_place(plan)
+        options["video_track_timescale"] = plan.grid[0]
+        options["map_metadata"] = 0
+    elif plan.grid is not None:
+        # Each timestamp snapped to its frame on the grid, then scaled: whole ticks throughout.
+        frame = plan.grid[1]
+        tick = frame / plan.speed
+        assert tick.denominator == 1
+        options["bsf:v"] = (
+            f"setts=pts=round(PTS/{frame})*{tick}:dts=round(DTS/{frame})*{tick}:duration={tick}"
+        )
+    elif plan.speed != 1:
+        options["bsf:v"] = (
+            f"setts=pts={_scaled('PTS', plan.speed)}:dts={_scaled('DTS', plan.speed)}"
+            f":duration={_scaled('DURATION', plan.speed)}"
+        )
+    streams = [video]
+    if plan.audio == "copy":
+        streams.append(_audio_in(inp))
+        options["c:a"] = "copy"
+    elif plan.audio == "aac":
+        audio = _audio_in(inp)
+        if plan.atempo is not None and plan.atempo != 1:
+            audio = _atempo(audio, plan.atempo)
+        if plan.cut_s is not None:
+            audio = audio.filter("atrim", end=f"{plan.cut_s:.6f}")
+        streams.append(audio)
+        options.update({"c:a": "aac", "b:a": AUDIO_BITRATE})
+    if plan.cut_s is not None:
+        # A stream-copy -t counts on the input's clock (before the timestamps are rescaled).
+        options["t"] = f"{plan.cut_s * float(plan.speed):.6f}"
+    return ffmpeg.output(*streams, target, **options)
+
+
+def _snap_in_place(plan: Plan) -> str:
+    """setts that snaps each timestamp to its source frame and moves it to that frame's time at
+    the target rate, in the source's own ticks (TB); the muxer then rescales onto the grid."""
+    assert plan.source_rate is not None
+    rate, target = plan.source_rate, plan.source_rate * plan.speed
+
+    def snapped(ts: str) -> str:
+        frame = f"round({ts}*TB*{rate.numerator}/{rate.denominator})"
+        return f"round({frame}*{target.denominator}/({target.numerator}*TB))"
+
+    duration = f"round({target.denominator}/({target.numerator}*TB))"
+    return f"setts=pts={snapped('PTS')}:dts={snapped('DTS')}:duration={duration}"
+
+
+def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
+    import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+    looping = plan.extend_to_s is not None and plan.extend_mode == "loop"
+    inp = ffmpeg.input(source, noautorotate=None, **({"stream_loop": -1} if looping else {}))
+    video = inp["V:0"]
+    if plan.speed != 1:
+        # PTS, not PTS-STARTPTS: a frame-size change re-creates the filters midway, and a reset
+        # STARTPTS would send the timestamps back to zero (the fps filter then drops the rest).
+        video = video.filter("setpts", f"PTS*{(1 / plan.speed)}")
+    if plan.target_rate is not None:
+        video = video.filter("fps", fps=str(plan.target_rate))
+    if plan.extend_to_s is not None and plan.extend_mode == "freeze":
+        video = video.filter("tpad", stop_mode="clone", stop_duration=f"{plan.extend_to_s:g}")
+    if plan.size is not None:
+        video = video.filter("scale", plan.size[0], plan.size[1])
+    elif plan.frame is not None:
+        # A no-op on most files; on a stream whose frame size changes midway (WebM allows it)
+        # it gives the encoder the one size it needs.
+        video = video.filter("scale", plan.frame[0], plan.frame[1])
+    if plan.padded is not None:
+        video = video.filter("pad", plan.padded[0], plan.padded[1], "(ow-iw)/2", "(oh-ih)/2")
+    options: dict[str, Any] = {
+        "c:v": plan.encoder,
+        "crf": CRF[plan.encoder],
+        "preset": preset,
+        "pix_fmt": plan.pix_fmt,
+        "f": "mp4",
+        "movflags": "+faststart",
+    }
+    if plan.encoder == "libx265":
+        options.update({"tag:v": "hvc1", "x265-params": "log-level=error"})
+    streams = [video]
+    if plan.audio == "copy":
+        streams.append(_audio_in(inp))
+        options["c:a"] = "copy"
+    elif plan.audio == "aac":
+        audio = _audio_in(inp)
+        if plan.atempo is not None and plan.atempo != 1:
+            audio = _atempo(audio, plan.atempo)
+        if plan.extend_to_s is not None and plan.extend_mode == "freeze":
+            audio = audio.filter("apad")  # silence to the new length; -t ends it
+        streams.append(audio)
+        options.update({"c:a": "aac", "b:a": AUDIO_BITRATE})
+    end = plan.cut_s if plan.cut_s is not None else plan.extend_to_s
+    if end is not None:
+        options["t"] = f"{end:g}"
+    return ffmpeg.output(*streams, target, **options)

@@ -1,0 +1,149 @@
+"""Measuring with ffmpeg/ffprobe: the stream details a plan needs, SSIM of a re-encode against its
+source, and the hashes of the video packets (framemd5) that prove a lossless step kept them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from . import graph
+from .plan import StreamInfo
+
+_SSIM_ALL = re.compile(rb"All:([0-9.]+)")
+
+
+def find_ffprobe() -> str:
+    found = os.environ.get("PREFLIGHT_FFPROBE") or shutil.which("ffprobe")
+    if not found:
+        raise graph.FfmpegFailed("ffprobe is not installed (Debian: apt-get install ffmpeg)")
+    return found
+
+
+def read_streams(path: str, cancel: threading.Event | None = None) -> StreamInfo:
+    """Time base and pixel format of the first real video stream, and the first audio codec."""
+    out, _ = graph.run(
+        [
+            find_ffprobe(),
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,time_base,pix_fmt:stream_disposition=attached_pic",
+            "-of",
+            "json",
+            path,
+        ],
+        60.0,
+        cancel,
+    )
+    try:
+        streams = json.loads(out).get("streams") or []
+    except ValueError:
+        streams = []
+    video: dict[str, Any] = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video"
+            and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        {},
+    )
+    audio: dict[str, Any] = next((s for s in streams if s.get("codec_type") == "audio"), {})
+    time_base: Fraction | None
+    try:
+        time_base = Fraction(str(video.get("time_base")))
+    except (ValueError, ZeroDivisionError):
+        time_base = None
+    return StreamInfo(
+        time_base=time_base,
+        pix_fmt=str(video.get("pix_fmt") or ""),
+        audio_codec=str(audio.get("codec_name") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How to lay the source over the output so frames meet: the output's speed and geometry."""
+
+    rate: Fraction  # compare at the source's nominal rate
+    size: tuple[int, int]  # the source scaled to this (the output's picture, before padding)
+    speed: Fraction = Fraction(1)  # output time = source time / speed
+    padded: tuple[int, int] | None = None  # then padded to this (the output's frame)
+
+
+def ssim(
+    output: str,
+    source: str,
+    align: Alignment,
+    *,
+    timeout_s: float,
+    cancel: threading.Event | None = None,
+) -> float:
+    """SSIM (all planes) of `output` against `source`, over the frames both have."""
+    rate = str(align.rate)
+    out_chain = f"setpts=(PTS-STARTPTS)*{align.speed},fps={rate},format=yuv420p"
+    src_chain = f"setpts=PTS-STARTPTS,fps={rate},scale={align.size[0]}:{align.size[1]}"
+    if align.padded is not None:
+        src_chain += f",pad={align.padded[0]}:{align.padded[1]}:(ow-iw)/2:(oh-ih)/2"
+    lavfi = f"[0:V:0]{out_chain}[o];[1:V:0]{src_chain},format=yuv420p[s];[o][s]ssim=shortest=1"
+    argv = [
+        graph.find_ffmpeg(),
+        "-hide_banner",
+        "-nostdin",
+        # No filter re-creation on a frame-size change (it would reset STARTPTS): scale copes.
+        "-reinit_filter",
+        "0",
+        "-noautorotate",
+        "-i",
+        output,
+        "-reinit_filter",
+        "0",
+        "-noautorotate",
+        "-i",
+        source,
+        "-filter_complex",
+        lavfi,
+        "-f",
+        "null",
+        "-",
+    ]
+    _, err = graph.run(argv, timeout_s, cancel)
+    found = _SSIM_ALL.findall(err)
+    if not found:
+        raise graph.FfmpegFailed("ffmpeg printed no SSIM (no frames to compare)")
+    return float(found[-1])
+
+
+def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str]]:
+    """(size, md5) of every video packet in decode order, timestamps left out on purpose."""
+    argv = [
+        graph.find_ffmpeg(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        path,
+        "-map",
+        "0:V:0",
+        "-c",
+        "copy",
+        "-f",
+        "framemd5",
+        "-",
+    ]
+    out, _ = graph.run(argv, timeout_s)
+    hashes = []
+    for line in out.decode("ascii", "replace").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        hashes.append((int(fields[4]), fields[5]))
+    return hashes

@@ -1,0 +1,312 @@
+"""fix(): check -> plan -> ffmpeg into a temp file -> re-check -> rename, for one local source.
+
+Nothing is written unless the re-check passes; a failure or interrupt removes every temp file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from . import graph, measure
+from .deps import Policy, Result, UsageError, check_one, load_policy
+from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
+from .result import FixResult
+
+MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact cut at most
+
+# Temp files are created 0600; the output gets the mode a plain new file would have.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def default_output(source: str, out_dir: str | os.PathLike[str] | None = None) -> str:
+    """NAME.fixed.mp4 beside the source, or in `out_dir`."""
+    path = Path(source)
+    folder = Path(out_dir) if out_dir is not None else path.parent
+    return str(folder / f"{path.stem}.fixed.mp4")
+
+
+def resolve_output(
+    source: str, out: str | os.PathLike[str] | None, *, force: bool, dry_run: bool = False
+) -> str:
+    """Where the fixed copy goes; UsageError for a URL, the source itself, or an existing file."""
+    if source.lower().startswith(("http://", "https://")) or "://" in source[:12]:
+        raise UsageError(f"{source}: fix works on local files: download it first")
+    target = os.fspath(out) if out is not None else default_output(source)
+    if os.path.isdir(target):
+        target = default_output(source, target)
+    if os.path.exists(source) and os.path.exists(target) and os.path.samefile(source, target):
+        raise UsageError(f"{target}: the output would overwrite the source")
+    if not force and not dry_run and os.path.lexists(target):
+        raise UsageError(f"{target} exists: pass --force to replace it")
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{folder}: the output folder does not exist")
+    return target
+
+
+def fix(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    policy: Policy | None = None,
+    dry_run: bool = False,
+    *,
+    extend: str | None = None,
+    force: bool = False,
+    preset: str = graph.DEFAULT_PRESET,
+    cancel: threading.Event | None = None,
+) -> FixResult:
+    """Make one local video pass `policy`, or say why it cannot; never raises for a bad source.
+
+    UsageError for what the caller asked (a URL, an output that exists without `force`, an
+    unknown `extend`); graph.FixCancelled when `cancel` is set mid-run (temp files removed).
+    """
+    started = time.perf_counter()
+    if extend is not None and extend not in EXTEND_MODES:
+        raise UsageError(f"--extend must be one of {', '.join(EXTEND_MODES)}")
+    policy = policy or load_policy()
+    name = os.fspath(source)
+    target = resolve_output(name, out, force=force, dry_run=dry_run)
+    result = _fix(name, target, policy, dry_run, extend, force, preset, cancel)
+    result.elapsed_ms = (time.perf_counter() - started) * 1000
+    return result
+
+
+def _fix(
+    name: str,
+    target: str,
+    policy: Policy,
+    dry_run: bool,
+    extend: str | None,
+    force: bool,
+    preset: str,
+    cancel: threading.Event | None,
+) -> FixResult:
+    before = check_one(name, policy)
+    if before.verdict == "error" or before.facts is None:
+        reason = before.error.message if before.error else "the source could not be read"
+        return FixResult(name, "error", before, reason=reason)
+    rules, warnings = _rules(before)
+    if not needs_fix(rules, warnings):
+        return FixResult(name, "nothing_to_fix", before, after=before)
+    try:
+        streams = measure.read_streams(name, cancel)
+    except graph.FfmpegFailed as exc:
+        return FixResult(name, "unfixable", before, reason=str(exc))
+    plan = make_plan(before.facts, rules, warnings, policy, streams, extend=extend)
+    if plan.unfixable:
+        return FixResult(name, "unfixable", before, reason=plan.unfixable)
+    if dry_run:
+        try:
+            passes = graph.build(plan, name, target, preset=preset, scratch=target + ".grid.mp4")
+        except graph.FfmpegFailed as exc:
+            return FixResult(name, "unfixable", before, reason=str(exc))
+        shown = " && ".join(graph.show(p.argv, {}) for p in passes)
+        steps = list(plan.with_commands(shown).steps)
+        return FixResult(
+            name, "planned", before, output=target, steps=steps, notes=list(plan.notes)
+        )
+    job = _Job(name, target, policy, extend, force, preset, cancel)
+    try:
+        return job.run(before, plan)
+    finally:
+        job.clean()
+
+
+@dataclass
+class _Round:
+    plan: Plan
+    passes: list[graph.Pass]
+    output: str
+
+
+@dataclass
+class _Job:
+    source: str
+    target: str
+    policy: Policy
+    extend: str | None
+    force: bool
+    preset: str
+    cancel: threading.Event | None
+    temps: list[str] = field(default_factory=list)
+    rounds: list[_Round] = field(default_factory=list)
+
+    def temp(self) -> str:
+        folder = os.path.dirname(os.path.abspath(self.target))
+        handle, path = tempfile.mkstemp(prefix=f".{os.path.basename(self.target)}.tmp-", dir=folder)
+        os.close(handle)
+        self.temps.append(path)
+        return path
+
+    def clean(self) -> None:
+        for path in self.temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+
+    def run(self, before: Result, plan: Plan) -> FixResult:
+        assert before.facts is not None
+        current = self.source
+        after = before
+        exact_cut = False
+        try:
+            for _ in range(MAX_ROUNDS):
+                output = self.temp()
+                two_pass = plan.grid is not None and not plan.grid_in_one_pass
+                scratch = self.temp() if two_pass else None
+                passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
+                timeout = graph.timeout_for(
+                    max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
+                )
+                for one in passes:
+                    graph.run(one.argv, timeout, self.cancel)
+                self.rounds.append(_Round(plan, passes, output))
+                expected = plan.expected_duration(after.facts.duration or 0) if after.facts else 0
+                after = check_one(output, self.policy)
+                if after.verdict == "error" or after.facts is None:
+                    reason = after.error.message if after.error else "unreadable"
+                    return self._unfixable(before, after, f"the output could not be read: {reason}")
+                got = after.facts.duration or 0.0
+                if got < expected - max(0.5, 0.05 * expected):
+                    # ffmpeg can end early without an error (a stream it cannot decode midway)
+                    return self._unfixable(
+                        before,
+                        after,
+                        f"ffmpeg wrote {got:.3f} s of video where {expected:.3f} s were expected",
+                    )
+                rules, warnings = _rules(after)
+                if after.verdict == "pass" and not warnings & SERVER_SENSITIVE:
+                    break
+                exact_cut = exact_cut or (
+                    "duration.out_of_range" in rules and any(s.action == "cut" for s in plan.steps)
+                )
+                streams = measure.read_streams(output, self.cancel)
+                plan = make_plan(
+                    after.facts,
+                    rules,
+                    warnings,
+                    self.policy,
+                    streams,
+                    extend=self.extend,
+                    exact_cut=exact_cut,
+                )
+                if plan.unfixable or not plan.steps:
+                    if after.verdict == "pass":
+                        break
+                    return self._unfixable(before, after, plan.unfixable or _remaining(after))
+                current = output
+            else:
+                if after.verdict != "pass":
+                    return self._unfixable(
+                        before,
+                        after,
+                        f"still rejected after {MAX_ROUNDS} rounds: " + _remaining(after),
+                    )
+            ssim = self._ssim(before, after)
+            self._publish(self.rounds[-1].output)
+        except graph.FfmpegFailed as exc:
+            return self._unfixable(before, None, str(exc))
+        except OSError as exc:
+            return self._unfixable(
+                before, None, f"cannot write {self.target}: {exc.strerror or exc}"
+            )
+        return FixResult(
+            self.source,
+            "fixed",
+            before,
+            output=self.target,
+            after=after,
+            steps=self._steps(),
+            notes=self._notes(),
+            ssim=ssim,
+        )
+
+    def _unfixable(self, before: Result, after: Result | None, reason: str) -> FixResult:
+        return FixResult(
+            self.source,
+            "unfixable",
+            before,
+            after=after,
+            steps=self._steps(),
+            notes=self._notes(),
+            reason=reason,
+        )
+
+    def _names(self) -> dict[str, str]:
+        """Temp paths as a person reads the commands: the output name, and a name per round."""
+        names = {}
+        stem = self.target[: -len(".mp4")] if self.target.endswith(".mp4") else self.target
+        for index, one in enumerate(self.rounds, start=1):
+            last = index == len(self.rounds)
+            names[one.output] = self.target if last else f"{stem}.round{index}.mp4"
+        for path in self.temps:
+            names.setdefault(path, f"{stem}.grid.mp4")
+        return names
+
+    def _steps(self) -> list[Step]:
+        names = self._names()
+        steps: list[Step] = []
+        for one in self.rounds:
+            shown = " && ".join(graph.show(p.argv, names) for p in one.passes)
+            steps.extend(one.plan.with_commands(shown).steps)
+        return steps
+
+    def _notes(self) -> list[str]:
+        return [note for one in self.rounds for note in one.plan.notes]
+
+    def _ssim(self, before: Result, after: Result) -> float | None:
+        if not any(one.plan.reencode for one in self.rounds):
+            return None
+        assert before.facts is not None and after.facts is not None
+        first = self.rounds[0].plan
+        speed = Fraction(1)
+        for one in self.rounds:
+            speed *= one.plan.speed
+        size = (after.facts.width or 0, after.facts.height or 0)
+        padded = None
+        for one in self.rounds:
+            if one.plan.padded is not None and one.plan.size is not None:
+                size, padded = one.plan.size, one.plan.padded
+        # Compare at the source's own rate; a variable-rate source has none, so compare on the
+        # output's constant grid (both sides then sample the same instants).
+        rate = first.source_rate or Fraction(before.facts.fps or 30).limit_denominator(1001)
+        if before.facts.fps_mode == "VFR" and self.rounds[-1].plan.target_rate is not None:
+            rate = self.rounds[-1].plan.target_rate / speed
+        align = measure.Alignment(rate=rate, size=size, speed=speed, padded=padded)
+        timeout = graph.timeout_for(after.facts.duration)
+        return measure.ssim(
+            self.rounds[-1].output, self.source, align, timeout_s=timeout, cancel=self.cancel
+        )
+
+    def _publish(self, path: str) -> None:
+        os.chmod(path, 0o666 & ~_UMASK)
+        if self.force:
+            os.replace(path, self.target)
+            return
+        # No clobbering, even of a file that appeared while we worked: link fails if it exists.
+        try:
+            os.link(path, self.target)
+        except FileExistsError:
+            message = f"{self.target} appeared while fixing (pass --force to replace it)"
+            raise OSError(message) from None
+        except OSError:
+            if os.path.lexists(self.target):
+                raise
+            os.replace(path, self.target)  # a filesystem without hard links
+            return
+        os.remove(path)
+
+
+def _rules(result: Result) -> tuple[set[str], set[str]]:
+    return {v.rule for v in result.violations}, {w.rule for w in result.warnings}
+
+
+def _remaining(result: Result) -> str:
+    return "; ".join(v.message for v in result.violations) or "the output still fails the check"
