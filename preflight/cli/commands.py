@@ -17,6 +17,7 @@ from ..status import ExitCode, exit_code_for_verdicts
 
 if TYPE_CHECKING:
     from ..cache import ProbeCache
+    from ..fixing import FixResult
     from ..pipeline import CheckOptions
     from ..policy import Policy
     from ..probing.limits import ProbeLimits
@@ -233,10 +234,13 @@ def run_watch(args: argparse.Namespace) -> int:
     from ..sources import DEFAULT_INCLUDE
     from ..watch import WatchOptions, main_loop
 
+    if args.fix and not args.sort:
+        raise UsageError("--fix works with --sort: the fixed copy goes into DIR/passed/")
     options = WatchOptions(
         interval_s=args.interval,
         settle_s=args.settle,
         sort=args.sort,
+        fix=args.fix,
         include=tuple(args.include or DEFAULT_INCLUDE),
         recursive=args.recursive,
     )
@@ -248,6 +252,67 @@ def run_watch(args: argparse.Namespace) -> int:
         options=options,
         out=sys.stdout,
     )
+
+
+def run_fix(args: argparse.Namespace) -> int:
+    from ..fixing import DEFAULT_PRESET, resolve_output
+    from ..fixing.batch import InOrder, fix_many
+    from ..fixing.report import summarize, write_json, write_json_line, write_summary, write_text
+    from ..policy import load_policy
+    from ..sources import DEFAULT_INCLUDE, expand_sources
+    from .progress import Progress
+
+    policy = load_policy(args.policy, profile=args.profile)
+    sources = expand_sources(
+        args.sources,
+        include=(*DEFAULT_INCLUDE, "*.mkv", "*.webm", "*.flv", "*.ts", "*.3gp"),
+        exclude=["*.fixed.mp4"],
+    )
+    if args.output is not None and len(sources) > 1:
+        raise UsageError("-o names one output: give one SOURCE, or use --out-dir")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    if args.out_dir is not None and not os.path.isdir(args.out_dir):
+        raise UsageError(f"--out-dir {args.out_dir}: not a folder")
+    outputs = []
+    for source in sources:
+        out = args.output if args.output is not None else args.out_dir
+        outputs.append(resolve_output(source, out, force=args.force, dry_run=args.dry_run))
+    clashes = {o for o in outputs if outputs.count(o) > 1}
+    if clashes:
+        raise UsageError(f"two sources would be fixed into {sorted(clashes)[0]}")
+    mode = "json" if args.json else "jsonl" if args.jsonl else "text"
+    progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
+    shown = {"fixed": "pass", "nothing_to_fix": "pass", "planned": "pass", "unfixable": "reject"}
+    ordered = InOrder(lambda r: write_text(r, sys.stdout))
+
+    def on_result(index: int, result: FixResult) -> None:
+        progress.update(shown.get(result.status, "error"))
+        if mode == "jsonl":
+            write_json_line(result, sys.stdout)
+        elif mode == "text":
+            ordered(index, result)
+
+    try:
+        results = fix_many(
+            list(zip(sources, outputs, strict=True)),
+            policy,
+            workers=args.workers or 1,
+            on_result=on_result,
+            dry_run=args.dry_run,
+            extend=args.extend,
+            force=args.force,
+            preset=args.preset or DEFAULT_PRESET,
+        )
+    finally:
+        progress.close()
+    code = max((r.exit_code for r in results), default=ExitCode.OK)
+    summary = summarize(results, policy=policy.name, exit_code=int(code))
+    if mode == "json":
+        write_json(results, summary, sys.stdout)
+    elif mode == "text":
+        write_summary(summary, sys.stdout)
+    return code
 
 
 def run_sandbox(args: argparse.Namespace) -> int:

@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_remote_options(check)
     check.set_defaults(handler=commands.run_check)
 
+    _add_fix_parser(subcommands)
+
     validate = subcommands.add_parser(
         "validate-request",
         help="validate an init-selection request body",
@@ -187,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         "overwriting), with a .preflight.json report beside rejected ones",
     )
     watch.add_argument(
+        "--fix",
+        action="store_true",
+        help="with --sort: a rejected file that can be fixed also gets a re-checked fixed copy "
+        "(NAME.fixed.mp4) in DIR/passed/",
+    )
+    watch.add_argument(
         "--interval",
         type=_positive,
         default=1.0,
@@ -215,6 +223,63 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--key", help="the API key it accepts (default: a demo key)")
     sandbox.set_defaults(handler=commands.run_sandbox)
     return parser
+
+
+def _add_fix_parser(subcommands: argparse._SubParsersAction[_Parser]) -> None:
+    fix = subcommands.add_parser(
+        "fix",
+        help="make rejected local videos pass: lossless where the file allows, re-checked",
+        description="Plan the least destructive fix for each SOURCE, run it with ffmpeg into a "
+        "temporary file, re-check it under the same policy and only then write NAME.fixed.mp4 "
+        "(never over the source, never over an existing file without --force). Exit 0 every "
+        "output passes (or nothing to fix), 1 some source cannot be made to pass (nothing "
+        "written for it), 3 some source could not be read, 2 usage error.",
+    )
+    fix.add_argument("sources", nargs="+", metavar="SOURCE", help="local video files or folders")
+    where = fix.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="OUT", help="the output file (one SOURCE only)")
+    where.add_argument(
+        "--out-dir", metavar="DIR", help="write NAME.fixed.mp4 here (default: beside the source)"
+    )
+    fix.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    fix.add_argument("--force", action="store_true", help="replace an existing output file")
+    fix.add_argument(
+        "--extend",
+        choices=("freeze", "loop", "slow"),
+        help="lengthen clips that are too short, or between two duration windows (default: "
+        "too short -> freeze; between windows -> cut): freeze holds the last frame, loop plays "
+        "it again, slow slows picture and sound down",
+    )
+    fix.add_argument(
+        "--preset",
+        choices=(
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+        ),
+        help="x264/x265 preset for re-encodes: speed against size (default veryfast; the CRF "
+        "keeps the quality)",
+    )
+    fix.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="sources fixed at once (default 1: ffmpeg already uses every core)",
+    )
+    fix.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    output = fix.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON document at the end")
+    output.add_argument(
+        "--jsonl", action="store_true", help="one JSON object per line, as each finishes"
+    )
+    _add_policy_options(fix)
+    fix.set_defaults(handler=commands.run_fix)
 
 
 def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
