@@ -11,6 +11,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
@@ -29,9 +30,14 @@ def hang_up(connection: socket.socket) -> None:
         connection.shutdown(socket.SHUT_RDWR)
 
 
-def wait_for_interrupt() -> None:
-    """Block until Ctrl-C: what `python -m` of a server does while its thread serves."""
-    with contextlib.suppress(KeyboardInterrupt):
+def serve_until_interrupt(server: LoopbackServer, announce: Callable[[], list[str]]) -> None:
+    """Start `server`, print the lines `announce` gives, serve until Ctrl-C (`python -m` of a
+    server, `preflight sandbox`). A Ctrl-C at any moment, even before the lines are out or while
+    the server stops, ends it normally: the suppress is outside the server's context.
+    """
+    with contextlib.suppress(KeyboardInterrupt), server:
+        for line in announce():
+            print(line, flush=True)
         while True:
             time.sleep(3600)
 

@@ -16,7 +16,7 @@ from typing import BinaryIO
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..errors import UsageError
-from .loopback import LoopbackHandler, LoopbackHTTPServer, LoopbackServer, wait_for_interrupt
+from .loopback import LoopbackHandler, LoopbackHTTPServer, LoopbackServer, serve_until_interrupt
 
 CHUNK_BYTES = 64 * 1024
 AUTH_VALUE = "Bearer letmein"
@@ -389,9 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         server = MediaServer(args.dir, faults=faults, port=args.port)
     except (UsageError, OSError) as error:
         parser.error(str(error))
-    with server:
-        print(server.base_url, flush=True)
-        wait_for_interrupt()
+    serve_until_interrupt(server, lambda: [server.base_url])
     return 0
 
 

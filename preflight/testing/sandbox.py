@@ -34,7 +34,7 @@ from .loopback import (
     LoopbackHTTPServer,
     LoopbackServer,
     hang_up,
-    wait_for_interrupt,
+    serve_until_interrupt,
 )
 
 __all__ = ["DEMO_KEY", "MAX_BODY_BYTES", "Sandbox", "SandboxRequest", "main", "serve"]
@@ -341,11 +341,14 @@ class Sandbox(LoopbackServer):
 
 def serve(sandbox: Sandbox) -> None:
     """Print the base URL and key as shell lines, then serve until ^C (`preflight sandbox`)."""
-    with sandbox:
-        # Quoted, so `eval` of these lines is safe whatever the key holds.
-        print(f"PREFLIGHT_API_BASE={shlex.quote(sandbox.base_url)}", flush=True)
-        print(f"COMETAPI_KEY={shlex.quote(sandbox.key)}", flush=True)
-        wait_for_interrupt()
+    # Quoted, so `eval` of these lines is safe whatever the key holds.
+    serve_until_interrupt(
+        sandbox,
+        lambda: [
+            f"PREFLIGHT_API_BASE={shlex.quote(sandbox.base_url)}",
+            f"COMETAPI_KEY={shlex.quote(sandbox.key)}",
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
