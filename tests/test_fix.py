@@ -238,6 +238,29 @@ def test_15_fps_is_converted_to_30_by_repeating_frames(
     assert result.duration_after == pytest.approx(3.0, abs=1 / 15)
 
 
+def test_a_video_that_starts_after_its_audio_is_re_encoded_from_its_own_first_frame(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    # As audio_longer_ffmpeg_magic.mp4 in the corpus: the audio starts at 0, the picture 1.5 s
+    # later. Read from the container's start, the output opened on 1.5 s of the first frame
+    # and the cut to 2 s kept only that: a "fixed" file with no motion left.
+    source = tmp_path / "late.mp4"
+    args = [ffmpeg, "-v", "error", "-y", "-itsoffset", "1.5"]
+    args += ["-f", "lavfi", "-i", "testsrc2=s=640x360:r=30000/1001:d=1"]
+    args += ["-f", "lavfi", "-i", "sine=f=440:d=2.5"]
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac"]
+    # passthrough: the default constant-rate output would fill the first 1.5 s with frames
+    subprocess.run([*args, "-fps_mode", "passthrough", str(source)], check=True, timeout=120)
+    late = streams(source)
+    assert late["video"]["start"] - late["audio"]["start"] == pytest.approx(1.5, abs=0.01)
+    result = run_fix(source, tmp_path / "out.mp4")
+    assert_passes(result)
+    assert result.ssim is not None and result.ssim >= 0.98  # not the first frame held
+    assert "-ss 1.5" in result.steps[0].command  # before -i: both streams move together
+    assert result.duration_after == pytest.approx(2.0, abs=1 / 30)
+    assert_audio_in_sync(tmp_path / "out.mp4", 30)
+
+
 def test_rotation_metadata_survives_a_re_encode(ffmpeg: str, tmp_path: Path) -> None:
     # rotated_90.mp4 is 1280x720 with a 90° display matrix; cut it into range with a re-encode
     source = tmp_path / "rotated.mp4"
