@@ -261,6 +261,19 @@ def test_a_video_that_starts_after_its_audio_is_re_encoded_from_its_own_first_fr
     assert_audio_in_sync(tmp_path / "out.mp4", 30)
 
 
+def test_a_re_encode_under_the_ssim_bar_is_unfixable_and_nothing_is_written(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    # A bar no lossy encode reaches stands in for a re-encode that lost the picture: the
+    # output passes the check, but its frames are not the source's, so it is not "fixed".
+    out = tmp_path / "out.mp4"
+    result = run_fix(media["small"], out, min_ssim=0.9999)
+    assert result.status == "unfixable" and result.exit_code != 0
+    assert result.ssim is not None and result.ssim < 0.9999
+    assert "SSIM" in result.reason and "\n" not in result.reason
+    assert result.output is None and list(tmp_path.iterdir()) == []
+
+
 def test_rotation_metadata_survives_a_re_encode(ffmpeg: str, tmp_path: Path) -> None:
     # rotated_90.mp4 is 1280x720 with a 90° display matrix; cut it into range with a re-encode
     source = tmp_path / "rotated.mp4"
