@@ -238,6 +238,60 @@ def test_15_fps_is_converted_to_30_by_repeating_frames(
     assert result.duration_after == pytest.approx(3.0, abs=1 / 15)
 
 
+def late_video(ffmpeg: str, out: Path, *, size: str, seconds: float) -> Path:
+    """29.97 fps testsrc2 presented 1.5 s after a tone that ends with it (-itsoffset)."""
+    args = [ffmpeg, "-v", "error", "-y", "-itsoffset", "1.5"]
+    args += ["-f", "lavfi", "-i", f"testsrc2=s={size}:r=30000/1001:d={seconds}"]
+    args += ["-f", "lavfi", "-i", f"sine=f=440:d={seconds + 1.5}"]
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac"]
+    # passthrough: the default constant-rate output would fill the first 1.5 s with frames
+    subprocess.run([*args, "-fps_mode", "passthrough", str(out)], check=True, timeout=120)
+    late = streams(out)
+    assert late["video"]["start"] - late["audio"]["start"] == pytest.approx(1.5, abs=0.01)
+    return out
+
+
+def test_a_video_that_starts_after_its_audio_is_re_encoded_from_its_own_first_frame(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    # As audio_longer_ffmpeg_magic.mp4 in the corpus: the audio starts at 0, the picture 1.5 s
+    # later. Read from the container's start, the output opened on 1.5 s of the first frame
+    # and the cut to 2 s kept only that: a "fixed" file with no motion left.
+    source = late_video(ffmpeg, tmp_path / "late.mp4", size="640x360", seconds=1)
+    result = run_fix(source, tmp_path / "out.mp4")
+    assert_passes(result)
+    assert result.ssim is not None and result.ssim >= 0.98  # not the first frame held
+    assert "-ss 1.5" in result.steps[0].command  # before -i: both streams move together
+    assert result.duration_after == pytest.approx(2.0, abs=1 / 30)
+    assert_audio_in_sync(tmp_path / "out.mp4", 30)
+
+
+def test_a_video_that_starts_after_its_audio_is_retimed_losslessly_from_its_first_frame(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    source = late_video(ffmpeg, tmp_path / "late.mp4", size="1280x720", seconds=4)
+    result = run_fix(source, tmp_path / "out.mp4")
+    assert_passes(result)
+    assert [s.action for s in result.steps] == ["retime"] and result.lossless
+    assert packet_hashes(str(tmp_path / "out.mp4")) == packet_hashes(str(source))
+    assert result.duration_after == pytest.approx(4.0, abs=1 / 30)
+    assert streams(tmp_path / "out.mp4")["video"]["start"] == pytest.approx(0, abs=1 / 30)
+    assert_audio_in_sync(tmp_path / "out.mp4", 30)
+
+
+def test_a_re_encode_under_the_ssim_bar_is_unfixable_and_nothing_is_written(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    # A bar no lossy encode reaches stands in for a re-encode that lost the picture: the
+    # output passes the check, but its frames are not the source's, so it is not "fixed".
+    out = tmp_path / "out.mp4"
+    result = run_fix(media["small"], out, min_ssim=0.9999)
+    assert result.status == "unfixable" and result.exit_code != 0
+    assert result.ssim is not None and result.ssim < 0.9999
+    assert "SSIM" in result.reason and "\n" not in result.reason
+    assert result.output is None and list(tmp_path.iterdir()) == []
+
+
 def test_rotation_metadata_survives_a_re_encode(ffmpeg: str, tmp_path: Path) -> None:
     # rotated_90.mp4 is 1280x720 with a 90° display matrix; cut it into range with a re-encode
     source = tmp_path / "rotated.mp4"

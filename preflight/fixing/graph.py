@@ -131,11 +131,11 @@ def build(
     if plan.reencode:
         graphs = [_reencode(plan, source, target, preset)]
     elif plan.grid is not None and plan.grid_in_one_pass:
-        graphs = [_copy(plan, source, target)]  # snapped and scaled as it is copied
+        graphs = [_copy(plan, source, target, seek=True)]  # snapped and scaled as it is copied
     elif plan.grid is not None and scratch is not None:
-        graphs = [_onto_grid(plan, source, scratch), _copy(plan, scratch, target)]
+        graphs = [_onto_grid(plan, source, scratch), _copy(plan, scratch, target, seek=False)]
     else:
-        graphs = [_copy(plan, source, target)]
+        graphs = [_copy(plan, source, target, seek=True)]
     passes = []
     for one in graphs:
         argv = _simple_filtergraphs(one.compile(cmd=ffmpeg_bin))
@@ -179,6 +179,22 @@ def _scaled(expr: str, speed: Fraction) -> str:
     return f"{expr}*{inverse.numerator}/{inverse.denominator}"
 
 
+def _input(plan: Plan, source: str, *, seek: bool = True, loop: bool = False) -> Any:
+    """The source as an ffmpeg input, started at the video's first frame.
+
+    A video that starts after the audio (an edit list) would otherwise be preceded by copies of
+    its first frame, and a -t or -ss on the output counts from the container's start, not the
+    video's. -ss before -i moves both streams by the same amount (sync kept; the audio before
+    the first picture goes), where setpts=PTS-STARTPTS on each chain would shift them apart.
+    """
+    import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+    options: dict[str, Any] = {"stream_loop": -1} if loop else {}
+    if seek and plan.seek_s:
+        options["ss"] = f"{plan.seek_s:.6f}"
+    return ffmpeg.input(source, noautorotate=None, **options)
+
+
 def _audio_in(inp: Any) -> Any:
     return inp["a:0"]
 
@@ -196,17 +212,17 @@ def _onto_grid(plan: Plan, source: str, target: str) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     assert plan.grid is not None
-    inp = ffmpeg.input(source, noautorotate=None)
+    inp = _input(plan, source)
     streams = [inp["V:0"]] + ([_audio_in(inp)] if plan.audio != "none" else [])
     return ffmpeg.output(
         *streams, target, c="copy", f="mp4", video_track_timescale=plan.grid[0], map_metadata=0
     )
 
 
-def _copy(plan: Plan, source: str, target: str) -> Any:
+def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
-    inp = ffmpeg.input(source, noautorotate=None)
+    inp = _input(plan, source, seek=seek)
     video = inp["V:0"]
     options: dict[str, Any] = {"c:v": "copy", "f": "mp4", "movflags": "+faststart"}
     if plan.grid is not None and plan.grid_in_one_pass:
@@ -262,7 +278,7 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     looping = plan.extend_to_s is not None and plan.extend_mode == "loop"
-    inp = ffmpeg.input(source, noautorotate=None, **({"stream_loop": -1} if looping else {}))
+    inp = _input(plan, source, loop=looping)
     video = inp["V:0"]
     if plan.speed != 1:
         # PTS, not PTS-STARTPTS: a frame-size change re-creates the filters midway, and a reset

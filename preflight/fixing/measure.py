@@ -27,14 +27,16 @@ def find_ffprobe() -> str:
 
 
 def read_streams(path: str, cancel: threading.Event | None = None) -> StreamInfo:
-    """Time base and pixel format of the first real video stream, and the first audio codec."""
+    """Time base, pixel format and start of the first real video stream, and the first audio
+    codec."""
     out, _ = graph.run(
         [
             find_ffprobe(),
             "-v",
             "error",
             "-show_entries",
-            "stream=codec_type,codec_name,time_base,pix_fmt:stream_disposition=attached_pic",
+            "stream=codec_type,codec_name,time_base,pix_fmt,start_time"
+            ":stream_disposition=attached_pic:format=start_time",
             "-of",
             "json",
             path,
@@ -43,9 +45,10 @@ def read_streams(path: str, cancel: threading.Event | None = None) -> StreamInfo
         cancel,
     )
     try:
-        streams = json.loads(out).get("streams") or []
+        found = json.loads(out)
     except ValueError:
-        streams = []
+        found = {}
+    streams = found.get("streams") or []
     video: dict[str, Any] = next(
         (
             s
@@ -65,7 +68,21 @@ def read_streams(path: str, cancel: threading.Event | None = None) -> StreamInfo
         time_base=time_base,
         pix_fmt=str(video.get("pix_fmt") or ""),
         audio_codec=str(audio.get("codec_name") or ""),
+        video_start_s=_late_by(video, found.get("format") or {}),
     )
+
+
+def _late_by(video: dict[str, Any], container: dict[str, Any]) -> float:
+    """Seconds from the container's start (its earliest stream) to the video's first frame.
+
+    An edit list can present the video seconds after the audio starts; ffmpeg's -ss on the input
+    counts from the container's start, so this is the seek that lands on the video's first frame.
+    """
+    try:
+        late = float(video["start_time"]) - float(container["start_time"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return late if late > 0 else 0.0
 
 
 @dataclass(frozen=True)

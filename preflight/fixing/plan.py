@@ -24,6 +24,9 @@ FIXABLE_FAMILIES = frozenset({"container", "duration", "resolution", "fps"})
 # A rate change this small (NTSC 1000/1001) leaves the audio untouched: it drifts at most a
 # thousandth of the duration, 10.5 ms over the longest allowed clip, under one frame.
 AUDIO_DRIFT_OK = 0.0011
+# A video that starts this much after the container (an edit list, -itsoffset: audio first) is
+# sought to its first frame; a smaller gap (AAC priming, a B-frame delay) is left alone.
+LATE_VIDEO_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class StreamInfo:
     time_base: Fraction | None = None  # of the first real video stream
     pix_fmt: str = ""
     audio_codec: str = ""  # "" when there is no audio stream
+    video_start_s: float = 0.0  # the video's first frame, in seconds after the container's start
 
     @property
     def ten_bit(self) -> bool:
@@ -80,6 +84,8 @@ class Plan:
     # frame and scaled by 1/speed, which stays an integer. None: timestamps are scaled in place.
     grid: tuple[int, int] | None = None
     time_base: Fraction | None = None  # of the source's video stream (ffprobe)
+    # Seconds to seek into the input (both streams) so it starts at the video's first frame.
+    seek_s: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -358,6 +364,7 @@ def make_plan(
         atempo=atempo,
         grid=grid,
         time_base=streams.time_base,
+        seek_s=streams.video_start_s if streams.video_start_s >= LATE_VIDEO_S else 0.0,
         notes=tuple(notes),
     )
 

@@ -20,6 +20,12 @@ from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_f
 from .result import FixResult
 
 MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact cut at most
+# SSIM against the source (over the frames both have) under which a re-encode is not the
+# source's picture (frames lost, held or misaligned) even when it passes the check, so it is
+# not called fixed. Not the issue's 0.98, which generated clips meet: real footage measures
+# down to 0.978 (a VP8 transcode, an upscaled VFR phone clip) and those are good fixes, while a
+# held first frame measured 0.92-0.95.
+MIN_SSIM = 0.97
 
 # Temp files are created 0600; the output gets the mode a plain new file would have.
 _UMASK = os.umask(0)
@@ -62,8 +68,11 @@ def fix(
     force: bool = False,
     preset: str = graph.DEFAULT_PRESET,
     cancel: threading.Event | None = None,
+    min_ssim: float = MIN_SSIM,
 ) -> FixResult:
     """Make one local video pass `policy`, or say why it cannot; never raises for a bad source.
+
+    A re-encode whose SSIM against the source is under `min_ssim` is unfixable, not fixed.
 
     UsageError for what the caller asked (a URL, an output that exists without `force`, an
     unknown `extend`); graph.FixCancelled when `cancel` is set mid-run (temp files removed).
@@ -74,7 +83,7 @@ def fix(
     policy = policy or load_policy()
     name = os.fspath(source)
     target = resolve_output(name, out, force=force, dry_run=dry_run)
-    result = _fix(name, target, policy, dry_run, extend, force, preset, cancel)
+    result = _fix(name, target, policy, dry_run, extend, force, preset, cancel, min_ssim)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
 
@@ -88,6 +97,7 @@ def _fix(
     force: bool,
     preset: str,
     cancel: threading.Event | None,
+    min_ssim: float,
 ) -> FixResult:
     before = check_one(name, policy)
     if before.verdict == "error" or before.facts is None:
@@ -113,7 +123,7 @@ def _fix(
         return FixResult(
             name, "planned", before, output=target, steps=steps, notes=list(plan.notes)
         )
-    job = _Job(name, target, policy, extend, force, preset, cancel)
+    job = _Job(name, target, policy, extend, force, preset, cancel, min_ssim)
     try:
         return job.run(before, plan)
     finally:
@@ -136,6 +146,7 @@ class _Job:
     force: bool
     preset: str
     cancel: threading.Event | None
+    min_ssim: float
     temps: list[str] = field(default_factory=list)
     rounds: list[_Round] = field(default_factory=list)
 
@@ -210,6 +221,14 @@ class _Job:
                         f"still rejected after {MAX_ROUNDS} rounds: " + _remaining(after),
                     )
             ssim = self._ssim(before, after)
+            if ssim is not None and ssim < self.min_ssim:
+                return self._unfixable(
+                    before,
+                    after,
+                    f"the re-encode lost the source's picture: SSIM {ssim:.4f} against it, "
+                    f"under {self.min_ssim:g}",
+                    ssim=ssim,
+                )
             self._publish(self.rounds[-1].output)
         except graph.FfmpegFailed as exc:
             return self._unfixable(before, None, str(exc))
@@ -228,7 +247,9 @@ class _Job:
             ssim=ssim,
         )
 
-    def _unfixable(self, before: Result, after: Result | None, reason: str) -> FixResult:
+    def _unfixable(
+        self, before: Result, after: Result | None, reason: str, *, ssim: float | None = None
+    ) -> FixResult:
         return FixResult(
             self.source,
             "unfixable",
@@ -237,6 +258,7 @@ class _Job:
             steps=self._steps(),
             notes=self._notes(),
             reason=reason,
+            ssim=ssim,
         )
 
     def _names(self) -> dict[str, str]:
