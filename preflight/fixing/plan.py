@@ -83,7 +83,6 @@ class Plan:
     # first copied into a track counting these ticks, then every timestamp is snapped to its
     # frame and scaled by 1/speed, which stays an integer. None: timestamps are scaled in place.
     grid: tuple[int, int] | None = None
-    time_base: Fraction | None = None  # of the source's video stream (ffprobe)
     # Seconds to seek into the input (both streams) so it starts at the video's first frame.
     seek_s: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -91,15 +90,6 @@ class Plan:
     @property
     def lossless(self) -> bool:
         return all(step.lossless for step in self.steps)
-
-    @property
-    def grid_in_one_pass(self) -> bool:
-        """The source's clock is finer than the grid: each timestamp is snapped and scaled in the
-        source's own ticks (off by at most half of one), and the muxer's rescale onto the grid
-        (off by under half a grid tick) rounds it to the exact tick. No grid copy first."""
-        if self.grid is None or self.time_base is None or self.time_base <= 0:
-            return False
-        return self.grid[0] < 1 / self.time_base
 
     @property
     def converts_rate(self) -> bool:
@@ -363,7 +353,6 @@ def make_plan(
         audio=audio,
         atempo=atempo,
         grid=grid,
-        time_base=streams.time_base,
         seek_s=streams.video_start_s if streams.video_start_s >= LATE_VIDEO_S else 0.0,
         notes=tuple(notes),
     )

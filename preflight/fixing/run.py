@@ -170,7 +170,7 @@ class _Job:
         try:
             for _ in range(MAX_ROUNDS):
                 output = self.temp()
-                two_pass = plan.grid is not None and not plan.grid_in_one_pass
+                two_pass = plan.grid is not None
                 scratch = self.temp() if two_pass else None
                 passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
                 timeout = graph.timeout_for(
