@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = subcommands.add_parser(
         "check",
-        help="probe and judge local files",
+        help="probe and judge local files, folders and http(s) URLs",
         description="Probe each SOURCE and judge it against the policy. Exit 0 all pass, "
         "1 some reject, 3 some could not be read (wins over 1), 2 usage error.",
     )
