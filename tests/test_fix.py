@@ -162,6 +162,32 @@ def test_a_default_x264_25_fps_clip_is_retimed_losslessly(tmp_path: Path) -> Non
     assert result.after.facts.fps_exact == "24/1" and result.after.facts.fps_mode == "CFR"
 
 
+def test_a_retime_and_a_cut_keep_the_audio_as_long_as_the_video(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    # 25 -> 24 plus a cut to 5.5 s: an output -t counted on the input's clock cut the re-timed
+    # audio 4% short (5.28 s under 5.5 s of video).
+    source = encode(ffmpeg, tmp_path / "pal6.mp4", size="1280x720", rate="25", seconds=6)
+    result = run_fix(source, tmp_path / "out.mp4")
+    assert_passes(result)
+    assert {"retime", "cut"} <= {s.action for s in result.steps}
+    assert result.duration_after == pytest.approx(5.5, abs=1 / 24)
+    assert_audio_in_sync(tmp_path / "out.mp4", 24)
+
+
+def test_a_camera_mov_with_pcm_audio_is_retimed(ffmpeg: str, tmp_path: Path) -> None:
+    # The grid re-time's first pass copied the audio into MP4, which cannot hold PCM: the whole
+    # fix failed ("Could not find tag for codec pcm_s16le").
+    source = encode(
+        ffmpeg, tmp_path / "cam.mov", size="1280x720", rate="25", seconds=3, **{"c:a": "pcm_s16le"}
+    )
+    result = run_fix(source, tmp_path / "out.mp4")
+    assert_passes(result)
+    assert "retime" in {s.action for s in result.steps}
+    assert packet_hashes(str(tmp_path / "out.mp4")) == packet_hashes(str(source))
+    assert_audio_in_sync(tmp_path / "out.mp4", 24)
+
+
 def test_matroska_is_remuxed_to_mp4_with_every_packet_kept(
     media: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -180,7 +180,9 @@ def _scaled(expr: str, speed: Fraction) -> str:
     return f"{expr}*{inverse.numerator}/{inverse.denominator}"
 
 
-def _input(plan: Plan, source: str, *, seek: bool = True, loop: bool = False) -> Any:
+def _input(
+    plan: Plan, source: str, *, seek: bool = True, loop: bool = False, read_s: float | None = None
+) -> Any:
     """The source as an ffmpeg input, started at the video's first frame.
 
     A video that starts after the audio (an edit list) would otherwise be preceded by copies of
@@ -193,6 +195,8 @@ def _input(plan: Plan, source: str, *, seek: bool = True, loop: bool = False) ->
     options: dict[str, Any] = {"stream_loop": -1} if loop else {}
     if seek and plan.seek_s:
         options["ss"] = f"{plan.seek_s:.6f}"
+    if read_s is not None:
+        options["t"] = f"{read_s:.6f}"
     return ffmpeg.input(source, noautorotate=None, **options)
 
 
@@ -215,15 +219,28 @@ def _onto_grid(plan: Plan, source: str, target: str) -> Any:
     assert plan.grid is not None
     inp = _input(plan, source)
     streams = [inp["V:0"]] + ([_audio_in(inp)] if plan.audio != "none" else [])
+    # A QuickTime scratch file: it takes the track timescale as MP4 does, and PCM audio, which
+    # the second pass re-times into AAC anyway. Copying a camera's PCM (or a Matroska FLAC) into
+    # MP4 here would fail the whole fix.
+    audio_codec = "copy" if plan.audio == "copy" else "pcm_s16le"
     return ffmpeg.output(
-        *streams, target, c="copy", f="mp4", video_track_timescale=plan.grid[0], map_metadata=0
+        *streams,
+        target,
+        **{"c:v": "copy", "c:a": audio_codec},
+        f="mov",
+        video_track_timescale=plan.grid[0],
+        map_metadata=0,
     )
 
 
 def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
-    inp = _input(plan, source, seek=seek)
+    # A cut reads that much of the input (its clock, before re-timing): the video's rescaled
+    # timestamps and the audio after atempo then both end at cut_s. An output -t would cut the
+    # re-timed audio on the input's clock too, 4% short on a 25 -> 24 re-time.
+    read_s = plan.cut_s * float(plan.speed) if plan.cut_s is not None else None
+    inp = _input(plan, source, seek=seek, read_s=read_s)
     video = inp["V:0"]
     options: dict[str, Any] = {"c:v": "copy", "f": "mp4", "movflags": "+faststart"}
     if plan.grid is not None:
@@ -251,9 +268,6 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
             audio = audio.filter("atrim", end=f"{plan.cut_s:.6f}")
         streams.append(audio)
         options.update({"c:a": "aac", "b:a": AUDIO_BITRATE})
-    if plan.cut_s is not None:
-        # A stream-copy -t counts on the input's clock (before the timestamps are rescaled).
-        options["t"] = f"{plan.cut_s * float(plan.speed):.6f}"
     return ffmpeg.output(*streams, target, **options)
 
 
