@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     # after a request was sent, and a session the API opened (its id is printed) is not recorded.
     API_ERROR = 4
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+    TERMINATED = 143  # SIGTERM: 128 + 15, likewise
 
 
 # First match wins, so a subclass listed after its base would never be reached.

@@ -119,7 +119,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "kill-ffmpeg"])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "kill-ffmpeg"])
 def test_an_interrupted_fix_leaves_no_output_no_temp_and_no_ffmpeg(
     ffmpeg: str, tmp_path: Path, how: str
 ) -> None:
@@ -137,6 +137,8 @@ def test_an_interrupted_fix_leaves_no_output_no_temp_and_no_ffmpeg(
         assert any(".tmp-" in p.name for p in tmp_path.iterdir())
         if how == "ctrl-c":
             proc.send_signal(signal.SIGINT)
+        elif how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
         else:
             os.kill(child, signal.SIGKILL)
         out, err = proc.communicate(timeout=DEADLINE_S)
@@ -147,6 +149,8 @@ def test_an_interrupted_fix_leaves_no_output_no_temp_and_no_ffmpeg(
     assert "Traceback" not in err
     if how == "ctrl-c":
         assert proc.returncode == 130 and "interrupted" in err
+    elif how == "sigterm":
+        assert proc.returncode == 143 and "terminated" in err
     else:
         assert proc.returncode == 1 and "killed (SIGKILL)" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -5,14 +5,25 @@ per subcommand; main() parses, runs the subcommand's function, and is the one er
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from ..errors import PreflightError
 from ..status import ExitCode, exit_code_for_error
 from .parser import build_parser
 
 __all__ = ["main"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager, `kill`, a CI timeout): raised in the main thread so every
+    cleanup Ctrl-C runs (ffmpeg and backend children killed, temp files removed) runs for it too."""
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code: int = args.handler(args)  # set by each subcommand's parser (parser.py)
         return code
@@ -29,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = exc.hint
         print(f"preflight: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return exit_code_for_error(exc)
+    except Terminated:
+        print("preflight: terminated", file=sys.stderr)
+        return ExitCode.TERMINATED
     except KeyboardInterrupt:
         print("preflight: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
