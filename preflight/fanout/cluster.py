@@ -92,7 +92,20 @@ def _connect(scheduler: str | None, local_workers: int) -> Iterator[Client]:
         finally:
             cluster.close()
         return
-    timeout_s: Any = os.environ.get(CONNECT_TIMEOUT_ENV) or DEFAULT_CONNECT_TIMEOUT_S
+    from distributed.comm.addressing import parse_address as split_address
+    from distributed.comm.addressing import parse_host_port
+
+    # Checked before a Client exists: a Client made from a bad address hangs in its finalizer.
+    try:
+        scheme, location = split_address(scheduler)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise ClusterError(
+            f"--dask {scheduler}: not a scheduler address ({exc}); "
+            "give tcp://host:8786 or local[:N]"
+        ) from None
+    timeout_s: Any = os.environ.get(CONNECT_TIMEOUT_ENV) or f"{DEFAULT_CONNECT_TIMEOUT_S:g}s"
     quiet = logging.getLogger("distributed")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # its retry warnings would bury our one line
@@ -101,8 +114,7 @@ def _connect(scheduler: str | None, local_workers: int) -> Iterator[Client]:
     except (OSError, TimeoutError, ValueError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ClusterError(
-            f"cannot reach the Dask scheduler at {scheduler} (connect timeout {timeout_s}): "
-            f"{reason}"
+            f"cannot reach the Dask scheduler at {scheduler} within {timeout_s}: {reason}"
         ) from None
     finally:
         quiet.setLevel(level)
