@@ -1,13 +1,16 @@
 """Benchmark: `preflight check` over N small real videos against a sequential ffprobe loop.
 
-Times, in one run: the ffprobe loop, `preflight check` cold (no cache) and warm (all cached), and
-cold with 1, 2 and 4 workers; each is the real console script over the whole folder. Usage:
+Times, in one run: the ffprobe loop, `preflight check` cold (no cache) and warm (all cached), cold
+with 1, 2 and 4 worker threads, and cold with `--dask local:2` (two worker processes; its row
+includes starting the LocalCluster, skipped without the dask extra); each is the real console
+script over the whole folder. Usage:
     python bench/batch.py [-n 1000] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -119,6 +122,39 @@ def main() -> int:
                 ),
             )
         )
+    if importlib.util.find_spec("distributed") is not None:
+        # One file: what starting and stopping the LocalCluster costs, paid once per run.
+        startup = timed(
+            [
+                script,
+                "check",
+                "--quiet",
+                "--no-cache",
+                "--dask",
+                "local:2",
+                "--json",
+                str(files[0]),
+            ],
+            env,
+        )
+        rows.append(
+            (
+                "preflight check cold, --dask local:2",
+                timed(
+                    [
+                        script,
+                        "check",
+                        "--quiet",
+                        "--no-cache",
+                        "--dask",
+                        "local:2",
+                        "--json",
+                        clips,
+                    ],
+                    env,
+                ),
+            )
+        )
     fresh_cache()
     rows.append(
         (
@@ -137,6 +173,8 @@ def main() -> int:
     print(f"{'run':46} {'seconds':>8} {'files/s':>9} {'vs ffprobe':>11}")
     for name, seconds in rows:
         print(f"{name:46} {seconds:8.2f} {len(files) / seconds:9.0f} {baseline / seconds:10.1f}x")
+    if importlib.util.find_spec("distributed") is not None:
+        print(f"(--dask local:2 over one file, i.e. cluster start and stop: {startup:.2f} s)")
     if args.keep is None:
         shutil.rmtree(folder)
     return 0

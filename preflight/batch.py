@@ -32,7 +32,7 @@ def run_batch(
     on_result: Callable[[int, Result], None] | None = None,
 ) -> list[Result]:
     """Check every source; `on_result(index, result)` is called in completion order."""
-    results: list[Result | None] = [None] * len(sources)
+    collected = Collected(len(sources), on_result)
 
     def one(index: int) -> tuple[int, Result]:
         try:
@@ -41,14 +41,9 @@ def run_batch(
             failure = Failure("internal", f"{type(exc).__name__}: {exc}")
             return index, Result(sources[index], "error", error=failure, backend=options.backend)
 
-    def deliver(index: int, result: Result) -> None:
-        results[index] = result
-        if on_result is not None:
-            on_result(index, result)
-
     if workers <= 1 or len(sources) <= 1:
         for index in range(len(sources)):
-            deliver(*one(index))
+            collected.deliver(*one(index))
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preflight") as pool:
             # Submit a bounded window so a million-line --from list does not queue a million
@@ -61,8 +56,25 @@ def run_batch(
                     next_index += 1
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    deliver(*future.result())
-    return [r for r in results if r is not None]
+                    collected.deliver(*future.result())
+    return collected.results()
+
+
+class Collected:
+    """Results as they arrive, in any order: each is handed to `on_result(index, result)` at once
+    and kept in its input slot. Shared by the thread pool here and the Dask fan-out (fanout/)."""
+
+    def __init__(self, count: int, on_result: Callable[[int, Result], None] | None) -> None:
+        self._slots: list[Result | None] = [None] * count
+        self._on_result = on_result
+
+    def deliver(self, index: int, result: Result) -> None:
+        self._slots[index] = result
+        if self._on_result is not None:
+            self._on_result(index, result)
+
+    def results(self) -> list[Result]:
+        return [r for r in self._slots if r is not None]
 
 
 class InOrder:

@@ -92,6 +92,14 @@ class UsageError(PreflightError):
     """
 
 
+class ClusterError(UsageError):
+    """Nothing was checked: safe to retry once the Dask scheduler can be reached (exit 2).
+
+    `check --dask ADDRESS` could not connect within the connect timeout, the address is not one
+    Dask understands, or the `dask` extra is not installed.
+    """
+
+
 class PolicyError(UsageError):
     """Safe to retry once the policy is fixed: it is missing, not JSON, or breaks its schema.
 

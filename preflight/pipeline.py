@@ -64,7 +64,27 @@ def check_one(
     options = _options(backend, options)
     name = os.fspath(source)
     if is_url(name):
-        return _check_url(name, policy, options)
+        return check_url(name, policy, options)
+    return judge_file(probe_file(name, options), policy, options)
+
+
+@dataclass(frozen=True)
+class FileProbe:
+    """What probing one local file gave, before any judging: its facts, or why there are none.
+
+    The seam `check --dask` cuts at: a worker probes, the client judges (and keeps the cache).
+    """
+
+    name: str
+    facts: Facts | None
+    disagreements: list[Disagreement]
+    failure: Failure | None
+    probe_ms: float
+    cached: bool = False
+
+
+def probe_file(name: str, options: CheckOptions) -> FileProbe:
+    """The cache (when options has one), else the probe; a ProbeError becomes `failure`."""
     started = time.perf_counter()
     cache = options.cache
     key = cache.file_key(name, options.backend) if cache is not None else None
@@ -75,32 +95,40 @@ def check_one(
         try:
             probed = probe(name, backend=options.backend, limits=options.limits)
         except ProbeError as exc:
-            return Result(
-                name,
-                "error",
-                error=Failure(exc.kind, str(exc)),
-                backend=options.backend,
-                probe_ms=(time.perf_counter() - started) * 1000,
-            )
+            elapsed = (time.perf_counter() - started) * 1000
+            return FileProbe(name, None, [], Failure(exc.kind, str(exc)), elapsed)
         facts, disagreements = probed.facts, probed.disagreements
         if cache is not None:
             cache.put(key, facts, disagreements)
     elapsed = (time.perf_counter() - started) * 1000
-    verdict = judge(facts, policy)
+    return FileProbe(name, facts, disagreements, None, elapsed, cached=hit is not None)
+
+
+def judge_file(probed: FileProbe, policy: Policy, options: CheckOptions) -> Result:
+    """The Result of one probed file under `policy` (pure: no I/O)."""
+    if probed.facts is None:
+        return Result(
+            probed.name,
+            "error",
+            error=probed.failure,
+            backend=options.backend,
+            probe_ms=probed.probe_ms,
+        )
+    verdict = judge(probed.facts, policy)
     return Result(
-        name,
+        probed.name,
         verdict.verdict,
         verdict.violations,
         verdict.warnings,
-        facts,
-        backend=answered_by(options.backend, facts),
-        disagreements=disagreements,
-        probe_ms=elapsed,
-        cached=hit is not None,
+        probed.facts,
+        backend=answered_by(options.backend, probed.facts),
+        disagreements=probed.disagreements,
+        probe_ms=probed.probe_ms,
+        cached=probed.cached,
     )
 
 
-def _check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
+def check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
     """gate (resolve, judge what needs no request) -> fetch -> cache -> probe -> judge -> Result."""
     from .policy.url import (
         UNFETCHABLE,

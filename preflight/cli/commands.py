@@ -82,6 +82,8 @@ def run_check(args: argparse.Namespace) -> int:
     )
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be 1 or more")
+    if args.workers is not None and args.dask is not None:
+        raise UsageError("--workers and --dask: give one (with --dask the cluster's workers probe)")
     options = _check_options(args)
     mode = "json" if args.json else "jsonl" if args.jsonl else "text"
     reporter = REPORTERS[mode](sys.stdout, color=_use_color(args.color, sys.stdout))
@@ -96,13 +98,20 @@ def run_check(args: argparse.Namespace) -> int:
             reporter.result(result)
 
     try:
-        results = run_batch(
-            sources,
-            policy,
-            options,
-            workers=args.workers or default_workers(sources),
-            on_result=on_result,
-        )
+        if args.dask is not None:
+            from ..fanout.cluster import run_on_cluster
+
+            results = run_on_cluster(
+                sources, policy, options, address=args.dask, on_result=on_result
+            )
+        else:
+            results = run_batch(
+                sources,
+                policy,
+                options,
+                workers=args.workers or default_workers(sources),
+                on_result=on_result,
+            )
     finally:
         progress.close()
         if options.cache is not None:

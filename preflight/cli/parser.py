@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="sources checked at once (default: up to 4 for files, 8 with URLs)",
     )
+    batch.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="probe on a Dask cluster: a scheduler (tcp://host:8786; workers must see the "
+        "paths) or local[:N] worker processes here; needs pip install 'preflight[dask]'",
+    )
     batch.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     batch.add_argument(
         "--no-cache",
