@@ -31,6 +31,7 @@ ErrorKind = Literal[
     "redirects",  # URL: more than 5 redirects, or a loop
     "http_status",  # URL: 5xx after retries (a 4xx is a url.status reject)
     "no_range",  # URL: no Range support and the index is past the prefix read
+    "worker",  # --dask: the source's task failed on every worker the scheduler tried
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 
