@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from preflight.errors import LedgerError
 from preflight.ledger import Ledger
 from preflight.testing import ROUTE, Fault, Sandbox
 
-from .conftest import PG_PASSWORD, preflight_script
+from .conftest import FIXTURES, PG_PASSWORD, preflight_script
 
 KEY = "sk-test-SECRET-7f3a9c1e"
 
@@ -156,3 +158,99 @@ def test_a_killed_holders_lease_is_taken_over(pg_ledger: str, tmp_path: Path) ->
         assert [state for _, state in states] == ["sending", "ok"]
     with psycopg.connect(pg_ledger, connect_timeout=10) as conn:
         assert conn.execute("SELECT count(*) FROM claims").fetchone() == (0,)
+
+
+def test_the_probe_cache_is_shared_between_hosts(pg_ledger: str, tmp_path: Path) -> None:
+    video = str(FIXTURES / "media" / "fmt_mp4_h264.mp4")
+    first = cli(environment(pg_ledger, None, tmp_path / "a"), "check", "--json", video)
+    second = cli(environment(pg_ledger, None, tmp_path / "b"), "check", "--json", video)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    (cold,) = json.loads(first.stdout)["results"]
+    (warm,) = json.loads(second.stdout)["results"]
+    assert cold["probe"]["cached"] is False and warm["probe"]["cached"] is True
+    assert warm["facts"] == cold["facts"]
+
+
+def test_sessions_lists_the_same_from_two_hosts(pg_ledger: str, tmp_path: Path) -> None:
+    with Sandbox(key=KEY) as api:
+        for n, host in enumerate(("a", "b")):
+            env = environment(pg_ledger, api, tmp_path / host)
+            done = cli(env, "init", "--video-id", f"78491234734494520{n}", "--task-id", "1")
+            assert done.returncode == 0, done.stderr
+    listings = []
+    for host in ("a", "b"):
+        env = environment(pg_ledger, None, tmp_path / host)
+        listed = subprocess.run(
+            [preflight_script(), "sessions", "--json"],
+            env=env, cwd=tmp_path / host, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        listings.append(json.loads(listed.stdout))
+    assert listings[0] == listings[1]
+    assert len(listings[0]["sessions"]) == 2
+    assert not list((tmp_path / "a").rglob("*.sqlite3"))  # nothing fell back to a local file
+
+
+def test_a_newer_schema_is_refused(pg_ledger: str, tmp_path: Path) -> None:
+    Ledger(pg_ledger).close()
+    with psycopg.connect(pg_ledger, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(LedgerError, match="schema version 99, newer"):
+        Ledger(pg_ledger)
+    done = cli(environment(pg_ledger, None, tmp_path), "sessions")
+    assert done.returncode == 2 and "newer than this preflight" in done.stderr
+    assert "Traceback" not in done.stderr and PG_PASSWORD not in done.stderr
+
+
+@pytest.mark.parametrize("wrong", ["port", "password"])
+def test_an_unreachable_server_is_one_line_and_sends_nothing(
+    postgres: str, tmp_path: Path, wrong: str
+) -> None:
+    secret = "pw-SECRET-0ff"
+    dsn = postgres.replace(PG_PASSWORD, secret)
+    if wrong == "port":
+        dsn = dsn.replace(dsn.rsplit(":", 1)[1].split("/")[0], "9")
+    with Sandbox(key=KEY) as api:
+        env = environment(dsn, api, tmp_path)
+        done = cli(env, "init", "--video-id", "784912347344945300", "--task-id", "1")
+        assert posts(api) == 0
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "ledger postgresql://" in done.stderr
+    assert secret not in done.stdout + done.stderr
+    listed = cli(env, "sessions")
+    assert listed.returncode == 2 and secret not in listed.stdout + listed.stderr
+
+
+def test_a_read_only_server_refuses_before_sending(pg_ledger: str, tmp_path: Path) -> None:
+    Ledger(pg_ledger).close()
+    name = pg_ledger.rsplit("/", 1)[1]
+    with psycopg.connect(pg_ledger, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+    with Sandbox(key=KEY) as api:
+        done = cli(environment(pg_ledger, api, tmp_path), "init", "--video-id",
+                   "784912347344945400", "--task-id", "1")  # fmt: skip
+        assert posts(api) == 0
+    assert done.returncode == 2 and "read-only" in done.stderr, done.stderr
+
+
+def test_a_connection_lost_after_a_billed_request_is_unrecorded(
+    pg_ledger: str, tmp_path: Path
+) -> None:
+    name = pg_ledger.rsplit("/", 1)[1]
+
+    def cut_every_connection() -> None:
+        with psycopg.connect(pg_ledger, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+
+    with Sandbox(key=KEY) as api:
+        api.faults.append(Fault(on_answer=cut_every_connection))
+        done = cli(environment(pg_ledger, api, tmp_path), "init", "--json", "--video-id",
+                   "784912347344945500", "--task-id", "1")  # fmt: skip
+        (opened,) = api.sessions
+    assert done.returncode == 4, done.stderr
+    assert opened in done.stdout + done.stderr and PG_PASSWORD not in done.stdout + done.stderr
+    with Ledger(pg_ledger) as ledger:
+        assert [a.state for a in ledger.attempts()] == ["sending"]
