@@ -31,6 +31,18 @@ install_chromium() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
 }
 
+install_postgresql() {
+    # The shared-ledger tests start a throwaway PostgreSQL cluster with initdb and pg_ctl.
+    if command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+        return
+    fi
+    say "initdb is missing: installing Debian's postgresql (for the shared-ledger tests)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+}
+
 setup() {
     install_ffmpeg
     if [ ! -x "$VENV/bin/python" ]; then
@@ -50,6 +62,7 @@ demo)
 test)
     setup dev
     install_chromium
+    install_postgresql
     say "ruff: lint and format check"
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .

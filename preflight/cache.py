@@ -1,4 +1,5 @@
-"""The probe cache: facts of sources already probed, kept in the ledger's SQLite file.
+"""The probe cache: facts of sources already probed, kept in the ledger (its SQLite file, or the
+shared PostgreSQL database, where every machine sees what one probed).
 
 Keyed so that any change to a source misses: local files by absolute path, size, mtime and inode;
 URLs by final URL, ETag or Last-Modified, and length. Verdicts are never cached, only facts, so a
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,8 @@ from typing import Any
 from . import __version__
 from .errors import LedgerError
 from .facts import Disagreement, Facts
+from .ledger.backend import open_store
 from .ledger.rows import stamp
-from .ledger.store import Store
 
 # Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
 CACHE_FORMAT = f"facts-v2|{__version__}"  # v2: file paths as hex bytes
@@ -35,16 +35,17 @@ class ProbeCache:
     """Thread-safe: one connection behind a lock (each call is one short statement)."""
 
     def __init__(self, path: str | Path) -> None:
-        # The ledger's own Store: it creates the file (0600), its folder and WAL mode, or says
-        # why not (LedgerError), exactly as for `init`.
-        self._store = Store(path, threads=True)
+        # The ledger's own store: it creates the file (0600), its folder and WAL mode, or the
+        # server's schema, or says why not (LedgerError), exactly as for `init`.
+        self._store = open_store(path, threads=True)
         self.path = self._store.path
         self._lock = threading.Lock()
         try:
-            self._store.execute(_SCHEMA)
-        except sqlite3.Error as exc:
+            with self._store.guard("opening the probe cache"):
+                self._store.execute(_SCHEMA)
+        except LedgerError:
             self._store.close()
-            raise LedgerError(f"cannot open the probe cache in {self.path}: {exc}") from None
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -78,11 +79,11 @@ class ProbeCache:
         if key is None:
             return None
         try:
-            with self._lock:
+            with self._lock, self._store.guard("reading the probe cache"):
                 row = self._store.execute(
                     "SELECT facts, disagreements FROM probe_cache WHERE key = ?", (key,)
                 ).fetchone()
-        except (sqlite3.Error, ValueError):
+        except (LedgerError, ValueError):
             # A cache that cannot be read is a miss, never a failure (ValueError: a key SQLite
             # cannot encode, such as a URL holding surrogate escapes).
             row = None
@@ -102,13 +103,16 @@ class ProbeCache:
             stamp(),
         )
         try:
-            with self._lock:
+            with self._lock, self._store.guard("writing the probe cache"):
+                # An upsert both SQLite and PostgreSQL read; the newest facts win.
                 self._store.execute(
-                    "INSERT OR REPLACE INTO probe_cache (key, facts, disagreements, stored_at) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO probe_cache (key, facts, disagreements, stored_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                    " facts = excluded.facts, disagreements = excluded.disagreements,"
+                    " stored_at = excluded.stored_at",
                     values,
                 )
-        except (sqlite3.Error, ValueError):
+        except (LedgerError, ValueError):
             pass  # a full disk or a locked file costs a re-probe next time, nothing else
 
 

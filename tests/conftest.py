@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,76 @@ def ffmpeg() -> str:
 def manifest() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
     return rows
+
+
+# A throwaway PostgreSQL cluster for the shared-ledger tests: Debian's server binaries (dev.sh
+# installs `postgresql` when missing), run as `nobody` when we are root (CI), since initdb and
+# the server refuse to run as root. Password auth over 127.0.0.1, so tests see a real password.
+PG_USER = "preflight"
+PG_PASSWORD = "pg-SECRET-51c0de"
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None
+    )
+    if not found:
+        pytest.fail(f"{name} is not installed: `bash dev.sh test` installs Debian's postgresql")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A running cluster's DSN (to its `postgres` database, as the superuser)."""
+    import socket
+    import tempfile
+
+    as_nobody = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="preflight-pg-"))
+    (home / "pw").write_text(PG_PASSWORD + "\n")
+    if as_nobody:
+        import pwd
+
+        nobody = pwd.getpwnam("nobody")
+        for path in (home, home / "pw"):
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = home / "data"
+    subprocess.run(
+        [*as_nobody, _pg_bin("initdb"), "-D", str(data), "-U", PG_USER, "-A", "scram-sha-256",
+         f"--pwfile={home / 'pw'}", "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    options = f"-k {home} -h 127.0.0.1 -p {port} -c fsync=off -c max_connections=200"
+    pg_ctl = _pg_bin("pg_ctl")
+    started = subprocess.run(
+        [*as_nobody, pg_ctl, "-D", str(data), "-o", options, "-l", str(home / "log"), "-w",
+         "-t", "60", "start"],
+        capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    try:
+        if started.returncode != 0:
+            log = (home / "log").read_text() if (home / "log").exists() else ""
+            pytest.fail(f"PostgreSQL did not start: {started.stderr}{log}")
+        yield f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_nobody, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "-t", "60", "stop"],
+            capture_output=True, timeout=90, check=False,
+        )  # fmt: skip
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_ledger(postgres: str) -> str:
+    """The DSN of a fresh, empty database on the test cluster: one shared ledger per test."""
+    import secrets
+
+    import psycopg
+
+    name = f"ledger_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres.rsplit("/", 1)[0] + f"/{name}"

@@ -75,8 +75,17 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "ledger.sqlite3"
 
 
-def test_an_attempt_is_visible_to_other_connections_before_it_finishes(path: Path) -> None:
-    with Ledger(path) as writer, Ledger(path) as reader:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request: pytest.FixtureRequest, path: Path) -> str | Path:
+    """A fresh ledger of each kind, for what both must do alike (the server starts once)."""
+    if request.param == "sqlite":
+        return path
+    dsn: str = request.getfixturevalue("pg_ledger")
+    return dsn
+
+
+def test_an_attempt_is_visible_to_other_connections_before_it_finishes(where: str | Path) -> None:
+    with Ledger(where) as writer, Ledger(where) as reader:
         attempt = begin(writer, now=T0)
         [row] = reader.attempts()
         assert (row.id, row.state, row.finished_at) == (attempt, "sending", None)
@@ -88,13 +97,13 @@ def test_an_attempt_is_visible_to_other_connections_before_it_finishes(path: Pat
             "print(Ledger(sys.argv[1]).attempts()[0].state)"
         )
         seen = subprocess.run(
-            [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", script, str(where)], capture_output=True, text=True, check=True
         )
         assert seen.stdout.strip() == "sending"
 
 
-def test_finish_updates_and_a_second_finish_keeps_what_it_does_not_name(path: Path) -> None:
-    with Ledger(path) as ledger:
+def test_finish_updates_and_a_second_finish_keeps_what_it_does_not_name(where: str | Path) -> None:
+    with Ledger(where) as ledger:
         attempt = begin(ledger, now=T0)
         ledger.finish_attempt(
             attempt,
@@ -129,16 +138,16 @@ def test_finish_updates_and_a_second_finish_keeps_what_it_does_not_name(path: Pa
             ledger.finish_attempt(attempt + 100, state="failed")
 
 
-def test_attempts_are_oldest_first_and_filter_by_source(path: Path) -> None:
-    with Ledger(path) as ledger:
+def test_attempts_are_oldest_first_and_filter_by_source(where: str | Path) -> None:
+    with Ledger(where) as ledger:
         ids = [begin(ledger, key) for key in ("a", "b", "a")]
         assert [a.id for a in ledger.attempts()] == ids
         assert [a.id for a in ledger.attempts("a")] == [ids[0], ids[2]]
         assert ledger.attempts("nobody") == []
 
 
-def test_record_and_active_session(path: Path) -> None:
-    with Ledger(path) as ledger:
+def test_record_and_active_session(where: str | Path) -> None:
+    with Ledger(where) as ledger:
         assert ledger.active_session("k", now=T0) is None
         row = record(ledger, "s1", now=T0)
         assert (row.created_at, row.expires_at) == ("2025-03-01T12:00:00Z", "2025-03-02T12:00:00Z")
@@ -166,8 +175,8 @@ def test_record_and_active_session(path: Path) -> None:
         assert again == row
 
 
-def test_only_known_fields_are_stored_and_odd_types_become_null(path: Path) -> None:
-    with Ledger(path) as ledger:
+def test_only_known_fields_are_stored_and_odd_types_become_null(where: str | Path) -> None:
+    with Ledger(where) as ledger:
         attempt = begin(ledger)
         row = ledger.record_session(
             session_id="odd",
@@ -180,8 +189,8 @@ def test_only_known_fields_are_stored_and_odd_types_become_null(path: Path) -> N
         assert (row.width, row.fps, row.height, row.total_frame) == (None, None, 720, None)
 
 
-def test_sessions_expire_after_24_hours(path: Path) -> None:
-    with Ledger(path) as ledger:
+def test_sessions_expire_after_24_hours(where: str | Path) -> None:
+    with Ledger(where) as ledger:
         row = record(ledger, "s1", now=T0)
         later = T0 + timedelta(hours=25)
         assert timedelta(hours=24) == SESSION_LIFETIME
@@ -193,8 +202,8 @@ def test_sessions_expire_after_24_hours(path: Path) -> None:
         assert [s.session_id for s in ledger.sessions(now=later)] == ["s2", "s1"]
 
 
-def test_sessions_are_newest_first_and_active_session_is_the_newest(path: Path) -> None:
-    with Ledger(path) as ledger:
+def test_sessions_are_newest_first_and_active_session_is_the_newest(where: str | Path) -> None:
+    with Ledger(where) as ledger:
         for hour, session_id in enumerate(["s1", "s2", "s3"]):
             record(ledger, session_id, now=T0 + timedelta(hours=hour))
         record(ledger, "same-second", now=T0 + timedelta(hours=2))
@@ -203,16 +212,30 @@ def test_sessions_are_newest_first_and_active_session_is_the_newest(path: Path) 
         assert active is not None and active.session_id == "same-second"
 
 
-def test_session_lookup(path: Path) -> None:
-    with Ledger(path) as ledger:
+def test_session_lookup(where: str | Path) -> None:
+    with Ledger(where) as ledger:
         record(ledger, "s1", now=T0)
         found = ledger.session("s1")
         assert found is not None and found.source_key == "k"
         assert ledger.session("missing") is None
 
 
-def test_naive_and_offset_times_are_stored_as_utc(path: Path) -> None:
-    with Ledger(path) as ledger:
+def test_a_session_only_on_its_attempt_row_is_known_for_24_hours(where: str | Path) -> None:
+    with Ledger(where) as ledger:
+        attempt = begin(ledger, now=T0)
+        ledger.finish_attempt(attempt, state="ok", session_id="lone", now=T0)
+        found = ledger.session("lone")
+        assert found is not None and found.attempt_id == attempt
+        assert (found.created_at, found.expires_at) == (
+            "2025-03-01T12:00:00Z",
+            "2025-03-02T12:00:00Z",
+        )
+        assert ledger.active_session("k", now=T0 + timedelta(hours=23)) == found
+        assert ledger.active_session("k", now=T0 + timedelta(hours=25)) is None
+
+
+def test_naive_and_offset_times_are_stored_as_utc(where: str | Path) -> None:
+    with Ledger(where) as ledger:
         plus_two = timezone(timedelta(hours=2))
         begin(ledger, now=datetime(2025, 3, 1, 14, 0, 0, tzinfo=plus_two))
         begin(ledger, now=datetime(2025, 3, 1, 12, 0, 0))
@@ -220,8 +243,8 @@ def test_naive_and_offset_times_are_stored_as_utc(path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra", ["api_key", "Authorization", "callback_url"])
-def test_the_request_body_guard(path: Path, extra: str) -> None:
-    with Ledger(path) as ledger:
+def test_the_request_body_guard(where: str | Path, extra: str) -> None:
+    with Ledger(where) as ledger:
         with pytest.raises(ValueError, match=extra):
             begin(ledger, request_body={**BODY, extra: "sk-secret"})
         assert ledger.attempts() == []

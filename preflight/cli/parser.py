@@ -291,8 +291,9 @@ def _add_fix_parser(subcommands: argparse._SubParsersAction[_Parser]) -> None:
 def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ledger",
-        metavar="PATH",
-        help="SQLite ledger (default $PREFLIGHT_LEDGER or the user data folder)",
+        metavar="PATH|DSN",
+        help="the ledger: a SQLite file, or a postgresql:// DSN shared between machines "
+        "(default $PREFLIGHT_LEDGER or a file in the user data folder)",
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import LedgerError
 from . import lock
+from .backend import Dialect, open_store
 from .rows import (
     FINISHED_STATES,
     STAMP_FORMAT,
@@ -28,7 +29,7 @@ from .rows import (
     stamp,
     utc,
 )
-from .store import Store
+from .store import SqliteStore
 
 SESSION_LIFETIME = timedelta(hours=24)
 # The only fields of an init-selection body; anything else (a key, a header) must never be stored.
@@ -41,15 +42,14 @@ _LIFETIME_S = int(SESSION_LIFETIME.total_seconds())
 # Every session the ledger knows: the sessions table, and a session that only lives on its
 # attempt row (a ledger written by a preflight that recorded the two in separate transactions
 # and failed in between, e.g. on a full disk). It expires 24 h after that attempt finished.
-_KNOWN_SESSIONS = f"""
+_KNOWN_SESSIONS = """
 WITH known AS (
     SELECT session_id, source, source_key, attempt_id, created_at, expires_at, fps,
         original_duration, width, height, total_frame, normalized_video,
-        final_unit_deduction, request_id, rowid AS seq
+        final_unit_deduction, request_id, {seq} AS seq
     FROM sessions
     UNION ALL
-    SELECT a.session_id, a.source, a.source_key, a.id, a.finished_at,
-        strftime('{STAMP_FORMAT}', a.finished_at, '+{_LIFETIME_S} seconds'),
+    SELECT a.session_id, a.source, a.source_key, a.id, a.finished_at, {expires},
         NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.request_id, -a.id
     FROM attempts a
     WHERE a.state = 'ok' AND a.session_id IS NOT NULL AND a.finished_at IS NOT NULL
@@ -57,14 +57,32 @@ WITH known AS (
 )
 SELECT * FROM known
 """
+# What differs between the two ledgers' SQL: how a stamp gets 24 h later, the sessions' order.
+_KNOWN_SESSIONS_IN: dict[Dialect, str] = {
+    "sqlite": _KNOWN_SESSIONS.format(
+        seq="rowid",
+        expires=f"strftime('{STAMP_FORMAT}', a.finished_at, '+{_LIFETIME_S} seconds')",
+    ),
+    "postgresql": _KNOWN_SESSIONS.format(
+        seq="seq",
+        expires="to_char((a.finished_at::timestamptz AT TIME ZONE 'UTC')"
+        f" + interval '{_LIFETIME_S} seconds', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+    ),
+}
+_GREATEST: dict[Dialect, str] = {"sqlite": "max", "postgresql": "greatest"}
+# How long a claim on a shared (PostgreSQL) ledger outlives its holder's last renewal.
+LEASE_S = 30.0
 
 
 class Ledger:
-    """The attempts and sessions in one ledger file; safe to share the file between processes."""
+    """The attempts and sessions in one ledger: a SQLite file (safe to share between processes),
+    or a postgresql:// DSN (safe to share between machines). `path` is safe to print."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._store = Store(path)
+    def __init__(self, path: str | Path, *, lease_s: float = LEASE_S) -> None:
+        self._store = open_store(path)
         self.path = self._store.path
+        self._lease_s = lease_s
+        self._known_sessions = _KNOWN_SESSIONS_IN[self._store.dialect]
 
     def close(self) -> None:
         self._store.close()
@@ -101,7 +119,7 @@ class Ledger:
             )
         self.reserve_room()
         with self._store.guard("recording an attempt"):
-            cursor = self._store.execute(
+            return self._store.insert(
                 "INSERT INTO attempts (source, source_key, attempt_no, state, started_at,"
                 " request_body, facts, verdict, api_base)"
                 " VALUES (?, ?, ?, 'sending', ?, ?, ?, ?, ?)",
@@ -116,8 +134,6 @@ class Ledger:
                     api_base,
                 ),
             )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
     def reserve_room(self) -> None:
         """Make sure the answer to a billed request can be recorded even if the disk fills up
@@ -126,7 +142,10 @@ class Ledger:
         A WAL write appends frames, and the WAL file keeps its size when SQLite restarts it from
         the start; a blob written and deleted grows it by ROOM_PAGES, the checkpoint leaves as
         many free pages in the database, and RESTART makes the next writer reuse that space.
+        A PostgreSQL server manages its own disk: there is nothing to prepare.
         """
+        if self._store.dialect != "sqlite":
+            return
         with self._store.guard("reserving room for the answer"):
             page_size = self._store.execute("PRAGMA page_size").fetchone()[0]
             self._store.execute(
@@ -227,11 +246,12 @@ class Ledger:
         cross_check: list[dict[str, Any]] | None,
         now: datetime | None,
     ) -> int:
+        greatest = _GREATEST[self._store.dialect]
         cursor = self._store.execute(
             "UPDATE attempts SET state = ?, finished_at = ?,"
             " http_status = coalesce(?, http_status), code = coalesce(?, code),"
             " message = coalesce(?, message), request_id = coalesce(?, request_id),"
-            " session_id = coalesce(?, session_id), ambiguous = max(ambiguous, ?),"
+            f" session_id = coalesce(?, session_id), ambiguous = {greatest}(ambiguous, ?),"
             " cross_check = coalesce(?, cross_check) WHERE id = ?",
             (
                 state,
@@ -321,7 +341,7 @@ class Ledger:
         """The newest unexpired session for this source, if any."""
         with self._store.guard("reading sessions"):
             row = self._store.execute(
-                _KNOWN_SESSIONS + " WHERE source_key = ? AND expires_at > ?"
+                self._known_sessions + " WHERE source_key = ? AND expires_at > ?"
                 " ORDER BY created_at DESC, seq DESC LIMIT 1",
                 (source_key, stamp(now)),
             ).fetchone()
@@ -334,14 +354,14 @@ class Ledger:
         where, params = ("WHERE expires_at > ?", (stamp(now),)) if active_only else ("", ())
         with self._store.guard("reading sessions"):
             rows = self._store.execute(
-                f"{_KNOWN_SESSIONS} {where} ORDER BY created_at DESC, seq DESC", params
+                f"{self._known_sessions} {where} ORDER BY created_at DESC, seq DESC", params
             ).fetchall()
         return [session_from(row) for row in rows]
 
     def session(self, session_id: str) -> SessionRow | None:
         with self._store.guard("reading sessions"):
             row = self._store.execute(
-                _KNOWN_SESSIONS + " WHERE session_id = ?", (session_id,)
+                self._known_sessions + " WHERE session_id = ?", (session_id,)
             ).fetchone()
         return None if row is None else session_from(row)
 
@@ -361,7 +381,16 @@ class Ledger:
     ) -> AbstractContextManager[None]:
         """Hold the lock on one source across processes, so two `init`s cannot both pay.
 
-        The lock is a row in `locks`, not a file lock: it works wherever the ledger does and a
-        holder that died is recognised (same host, no such pid) or outlived (older than stale_s).
+        On SQLite the lock is a row in `locks`, not a file lock: it works wherever the ledger
+        does and a holder that died is recognised (same host, no such pid) or outlived (older
+        than stale_s). On PostgreSQL it is a claim row with a lease (claim.py): a holder on any
+        machine that stops renewing it is taken over lease_s later.
         """
+        if self._store.dialect == "postgresql":
+            from . import claim
+            from .pg import PgStore
+
+            assert isinstance(self._store, PgStore)
+            return claim.hold(self._store, source_key, wait_s=wait_s, lease_s=self._lease_s)
+        assert isinstance(self._store, SqliteStore)
         return lock.hold(self._store, source_key, wait_s=wait_s, stale_s=stale_s)

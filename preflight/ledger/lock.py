@@ -17,7 +17,7 @@ from datetime import datetime
 
 from ..errors import LedgerBusy
 from .rows import parse_stamp, stamp, utc
-from .store import Store
+from .store import SqliteStore as Store
 
 
 @contextmanager

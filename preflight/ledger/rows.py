@@ -5,10 +5,11 @@ one width, JSON text, and numbers and strings taken leniently from the API's res
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
+
+from .backend import Row
 
 # The one UTC stamp format of the ledger and the probe cache; SQLite's strftime reads it too.
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -69,11 +70,11 @@ class SessionRow:
         return parse_stamp(self.expires_at) > utc(now)
 
 
-def session_from(row: sqlite3.Row) -> SessionRow:
+def session_from(row: Row) -> SessionRow:
     return SessionRow(**{f.name: row[f.name] for f in fields(SessionRow)})
 
 
-def attempt_from(row: sqlite3.Row) -> AttemptRow:
+def attempt_from(row: Row) -> AttemptRow:
     values = {f.name: row[f.name] for f in fields(AttemptRow)}
     for name in ("request_body", "facts", "cross_check"):  # the JSON columns
         values[name] = None if values[name] is None else json.loads(values[name])

@@ -9,11 +9,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 
 from ..errors import LedgerError
+from .backend import is_dsn
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -71,20 +72,25 @@ CREATE TABLE locks (
 _ROOM_TABLE = "CREATE TABLE IF NOT EXISTS room (filler BLOB NOT NULL)"
 
 
-def default_path() -> Path:
-    """$PREFLIGHT_LEDGER if set, else ledger.sqlite3 in the user's data folder."""
+def default_path() -> Path | str:
+    """$PREFLIGHT_LEDGER if set (a path, or a postgresql:// DSN kept as text), else
+    ledger.sqlite3 in the user's data folder."""
     named = os.environ.get("PREFLIGHT_LEDGER")
+    if named and is_dsn(named):
+        return named  # a Path would fold its '//'
     if named:
         return Path(named).expanduser()
     return Path(platformdirs.user_data_dir("preflight")) / "ledger.sqlite3"
 
 
-class Store:
+class SqliteStore:
     """One connection to one ledger file, created (mode 0600) and brought to the current schema.
 
     Safe to share the file between processes. `threads=True` lets other threads use the
     connection; the caller then serialises its statements.
     """
+
+    dialect: Literal["sqlite"] = "sqlite"
 
     def __init__(self, path: str | Path, *, threads: bool = False) -> None:
         self.path = Path(path).expanduser()
@@ -139,6 +145,12 @@ class Store:
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """One statement, committed at once unless inside transaction()."""
         return self._conn.execute(sql, params)
+
+    def insert(self, sql: str, params: tuple[Any, ...]) -> int:
+        """One INSERT, committed at once unless inside transaction(); the new row's id."""
+        rowid = self._conn.execute(sql, params).lastrowid
+        assert rowid is not None
+        return rowid
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

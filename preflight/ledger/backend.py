@@ -1,0 +1,63 @@
+"""Which ledger a location names (a path: the SQLite file; postgresql://...: a shared server) and
+the interface both stores give the Ledger, its lock and the probe cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+Dialect = Literal["sqlite", "postgresql"]
+DSN_SCHEMES = ("postgresql://", "postgres://")
+
+
+class Row(Protocol):
+    """A result row, by column name or position (sqlite3.Row and the PostgreSQL store's rows)."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+class Store(Protocol):
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def path(self) -> Path | str:
+        """The file, or the DSN with its password masked: safe to print."""
+        ...
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Cursor: ...
+
+    def insert(self, sql: str, params: tuple[Any, ...]) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+    def guard(self, doing: str) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+def is_dsn(location: str | Path) -> bool:
+    return isinstance(location, str) and location.startswith(DSN_SCHEMES)
+
+
+def open_store(location: str | Path, *, threads: bool = False) -> Store:
+    """The store a location names: a PostgreSQL server for a postgresql:// DSN, else the file."""
+    if is_dsn(location):
+        from .pg import PgStore
+
+        return PgStore(str(location))
+    from .store import SqliteStore
+
+    return SqliteStore(location, threads=threads)
