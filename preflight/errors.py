@@ -275,3 +275,15 @@ class SessionUnrecorded(PreflightError):
             "attempts": self.attempts,
             "ambiguous": self.ambiguous,
         }
+
+
+class StagingError(PreflightError):
+    """Safe to retry: the upload is keyed by content, so a retry never stores the bytes twice.
+
+    `preflight stage` could not reach or use the S3-compatible storage: `kind` is `auth` (the
+    credentials were refused), `no_bucket`, or `storage` (anything else). Never holds a secret.
+    """
+
+    def __init__(self, message: str, *, kind: str = "storage") -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -13,6 +13,7 @@ from .errors import (
     PreflightError,
     ProbeError,
     SessionUnrecorded,
+    StagingError,
     UsageError,
     VideoRejected,
 )
@@ -25,7 +26,7 @@ class ExitCode(IntEnum):
     PROBE_ERROR = 3  # at least one source could not be read; wins over REJECTED
     # The API refused or failed (used by `init`); also kind `unrecorded`: the ledger failed
     # after a request was sent, and a session the API opened (its id is printed) is not recorded.
-    API_ERROR = 4
+    API_ERROR = 4  # also `stage`: the S3-compatible storage refused or failed
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
     TERMINATED = 143  # SIGTERM: 128 + 15, likewise
 
@@ -40,6 +41,8 @@ _EXIT_CODES: tuple[tuple[type[PreflightError], ExitCode], ...] = (
     (ProbeError, ExitCode.PROBE_ERROR),  # VideoUnreadable too
     (ApiError, ExitCode.API_ERROR),
     (SessionUnrecorded, ExitCode.API_ERROR),
+    # The storage refused or failed (`stage`): like the API, a remote service said no.
+    (StagingError, ExitCode.API_ERROR),
 )
 
 

@@ -183,11 +183,29 @@ def run_init(args: argparse.Namespace) -> int:
     from ..session import init_session
     from ..session.client import debug_stream
 
-    if args.video_url is None and args.video_id is None:
+    if (args.file is None) != (args.stage is None):
+        raise UsageError("--file FILE and --stage s3://BUCKET/PREFIX/ go together")
+    if args.file is not None and (args.video_url or args.video_id or args.task_id):
+        raise UsageError("give --file with --stage, or --video-url, or --video-id with --task-id")
+    if args.video_url is None and args.video_id is None and args.file is None:
         raise UsageError("give --video-url URL, or --video-id ID with --task-id ID")
+    video_url, same_source = args.video_url, None
     try:
+        if args.file is not None:
+            from ..staging import stage_file
+
+            staged = stage_file(
+                args.file,
+                args.stage,
+                policy=load_policy(args.policy, profile=args.profile),
+                options=_check_options(args),
+                expires_s=args.expires,
+            )
+            # Each presigning gives another URL for the same bytes: the hash is the source.
+            video_url, same_source = staged.url, f"sha256:{staged.sha256}"
         result = init_session(
-            video_url=args.video_url,
+            same_source=same_source,
+            video_url=video_url,
             video_id=args.video_id,
             task_id=args.task_id,
             policy=load_policy(args.policy, profile=args.profile),
@@ -213,6 +231,41 @@ def run_init(args: argparse.Namespace) -> int:
         raise
     print_init(result, sys.stdout, as_json=args.json)
     return ExitCode.OK
+
+
+def run_stage(args: argparse.Namespace) -> int:
+    from ..errors import VideoRejected, VideoUnreadable
+    from ..policy import load_policy
+    from ..report.text import TextReporter
+    from ..staging import parse_target, stage_file
+
+    bucket, _prefix = parse_target(args.to)  # a bad --to is a usage error before any check
+    policy = load_policy(args.policy, profile=args.profile)
+    options = _check_options(args)
+    verdicts: list[str] = []
+    for name in args.files:
+        try:
+            staged = stage_file(
+                name, args.to, policy=policy, options=options, expires_s=args.expires
+            )
+        except (VideoRejected, VideoUnreadable) as exc:
+            verdicts.append(exc.result.verdict)
+            if args.json:  # one object per FILE, one a line; nothing uploaded for this one
+                empty = {"bucket": bucket, "key": None, "url": None, "expires_at": None}
+                line = {"source": name, **empty, "sha256": None, "uploaded": False}
+                print(json.dumps({**line, "check": exc.result.to_dict()}))
+            else:
+                TextReporter(sys.stderr).result(exc.result)
+                print(f"preflight: {name}: {exc}", file=sys.stderr)
+            continue
+        verdicts.append(staged.check.verdict)
+        if args.json:
+            print(json.dumps(staged.to_dict()))
+        else:
+            if staged.check.verdict != "pass":
+                TextReporter(sys.stderr).result(staged.check)
+            print(staged.url)
+    return exit_code_for_verdicts(verdicts)
 
 
 def run_sessions(args: argparse.Namespace) -> int:

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--video-url", metavar="URL", help="an http(s) URL the API will fetch")
     target.add_argument("--video-id", metavar="ID", help="a video Kling generated (with --task-id)")
     target.add_argument("--task-id", metavar="ID", help="the task that generated --video-id")
+    target.add_argument("--file", metavar="FILE", help="a local video: stage it first (--stage)")
+    init.add_argument("--stage", metavar="s3://BUCKET/PREFIX/", help="where --file is uploaded")
+    _add_expires_option(init)
     init.add_argument("--json", action="store_true", help="print one JSON object")
     init.add_argument("--dry-run", action="store_true", help="do everything but send")
     init.add_argument(
@@ -169,6 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe_options(init)
     _add_remote_options(init)
     init.set_defaults(handler=commands.run_init)
+
+    stage = subcommands.add_parser(
+        "stage",
+        help="check local videos, upload them to S3-compatible storage, print presigned URLs",
+        description="Check each FILE, upload a passing one under PREFIX/SHA256/NAME (never twice), "
+        "presign a GET and check that URL remotely. Needs pip install 'preflight[s3]'; the AWS "
+        "chain (env, ~/.aws/config, AWS_ENDPOINT_URL) gives credentials. Exit codes as for check; "
+        "4 the storage refused or failed.",
+    )
+    stage.add_argument("files", nargs="+", metavar="FILE")
+    stage.add_argument("--to", required=True, metavar="s3://BUCKET/PREFIX/")
+    _add_expires_option(stage)
+    stage.add_argument("--json", action="store_true", help="one JSON document at the end")
+    _add_policy_options(stage)
+    _add_probe_options(stage)
+    _add_remote_options(stage)
+    stage.set_defaults(handler=commands.run_stage, no_cache=True, ledger=None)
 
     sessions = subcommands.add_parser(
         "sessions",
@@ -286,6 +306,16 @@ def _add_fix_parser(subcommands: argparse._SubParsersAction[_Parser]) -> None:
     )
     _add_policy_options(fix)
     fix.set_defaults(handler=commands.run_fix)
+
+
+def _add_expires_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--expires",
+        type=_whole,
+        default=3600,
+        metavar="S",
+        help="seconds the presigned URL stays valid: 3600 (default, the least) to 604800",
+    )
 
 
 def _add_ledger_option(parser: argparse.ArgumentParser) -> None:

@@ -61,9 +61,13 @@ def init_session(
     dry_run: bool = False,
     client: InitClient | None = None,
     debug: IO[str] | None = None,
+    same_source: str | None = None,
 ) -> InitResult:
     """Open (or reuse) an editing session for one video. Raises VideoRejected, VideoUnreadable,
-    UsageError or ApiError; sends nothing unless the pre-flight passed."""
+    UsageError or ApiError; sends nothing unless the pre-flight passed.
+
+    `same_source` replaces what the ledger takes for the same source (source_key): for a staged
+    file, its content hash, since each presigned URL of the same object differs."""
     body: dict[str, Any] = {}
     if video_url is not None:
         # What is traced, stored and printed never holds user:password@; the check's
@@ -110,7 +114,7 @@ def init_session(
     book = ledger if isinstance(ledger, Ledger) else Ledger(ledger or default_path())
     result.ledger = str(book.path)
     try:
-        key = source_key(body)
+        key = same_source or source_key(body)
         if dry_run:
             active = book.active_session(key)
             if active is not None and not force:
