@@ -22,6 +22,7 @@ import pytest
 from preflight.errors import LedgerBusy, LedgerError, PreflightError
 from preflight.ledger import Ledger, default_path
 from preflight.ledger.book import SESSION_LIFETIME
+from preflight.ledger.store import SCHEMA_VERSION
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 BODY = {"video_url": "https://example.com/a.mp4"}
@@ -264,7 +265,7 @@ def test_the_database_is_wal_and_versioned(path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"attempts", "sessions", "locks"} <= tables
     finally:

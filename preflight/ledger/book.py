@@ -46,11 +46,11 @@ _KNOWN_SESSIONS = """
 WITH known AS (
     SELECT session_id, source, source_key, attempt_id, created_at, expires_at, fps,
         original_duration, width, height, total_frame, normalized_video,
-        final_unit_deduction, request_id, {seq} AS seq
+        final_unit_deduction, request_id, duration_bucket, key_fingerprint, {seq} AS seq
     FROM sessions
     UNION ALL
     SELECT a.session_id, a.source, a.source_key, a.id, a.finished_at, {expires},
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.request_id, -a.id
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.request_id, NULL, NULL, -a.id
     FROM attempts a
     WHERE a.state = 'ok' AND a.session_id IS NOT NULL AND a.finished_at IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = a.session_id)
@@ -165,6 +165,8 @@ class Ledger:
         request_id: str | None,
         ambiguous: bool,
         cross_check: list[dict[str, Any]],
+        duration_bucket: str | None = None,
+        key_fingerprint: str | None = None,
         now: datetime | None = None,
     ) -> SessionRow:
         """Finish the attempt as ok and record the session it opened, in one transaction: a
@@ -194,6 +196,8 @@ class Ledger:
                 attempt_id=attempt_id,
                 data=data,
                 request_id=request_id,
+                duration_bucket=duration_bucket,
+                key_fingerprint=key_fingerprint,
                 now=now,
             )
 
@@ -277,6 +281,8 @@ class Ledger:
         attempt_id: int,
         data: dict[str, Any],
         request_id: str | None,
+        duration_bucket: str | None = None,
+        key_fingerprint: str | None = None,
         now: datetime | None = None,
     ) -> SessionRow:
         """Record a session the API opened. `data` is the response's `data` object; a field of an
@@ -289,6 +295,8 @@ class Ledger:
                 attempt_id=attempt_id,
                 data=data,
                 request_id=request_id,
+                duration_bucket=duration_bucket,
+                key_fingerprint=key_fingerprint,
                 now=now,
             )
 
@@ -301,6 +309,8 @@ class Ledger:
         attempt_id: int,
         data: dict[str, Any],
         request_id: str | None,
+        duration_bucket: str | None,
+        key_fingerprint: str | None,
         now: datetime | None,
     ) -> SessionRow:
         created = utc(now)
@@ -311,8 +321,8 @@ class Ledger:
         self._store.execute(
             "INSERT INTO sessions (session_id, source, source_key, attempt_id, created_at,"
             " expires_at, fps, original_duration, width, height, total_frame,"
-            " normalized_video, final_unit_deduction, request_id, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " normalized_video, final_unit_deduction, request_id, data, duration_bucket,"
+            " key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (session_id) DO NOTHING",
             (
                 session_id,
@@ -330,6 +340,8 @@ class Ledger:
                 deduction,
                 request_id,
                 as_json(data),
+                duration_bucket,
+                key_fingerprint,
             ),
         )
         row = self._store.execute(

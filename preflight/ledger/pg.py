@@ -14,7 +14,7 @@ from ..errors import LedgerError
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CONNECT_TIMEOUT_S = 10
 # A statement that waits longer (a lock held by a stuck peer, a server gone quiet) fails instead
 # of hanging init; TCP keepalives notice a server that vanished mid-run.
@@ -87,6 +87,14 @@ CREATE TABLE probe_cache (
     stored_at TEXT NOT NULL
 )
 """
+
+# As store.MIGRATIONS: version N-1 to N, walked by new and old ledgers alike.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE sessions ADD COLUMN duration_bucket TEXT",
+        "ALTER TABLE sessions ADD COLUMN key_fingerprint TEXT",
+    ),
+}
 
 
 class PgRow(tuple[Any, ...]):
@@ -196,14 +204,18 @@ class PgStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self._conn.execute(statement)
-                self._conn.execute(
-                    "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
-                )
-            elif version > SCHEMA_VERSION:
+                self._conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+                version = 1
+            if version > SCHEMA_VERSION:
                 raise LedgerError(
                     f"the ledger {self.path} has schema version {version}, newer than this "
                     f"preflight understands ({SCHEMA_VERSION}): upgrade preflight"
                 )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    self._conn.execute(statement)
+                # One row per step taken: max(version) is the schema, the rest its history.
+                self._conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (step,))
 
     def close(self) -> None:
         self._conn.close()

@@ -62,6 +62,9 @@ class SessionRow:
     normalized_video: str | None
     final_unit_deduction: str | None
     request_id: str | None
+    # Schema version 2; NULL in sessions recorded before it. What Kling's next calls need.
+    duration_bucket: str | None  # the create-task `duration`: "5" or "10"
+    key_fingerprint: str | None  # the API key that opened it, never the key (ApiKey.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,7 +16,7 @@ import platformdirs
 from ..errors import LedgerError
 from .backend import is_dsn
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 # The attempt states in the CHECK are rows.AttemptState; the text stays as it is, since SQLite
@@ -68,6 +68,15 @@ CREATE TABLE locks (
     acquired_at TEXT NOT NULL
 );
 """
+# What brings a ledger of version N-1 to N: a new ledger is made at version 1 and walks them too,
+# so an old file and a new one end with the same columns. Rows written before keep NULLs.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # What Kling's follow-up calls need of a session (rows.SessionRow).
+    2: (
+        "ALTER TABLE sessions ADD COLUMN duration_bucket TEXT",
+        "ALTER TABLE sessions ADD COLUMN key_fingerprint TEXT",
+    ),
+}
 # Added without a version bump: older preflights ignore it. See Ledger.reserve_room.
 _ROOM_TABLE = "CREATE TABLE IF NOT EXISTS room (filler BLOB NOT NULL)"
 
@@ -131,12 +140,16 @@ class SqliteStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version > SCHEMA_VERSION:
+                version = 1
+            if version > SCHEMA_VERSION:
                 raise LedgerError(
                     f"the ledger {self.path} has schema version {version}, newer than this "
                     f"preflight understands ({SCHEMA_VERSION}): upgrade preflight"
                 )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(_ROOM_TABLE)
 
     def close(self) -> None:

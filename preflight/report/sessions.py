@@ -41,6 +41,12 @@ def print_init(result: InitResult, stream: IO[str], *, as_json: bool) -> None:
         )
     if result.request_id:
         stream.write(f"        request_id: {result.request_id}\n")
+    if result.duration_bucket or result.key_fingerprint:
+        # What the follow-up calls need: the create-task duration, and the same account's key.
+        stream.write(
+            f"        next calls: duration {result.duration_bucket or '?'}, "
+            f"key {result.key_fingerprint or '?'}\n"
+        )
     for item in result.cross_check:
         stream.write(
             f"        ! cross-check: {item.field}: ours {item.ours}, server {item.server}\n"

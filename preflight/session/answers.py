@@ -16,7 +16,9 @@ import urllib3
 from ..errors import ApiError, ApiErrorKind
 from .credentials import ApiKey
 
-RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+# 524 is Cloudflare's "a timeout occurred" (the origin took over 100 s), an HTML page in front of
+# CometAPI; its retry guidance lists it beside 504.
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 524})
 _CODE_KINDS: dict[int, ApiErrorKind] = {
     **dict.fromkeys(range(1000, 1005), "auth"),
     1100: "account",

@@ -53,6 +53,7 @@ class Outcome:
     request_id: str | None = None
     session_id: str | None = None
     data: dict[str, Any] | None = None  # the response's `data` object, when a session opened
+    key_fingerprint: str | None = None  # the key it was sent with (ApiKey.fingerprint)
 
 
 class Recorder(Protocol):
@@ -135,6 +136,7 @@ class InitClient:
                         response.get("request_id"),
                         str(response["data"]["session_id"]),
                         dict(response["data"]),
+                        self.key.fingerprint(),
                     ),
                 )
                 return InitResponse(

@@ -5,6 +5,7 @@ and the API base URL, which must be https unless it points at loopback.
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 import os
 import re
@@ -15,6 +16,9 @@ from urllib.parse import urlsplit
 from ..errors import UsageError
 
 DEFAULT_API_BASE = "https://api.cometapi.com"
+# Versioned, so a later change of scheme gives new fingerprints rather than colliding ones, and
+# domain-separated, so the digest is not the plain sha256 of the key that other tools may print.
+_FINGERPRINT_PREFIX = "preflight-key-v1:"
 
 
 class ApiKey:
@@ -37,6 +41,16 @@ class ApiKey:
 
     def header(self) -> str:
         return f"Bearer {self._value}"
+
+    def fingerprint(self) -> str:
+        """12 hex digits that tell keys apart without revealing them: the ledger records which
+        account opened a session, since Kling's follow-up calls must use the same one.
+
+        48 bits of a salted sha256 cannot be turned back into a high-entropy key, and are
+        plenty to tell a handful of a team's keys apart.
+        """
+        digest = hashlib.sha256((_FINGERPRINT_PREFIX + self._value).encode("ascii"))
+        return digest.hexdigest()[:12]
 
     def redact(self, text: str) -> str:
         """Text with the key replaced by ***, for anything a server might have echoed back.

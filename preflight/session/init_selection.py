@@ -26,7 +26,7 @@ from ..policy import Policy, load_policy
 from ..policy.url import redact_url
 from .client import InitClient, Outcome
 from .credentials import ApiKey, load_api_key, resolve_api_base
-from .result import CrossCheck, InitResult, ServerFacts, cross_check
+from .result import CrossCheck, InitResult, ServerFacts, cross_check, duration_bucket
 from .schemas import validate_request
 
 # Query parameters of signed URLs: they change with every signature, the video does not.
@@ -198,8 +198,9 @@ class _LedgerRecorder:
             # Kept before the write, so that a failing ledger cannot make us forget it.
             self.opened = outcome
             data = outcome.data or {}
+            server = ServerFacts.from_data(data)
             if self.facts is not None:
-                self.cross_check = cross_check(self.facts, ServerFacts.from_data(data))
+                self.cross_check = cross_check(self.facts, server)
             self.row = self.book.record_opened(
                 attempt_id,
                 session_id=outcome.session_id,
@@ -209,6 +210,8 @@ class _LedgerRecorder:
                 request_id=outcome.request_id,
                 ambiguous=self.ambiguous,
                 cross_check=[item.to_dict() for item in self.cross_check],
+                duration_bucket=duration_bucket(self.facts, server),
+                key_fingerprint=outcome.key_fingerprint,
             )
             return
         code = outcome.code if isinstance(outcome.code, int) else None
@@ -233,3 +236,4 @@ def _fill_from_session(result: InitResult, row: SessionRow, *, reused: bool) -> 
     result.session_id, result.reused = row.session_id, reused
     result.expires_at, result.request_id = row.expires_at, row.request_id
     result.server = ServerFacts.from_row(row)
+    result.duration_bucket, result.key_fingerprint = row.duration_bucket, row.key_fingerprint

@@ -41,6 +41,26 @@ class ServerFacts:
         return asdict(self)
 
 
+# The `duration` a create-task call takes for this source, by its length in seconds: Kling edits
+# a 2-5.5 s video as a "5" task and a 7-10.5 s one as a "10" task (the policy's duration_s
+# ranges, both ends inclusive); a length between or beyond has no bucket.
+DURATION_BUCKETS: tuple[tuple[float, float, str], ...] = ((2.0, 5.5, "5"), (7.0, 10.5, "10"))
+
+
+def duration_bucket(facts: Facts | None, server: ServerFacts | None) -> str | None:
+    """The create-task duration ("5" or "10") for a source: from our probe's duration, which
+    the policy judged, else from the server's original_duration (milliseconds)."""
+    seconds = facts.duration if facts is not None else None
+    if seconds is None and server is not None and server.original_duration is not None:
+        seconds = server.original_duration / 1000
+    if seconds is None:
+        return None
+    for low, high, bucket in DURATION_BUCKETS:
+        if low <= seconds <= high:
+            return bucket
+    return None
+
+
 @dataclass(frozen=True)
 class CrossCheck:
     """One fact the server read differently from our probe: how we learn what the API measures."""
@@ -96,6 +116,8 @@ class InitResult:
     dry_run: bool = False
     check: Result | None = None
     ledger: str = ""
+    duration_bucket: str | None = None  # the create-task `duration`: "5" or "10"
+    key_fingerprint: str | None = None  # which API key opened it (ApiKey.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,4 +135,6 @@ class InitResult:
             "body": self.body,
             "ledger": self.ledger,
             "check": self.check.to_dict() if self.check else None,
+            "duration_bucket": self.duration_bucket,
+            "key_fingerprint": self.key_fingerprint,
         }
