@@ -85,7 +85,8 @@ def run_check(args: argparse.Namespace) -> int:
     if args.workers is not None and args.dask is not None:
         raise UsageError("--workers and --dask: give one (with --dask the cluster's workers probe)")
     options = _check_options(args)
-    mode = "json" if args.json else "jsonl" if args.jsonl else "text"
+    # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
+    mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
     reporter = REPORTERS[mode](sys.stdout, color=_use_color(args.color, sys.stdout))
     progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
     ordered = InOrder(reporter.result)

@@ -18,6 +18,10 @@ from ..probing.options import DEFAULT_DEADLINE_S
 from ..status import ExitCode
 from . import commands
 
+# The names of report.REPORTERS, spelled out so that parsing loads no reporter (a test keeps the
+# two equal).
+FORMATS = ("text", "json", "jsonl", "github")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -103,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="one JSON document at the end")
     output.add_argument(
         "--jsonl", action="store_true", help="one JSON object per line, as each finishes"
+    )
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="what stdout shows: text (default), json (= --json), jsonl (= --jsonl), github "
+        "(GitHub Actions annotations: ::error/::warning per problem)",
     )
     _add_policy_options(check)
     _add_probe_options(check)
