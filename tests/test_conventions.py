@@ -97,3 +97,83 @@ def test_format_json_is_json_and_conflicts_with_the_old_flags() -> None:
     clash = run("check", "--json", "--format", "github", source)
     assert clash.returncode == 2
     assert "not allowed with" in clash.stderr
+
+
+# A policy found without a flag
+
+KLING_LIKE = {"extends": "cometapi", "name": "house-json", "fps": {"allowed": [25]}}
+
+
+def _policy_of(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    done = run("policy", *args, cwd=cwd, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["name"], done.stderr.strip()
+
+
+def test_nearest_preflight_json_up_from_the_current_folder(tmp_path: Path) -> None:
+    (tmp_path / ".preflight.json").write_text(json.dumps(KLING_LIKE))
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    name, said = _policy_of(deep)
+    assert name == "house-json"
+    assert said == f"preflight: policy from {tmp_path / '.preflight.json'}"
+    # check applies it too: 25 fps passes under the house file, is rejected by the default
+    clip = str(MEDIA / "fps_25.mp4")
+    assert run("check", "--no-cache", "--quiet", clip, cwd=deep).returncode == 0
+    assert (
+        run("check", "--no-cache", "--quiet", "--profile", "cometapi", clip, cwd=deep).returncode
+        == 1
+    )
+
+
+def test_pyproject_tool_preflight_and_which_wins(tmp_path: Path) -> None:
+    (tmp_path / ".preflight.json").write_text(json.dumps(KLING_LIKE))
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.preflight]\nextends = "cometapi"\nname = "house-toml"\n'
+        "[tool.preflight.fps]\nallowed = [24, 25]\n"
+    )
+    name, said = _policy_of(project / "src")
+    assert name == "house-toml"
+    assert said.endswith(f"{project / 'pyproject.toml'} [tool.preflight]")
+    # a pyproject.toml without the table is passed over: the .preflight.json above applies
+    (project / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert _policy_of(project / "src")[0] == "house-json"
+    # the environment beats a found file, and a flag beats the environment
+    other = tmp_path / "env.json"
+    other.write_text(json.dumps({**KLING_LIKE, "name": "from-env"}))
+    env = {"PREFLIGHT_POLICY": str(other)}
+    assert _policy_of(project, env=env) == (
+        "from-env",
+        f"preflight: policy from $PREFLIGHT_POLICY {other}",
+    )
+    assert _policy_of(project, "--profile", "kling", env=env)[0] == "kling"
+    assert (
+        _policy_of(project, "--policy", str(tmp_path / ".preflight.json"), env=env)[0]
+        == "house-json"
+    )
+
+
+def test_no_policy_file_is_the_default_profile(tmp_path: Path) -> None:
+    name, said = _policy_of(tmp_path)
+    assert name == "cometapi"
+    assert "the default" in said
+
+
+def test_a_bad_found_policy_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    cases = {
+        "pyproject.toml": "[tool.preflight\nname = 1\n",
+        ".preflight.json": '{"extends": "cometapi", "fps": {"allowed": "many"}}',
+    }
+    for file, text in cases.items():
+        folder = tmp_path / file.strip(".")
+        folder.mkdir()
+        (folder / file).write_text(text)
+        done = run("policy", cwd=folder)
+        assert done.returncode == 2, (file, done.stderr)
+        assert done.stdout == ""
+        assert len(done.stderr.splitlines()) == 1 and str(folder / file) in done.stderr
+    missing = run("check", "x.mp4", env={"PREFLIGHT_POLICY": str(tmp_path / "nope.json")})
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("preflight: $PREFLIGHT_POLICY: policy file not found")

@@ -67,12 +67,11 @@ def _open_cache(ledger: str | None) -> ProbeCache | None:
 
 def run_check(args: argparse.Namespace) -> int:
     from ..batch import InOrder, default_workers, run_batch
-    from ..policy import load_policy
     from ..report import REPORTERS, summarize
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import Progress
 
-    policy = load_policy(args.policy, profile=args.profile)
+    policy = _policy(args)
     sources = expand_sources(
         args.sources,
         recursive=args.recursive,
@@ -179,7 +178,6 @@ def _read_json_arg(name: str) -> object:
 
 def run_init(args: argparse.Namespace) -> int:
     from ..errors import VideoRejected, VideoUnreadable
-    from ..policy import load_policy
     from ..report.sessions import print_init, print_init_error
     from ..session import init_session
     from ..session.client import debug_stream
@@ -191,7 +189,7 @@ def run_init(args: argparse.Namespace) -> int:
             video_url=args.video_url,
             video_id=args.video_id,
             task_id=args.task_id,
-            policy=load_policy(args.policy, profile=args.profile),
+            policy=_policy(args),
             options=_check_options(args),
             api_base=args.api_base,
             api_key_file=args.api_key_file,
@@ -240,7 +238,6 @@ def run_sessions(args: argparse.Namespace) -> int:
 
 def run_watch(args: argparse.Namespace) -> int:
     from ..pipeline import CheckOptions
-    from ..policy import load_policy
     from ..sources import DEFAULT_INCLUDE
     from ..watch import WatchOptions, main_loop
 
@@ -257,7 +254,7 @@ def run_watch(args: argparse.Namespace) -> int:
     print(f"watching {args.folder} (Ctrl-C stops)", file=sys.stderr)
     return main_loop(
         args.folder,
-        policy=load_policy(args.policy, profile=args.profile),
+        policy=_policy(args),
         check_options=CheckOptions(backend=args.probe, limits=_probe_limits(args)),
         options=options,
         out=sys.stdout,
@@ -268,11 +265,10 @@ def run_fix(args: argparse.Namespace) -> int:
     from ..fixing import DEFAULT_PRESET, resolve_output
     from ..fixing.batch import InOrder, fix_many
     from ..fixing.report import summarize, write_json, write_json_line, write_summary, write_text
-    from ..policy import load_policy
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import Progress
 
-    policy = load_policy(args.policy, profile=args.profile)
+    policy = _policy(args)
     sources = expand_sources(
         args.sources,
         include=(*DEFAULT_INCLUDE, "*.mkv", "*.webm", "*.flv", "*.ts", "*.3gp"),
@@ -337,8 +333,17 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
+    from ..policy import resolve_policy
 
-    policy = load_policy(args.policy, profile=args.profile)
+    policy, origin = resolve_policy(args.policy, profile=args.profile)
+    # stderr: stdout stays the policy document, which scripts parse.
+    print(f"preflight: policy from {origin}", file=sys.stderr)
     print(json.dumps(policy.to_dict(), indent=2))
     return ExitCode.OK
+
+
+def _policy(args: argparse.Namespace) -> Policy:
+    """--policy, --profile, $PREFLIGHT_POLICY or the nearest .preflight.json / [tool.preflight]."""
+    from ..policy import resolve_policy
+
+    return resolve_policy(args.policy, profile=args.profile)[0]

@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     policy = subcommands.add_parser(
         "policy",
         help="print the effective policy as JSON",
-        description="Print the policy that check would apply, after 'extends' is resolved.",
+        description="Print the policy that check would apply, after 'extends' is resolved; "
+        "stderr says where it came from.",
     )
     _add_policy_options(policy)
     policy.set_defaults(handler=commands.run_policy)
@@ -411,4 +412,9 @@ def _add_policy_options(parser: argparse.ArgumentParser) -> None:
         choices=PROFILES,
         help="a shipped policy profile (default cometapi)",
     )
-    group.add_argument("--policy", metavar="FILE", help="a house policy JSON file")
+    group.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="a house policy JSON file (without either flag: $PREFLIGHT_POLICY, else the "
+        "nearest .preflight.json or [tool.preflight] of a pyproject.toml, from here up)",
+    )
