@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -177,3 +178,88 @@ def test_a_bad_found_policy_is_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = run("check", "x.mp4", env={"PREFLIGHT_POLICY": str(tmp_path / "nope.json")})
     assert missing.returncode == 2
     assert missing.stderr.startswith("preflight: $PREFLIGHT_POLICY: policy file not found")
+
+
+# Shell completion: each script is loaded by its real shell (dev.sh installs zsh and fish)
+
+
+def _completion(shell: str, tmp_path: Path) -> Path:
+    done = run("completion", shell)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / f"preflight.{shell}"
+    path.write_text(done.stdout)
+    return path
+
+
+def _shell(*args: str) -> str:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return done.stdout
+
+
+def _bash_complete(script: Path, cwd: Path, *words: str) -> list[str]:
+    # What pressing Tab does: bash fills COMP_WORDS/COMP_CWORD and calls the function.
+    quoted = " ".join(f"'{w}'" for w in words)
+    program = (
+        f"source '{script}'; COMP_WORDS=(preflight {quoted}); COMP_CWORD={len(words)}; "
+        f"cd '{cwd}'; _preflight; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+    )
+    return _shell("bash", "--norc", "--noprofile", "-c", program).split()
+
+
+def test_bash_completion_by_calling_the_function(tmp_path: Path) -> None:
+    script = _completion("bash", tmp_path)
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert "complete -o filenames -o bashdefault -F _preflight preflight" in script.read_text()
+    assert _bash_complete(script, tmp_path, "ch") == ["check"]
+    assert _bash_complete(script, tmp_path, "co") == ["completion"]
+    assert _bash_complete(script, tmp_path, "check", "--for") == ["--format"]
+    assert _bash_complete(script, tmp_path, "check", "--format", "g") == ["github"]
+    assert _bash_complete(script, tmp_path, "check", "--json", "cl") == ["clip.mp4"]
+    assert _bash_complete(script, tmp_path, "completion", "") == ["bash", "zsh", "fish"]
+    assert _bash_complete(script, tmp_path, "fix", "--extend", "") == ["freeze", "loop", "slow"]
+    assert set(_bash_complete(script, tmp_path, "policy", "--")) == {
+        "--help",
+        "--profile",
+        "--policy",
+    }
+
+
+def test_fish_completion_by_asking_fish(tmp_path: Path) -> None:
+    fish = shutil.which("fish")
+    assert fish, "fish is missing: bash dev.sh test installs it"
+    script = _completion("fish", tmp_path)
+
+    def complete(line: str) -> list[str]:
+        out = _shell(fish, "--no-config", "-c", f"source '{script}'; complete -C'{line}'")
+        return [row.split("\t")[0] for row in out.splitlines()]
+
+    assert complete("preflight ch") == ["check"]
+    assert complete("preflight check --for") == ["--format"]
+    assert complete("preflight check --format ") == ["github", "json", "jsonl", "text"]
+    assert complete("preflight completion ") == ["bash", "fish", "zsh"]
+    assert "--video-url" in complete("preflight init --")
+
+
+def test_zsh_completion_loads_and_registers(tmp_path: Path) -> None:
+    zsh = shutil.which("zsh")
+    assert zsh, "zsh is missing: bash dev.sh test installs it"
+    script = _completion("zsh", tmp_path)
+    text = script.read_text()
+    assert text.startswith("#compdef preflight\n")
+    assert "'--format[what stdout shows]:format:(text json jsonl github)'" in text
+    assert "'*--include[file names to take from folders]:include:_files'" in text
+    assert "'completion:print a shell completion script'" in text
+    _shell(zsh, "-n", str(script))  # parses
+    program = (
+        f"autoload -U compinit; compinit -u -d '{tmp_path}/zcompdump'; source '{script}'; "
+        "print -r -- $_comps[preflight]"
+    )
+    assert _shell(zsh, "-f", "-c", program) == "_preflight\n"
+
+
+def test_completion_of_an_unknown_shell_is_a_usage_error() -> None:
+    done = run("completion", "tcsh")
+    assert done.returncode == 2
+    assert "invalid choice: 'tcsh'" in done.stderr

@@ -347,3 +347,11 @@ def _policy(args: argparse.Namespace) -> Policy:
     from ..policy import resolve_policy
 
     return resolve_policy(args.policy, profile=args.profile)[0]
+
+
+def run_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+    from .parser import build_parser
+
+    sys.stdout.write(script(args.shell, build_parser()))
+    return ExitCode.OK

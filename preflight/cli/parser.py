@@ -17,6 +17,7 @@ from ..probing.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
 from ..probing.options import DEFAULT_DEADLINE_S
 from ..status import ExitCode
 from . import commands
+from .completion import SHELLS
 
 # The names of report.REPORTERS, spelled out so that parsing loads no reporter (a test keeps the
 # two equal).
@@ -239,6 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=_port, default=0, help="0 picks a free port (default)")
     sandbox.add_argument("--key", help="the API key it accepts (default: a demo key)")
     sandbox.set_defaults(handler=commands.run_sandbox)
+
+    completion = subcommands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description='Print the completion script for SHELL: bash (eval "$(preflight completion '
+        'bash)"), zsh (source <(preflight completion zsh)), fish (preflight completion fish '
+        "| source).",
+    )
+    completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    completion.set_defaults(handler=commands.run_completion)
     return parser
 
 
