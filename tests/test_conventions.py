@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from preflight.cli.parser import FORMATS
@@ -16,7 +17,7 @@ from preflight.report import REPORTERS
 from preflight.report.github import GithubReporter, escape_data, escape_property
 from preflight.verdict import Failure, Result, Violation
 
-from .conftest import FIXTURES, preflight_script
+from .conftest import FIXTURES, ROOT, preflight_script
 
 MEDIA = FIXTURES / "media"
 
@@ -263,3 +264,58 @@ def test_completion_of_an_unknown_shell_is_a_usage_error() -> None:
     done = run("completion", "tcsh")
     assert done.returncode == 2
     assert "invalid choice: 'tcsh'" in done.stderr
+
+
+# The pre-commit hook, run by the real pre-commit: it installs this package into its own
+# virtualenv with pip (from the configured index) and runs the hook on what a commit would pass.
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def test_pre_commit_hook_gates_the_videos_of_a_commit(tmp_path: Path) -> None:
+    # try-repo clones a git repository: a copy of what the package needs, committed, so the
+    # test does not depend on how this checkout was made (or on its uncommitted state).
+    hook_repo = tmp_path / "preflight-repo"
+    hook_repo.mkdir()
+    for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
+        shutil.copy(ROOT / name, hook_repo / name)
+    shutil.copytree(
+        ROOT / "preflight", hook_repo / "preflight", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    identity = ("-c", "user.name=t", "-c", "user.email=t@example.invalid")
+    _git(hook_repo, "init", "-q")
+    _git(hook_repo, "add", ".")
+    _git(hook_repo, *identity, "commit", "-qm", "hook")
+    work = tmp_path / "videos"
+    work.mkdir()
+    shutil.copy(MEDIA / "fps_30.mp4", work / "ok.mp4")
+    shutil.copy(MEDIA / "fps_25.mp4", work / "bad.m4v")
+    (work / "notes.txt").write_text("not a video: the hook's files pattern leaves it out\n")
+    _git(work, "init", "-q")
+    _git(work, "add", ".")
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    env.pop("PREFLIGHT_POLICY", None)
+    pre_commit = [str(Path(sys.executable).with_name("pre-commit")), "try-repo", str(hook_repo)]
+
+    def hook(*files: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*pre_commit, "preflight", "--files", *files],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    passed = hook("ok.mp4", "notes.txt")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "Passed" in passed.stdout
+    failed = hook("ok.mp4", "bad.m4v", "notes.txt")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "REJECT  bad.m4v" in failed.stdout
+    assert "fps.not_allowed" in failed.stdout
+    assert "notes.txt" not in failed.stdout.split("hook id: preflight")[1]
+    assert "2 checked: 1 pass, 1 reject" in failed.stdout
