@@ -43,6 +43,20 @@ install_postgresql() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 }
 
+install_shells() {
+    # The completion scripts are loaded by the real shells; the pre-commit hook test needs git.
+    local missing=()
+    for tool in zsh fish git; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return
+    say "${missing[*]} missing: installing Debian's (for the completion and pre-commit tests)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 setup() {
     install_ffmpeg
     if [ ! -x "$VENV/bin/python" ]; then
@@ -63,6 +77,7 @@ test)
     setup dev
     install_chromium
     install_postgresql
+    install_shells
     say "ruff: lint and format check"
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .

@@ -138,14 +138,15 @@ def test_one_registry_names_every_format(
     from preflight.report import REPORTERS, WRITERS, summarize
 
     # The CLI builds every stream reporter alike, by name (mypy does not check constructors).
+    streams = {}
     for name, reporter_class in REPORTERS.items():
-        stream = io.StringIO()
+        stream = streams[name] = io.StringIO()
         reporter = reporter_class(stream, color=False)
         for result in results:
             reporter.result(result)
         reporter.finish(results, summarize(results, policy=policy.name, exit_code=3))
         assert stream.getvalue(), name
-    assert json.loads(stream.getvalue().splitlines()[0])["source"] == results[0].source
+    assert json.loads(streams["jsonl"].getvalue().splitlines()[0])["source"] == results[0].source
     assert [REPORTERS[n].in_input_order for n in ("text", "json", "jsonl")] == [True, True, False]
     # The file formats: named as their options, and the same bytes as the module's own write().
     assert list(WRITERS) == ["junit", "csv", "html"]

@@ -67,12 +67,11 @@ def _open_cache(ledger: str | None) -> ProbeCache | None:
 
 def run_check(args: argparse.Namespace) -> int:
     from ..batch import InOrder, default_workers, run_batch
-    from ..policy import load_policy
     from ..report import REPORTERS, summarize
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import Progress
 
-    policy = load_policy(args.policy, profile=args.profile)
+    policy = _policy(args)
     sources = expand_sources(
         args.sources,
         recursive=args.recursive,
@@ -85,7 +84,8 @@ def run_check(args: argparse.Namespace) -> int:
     if args.workers is not None and args.dask is not None:
         raise UsageError("--workers and --dask: give one (with --dask the cluster's workers probe)")
     options = _check_options(args)
-    mode = "json" if args.json else "jsonl" if args.jsonl else "text"
+    # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
+    mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
     reporter = REPORTERS[mode](sys.stdout, color=_use_color(args.color, sys.stdout))
     progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
     ordered = InOrder(reporter.result)
@@ -178,7 +178,6 @@ def _read_json_arg(name: str) -> object:
 
 def run_init(args: argparse.Namespace) -> int:
     from ..errors import VideoRejected, VideoUnreadable
-    from ..policy import load_policy
     from ..report.sessions import print_init, print_init_error
     from ..session import init_session
     from ..session.client import debug_stream
@@ -197,7 +196,7 @@ def run_init(args: argparse.Namespace) -> int:
             staged = stage_file(
                 args.file,
                 args.stage,
-                policy=load_policy(args.policy, profile=args.profile),
+                policy=_policy(args),
                 options=_check_options(args),
                 expires_s=args.expires,
             )
@@ -208,7 +207,7 @@ def run_init(args: argparse.Namespace) -> int:
             video_url=video_url,
             video_id=args.video_id,
             task_id=args.task_id,
-            policy=load_policy(args.policy, profile=args.profile),
+            policy=_policy(args),
             options=_check_options(args),
             api_base=args.api_base,
             api_key_file=args.api_key_file,
@@ -235,12 +234,11 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_stage(args: argparse.Namespace) -> int:
     from ..errors import VideoRejected, VideoUnreadable
-    from ..policy import load_policy
     from ..report.text import TextReporter
     from ..staging import parse_target, stage_file
 
     bucket, _prefix = parse_target(args.to)  # a bad --to is a usage error before any check
-    policy = load_policy(args.policy, profile=args.profile)
+    policy = _policy(args)
     options = _check_options(args)
     verdicts: list[str] = []
     for name in args.files:
@@ -292,7 +290,6 @@ def run_sessions(args: argparse.Namespace) -> int:
 
 def run_watch(args: argparse.Namespace) -> int:
     from ..pipeline import CheckOptions
-    from ..policy import load_policy
     from ..sources import DEFAULT_INCLUDE
     from ..watch import WatchOptions, main_loop
 
@@ -309,7 +306,7 @@ def run_watch(args: argparse.Namespace) -> int:
     print(f"watching {args.folder} (Ctrl-C stops)", file=sys.stderr)
     return main_loop(
         args.folder,
-        policy=load_policy(args.policy, profile=args.profile),
+        policy=_policy(args),
         check_options=CheckOptions(backend=args.probe, limits=_probe_limits(args)),
         options=options,
         out=sys.stdout,
@@ -320,11 +317,10 @@ def run_fix(args: argparse.Namespace) -> int:
     from ..fixing import DEFAULT_PRESET, resolve_output
     from ..fixing.batch import InOrder, fix_many
     from ..fixing.report import summarize, write_json, write_json_line, write_summary, write_text
-    from ..policy import load_policy
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import Progress
 
-    policy = load_policy(args.policy, profile=args.profile)
+    policy = _policy(args)
     sources = expand_sources(
         args.sources,
         include=(*DEFAULT_INCLUDE, "*.mkv", "*.webm", "*.flv", "*.ts", "*.3gp"),
@@ -389,8 +385,25 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
+    from ..policy import resolve_policy
 
-    policy = load_policy(args.policy, profile=args.profile)
+    policy, origin = resolve_policy(args.policy, profile=args.profile)
+    # stderr: stdout stays the policy document, which scripts parse.
+    print(f"preflight: policy from {origin}", file=sys.stderr)
     print(json.dumps(policy.to_dict(), indent=2))
+    return ExitCode.OK
+
+
+def _policy(args: argparse.Namespace) -> Policy:
+    """--policy, --profile, $PREFLIGHT_POLICY or the nearest .preflight.json / [tool.preflight]."""
+    from ..policy import resolve_policy
+
+    return resolve_policy(args.policy, profile=args.profile)[0]
+
+
+def run_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+    from .parser import build_parser
+
+    sys.stdout.write(script(args.shell, build_parser()))
     return ExitCode.OK

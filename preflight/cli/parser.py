@@ -7,16 +7,16 @@ subcommand (set_defaults(handler=...)); the choices come from the library's own 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 from .. import __version__
-from ..policy import PROFILES
-from ..probing import BACKENDS
-from ..probing.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
-from ..probing.options import DEFAULT_DEADLINE_S
 from ..status import ExitCode
-from . import commands
+from . import commands, options
+from .completion import SHELLS
+
+# The names of report.REPORTERS, spelled out so that parsing loads no reporter (a test keeps the
+# two equal).
+FORMATS = ("text", "json", "jsonl", "github")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="probe everything again (the cache lives in the ledger file)",
     )
-    _add_ledger_option(check)
+    options.add_ledger_option(check)
     reports = check.add_argument_group("reports (written besides the normal output)")
     reports.add_argument("--junit", metavar="FILE", help="JUnit XML, one test case per source")
     reports.add_argument("--csv", metavar="FILE", help="CSV, one row per source")
@@ -104,10 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--jsonl", action="store_true", help="one JSON object per line, as each finishes"
     )
-    _add_policy_options(check)
-    _add_probe_options(check)
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="what stdout shows: text (default), json (= --json), jsonl (= --jsonl), github "
+        "(GitHub Actions annotations: ::error/::warning per problem)",
+    )
+    options.add_policy_options(check)
+    options.add_probe_options(check)
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    _add_remote_options(check)
+    options.add_remote_options(check)
     check.set_defaults(handler=commands.run_check)
 
     _add_fix_parser(subcommands)
@@ -126,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     policy = subcommands.add_parser(
         "policy",
         help="print the effective policy as JSON",
-        description="Print the policy that check would apply, after 'extends' is resolved.",
+        description="Print the policy that check would apply, after 'extends' is resolved; "
+        "stderr says where it came from.",
     )
-    _add_policy_options(policy)
+    options.add_policy_options(policy)
     policy.set_defaults(handler=commands.run_policy)
 
     init = subcommands.add_parser(
@@ -144,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--task-id", metavar="ID", help="the task that generated --video-id")
     target.add_argument("--file", metavar="FILE", help="a local video: stage it first (--stage)")
     init.add_argument("--stage", metavar="s3://BUCKET/PREFIX/", help="where --file is uploaded")
-    _add_expires_option(init)
+    options.add_expires_option(init)
     init.add_argument("--json", action="store_true", help="print one JSON object")
     init.add_argument("--dry-run", action="store_true", help="do everything but send")
     init.add_argument(
@@ -167,10 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="trace the request and answer on stderr (the key is redacted)",
     )
-    _add_ledger_option(init)
-    _add_policy_options(init)
-    _add_probe_options(init)
-    _add_remote_options(init)
+    options.add_ledger_option(init)
+    options.add_policy_options(init)
+    options.add_probe_options(init)
+    options.add_remote_options(init)
     init.set_defaults(handler=commands.run_init)
 
     stage = subcommands.add_parser(
@@ -183,11 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stage.add_argument("files", nargs="+", metavar="FILE")
     stage.add_argument("--to", required=True, metavar="s3://BUCKET/PREFIX/")
-    _add_expires_option(stage)
+    options.add_expires_option(stage)
     stage.add_argument("--json", action="store_true", help="one JSON document at the end")
-    _add_policy_options(stage)
-    _add_probe_options(stage)
-    _add_remote_options(stage)
+    options.add_policy_options(stage)
+    options.add_probe_options(stage)
+    options.add_remote_options(stage)
     stage.set_defaults(handler=commands.run_stage, no_cache=True, ledger=None)
 
     sessions = subcommands.add_parser(
@@ -198,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("action", nargs="*", metavar="show SESSION_ID")
     sessions.add_argument("--active", action="store_true", help="only unexpired sessions")
     sessions.add_argument("--json", action="store_true")
-    _add_ledger_option(sessions)
+    options.add_ledger_option(sessions)
     sessions.set_defaults(handler=commands.run_sessions)
 
     watch = subcommands.add_parser(
@@ -222,22 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument(
         "--interval",
-        type=_positive,
+        type=options.positive,
         default=1.0,
         metavar="S",
         help="seconds between scans (default 1)",
     )
     watch.add_argument(
         "--settle",
-        type=_positive,
+        type=options.positive,
         default=2.0,
         metavar="S",
         help="a file must stay unchanged this long before it is judged (default 2)",
     )
     watch.add_argument("-r", "--recursive", action="store_true")
     watch.add_argument("--include", action="append", metavar="GLOB")
-    _add_policy_options(watch)
-    _add_probe_options(watch)
+    options.add_policy_options(watch)
+    options.add_probe_options(watch)
     watch.set_defaults(handler=commands.run_watch)
 
     sandbox = subcommands.add_parser(
@@ -245,9 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the loopback stand-in of the API (no key, no network)",
         description="Serve init-selection on loopback as API.md describes, for demos and tests.",
     )
-    sandbox.add_argument("--port", type=_port, default=0, help="0 picks a free port (default)")
+    sandbox.add_argument(
+        "--port", type=options.port, default=0, help="0 picks a free port (default)"
+    )
     sandbox.add_argument("--key", help="the API key it accepts (default: a demo key)")
     sandbox.set_defaults(handler=commands.run_sandbox)
+
+    completion = subcommands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description='Print the completion script for SHELL: bash (eval "$(preflight completion '
+        'bash)"), zsh (source <(preflight completion zsh)), fish (preflight completion fish '
+        "| source).",
+    )
+    completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    completion.set_defaults(handler=commands.run_completion)
     return parser
 
 
@@ -304,131 +323,5 @@ def _add_fix_parser(subcommands: argparse._SubParsersAction[_Parser]) -> None:
     output.add_argument(
         "--jsonl", action="store_true", help="one JSON object per line, as each finishes"
     )
-    _add_policy_options(fix)
+    options.add_policy_options(fix)
     fix.set_defaults(handler=commands.run_fix)
-
-
-def _add_expires_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--expires",
-        type=_whole,
-        default=3600,
-        metavar="S",
-        help="seconds the presigned URL stays valid: 3600 (default, the least) to 604800",
-    )
-
-
-def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--ledger",
-        metavar="PATH|DSN",
-        help="the ledger: a SQLite file, or a postgresql:// DSN shared between machines "
-        "(default $PREFLIGHT_LEDGER or a file in the user data folder)",
-    )
-
-
-def _add_probe_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("probe")
-    group.add_argument(
-        "--probe",
-        choices=BACKENDS,
-        default="auto",
-        help="what reads each file: auto (default) is our box reader alone for MP4/MOV and "
-        "MediaInfo for anything else; mediainfo, ffprobe or both run the named backend(s) "
-        "too (both lists their disagreements)",
-    )
-    group.add_argument(
-        "--probe-timeout",
-        type=_positive,
-        default=DEFAULT_TIMEOUT_S,
-        metavar="S",
-        help=f"seconds a backend may parse one file before it is killed and the file is an "
-        f"error of kind timeout (default {DEFAULT_TIMEOUT_S:g})",
-    )
-    group.add_argument(
-        "--probe-memory-mib",
-        type=_whole,
-        default=DEFAULT_MEMORY_MIB,
-        metavar="MIB",
-        help=f"address space a backend may use on one file; past it the file is an error of "
-        f"kind resource_limit (default {DEFAULT_MEMORY_MIB})",
-    )
-
-
-def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
-    return value
-
-
-def _add_remote_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("URLs")
-    group.add_argument(
-        "--allow-private-urls",
-        action="store_true",
-        help="a URL on a private, loopback or link-local address is a warning, "
-        "not a reject (the API cannot fetch it; for tests and local demos)",
-    )
-    group.add_argument(
-        "--connect-timeout",
-        type=_positive,
-        default=10.0,
-        metavar="S",
-        help="seconds to wait for a connection (default 10)",
-    )
-    group.add_argument(
-        "--read-timeout",
-        type=_positive,
-        default=30.0,
-        metavar="S",
-        help="seconds to wait for data before giving up (default 30)",
-    )
-    group.add_argument(
-        "--deadline",
-        type=_positive,
-        default=DEFAULT_DEADLINE_S,
-        metavar="S",
-        help="seconds one URL may take in all (connecting, redirects, every Range request and "
-        f"byte); past it the source is an error of kind timeout (default {DEFAULT_DEADLINE_S:g})",
-    )
-    group.add_argument(
-        "--max-prefix-mib",
-        type=_positive,
-        default=32.0,
-        metavar="MIB",
-        help="from a server without Range support, read at most this much (default 32)",
-    )
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535: {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number above 0: {text!r}")
-    return value
-
-
-def _add_policy_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--profile",
-        choices=PROFILES,
-        help="a shipped policy profile (default cometapi)",
-    )
-    group.add_argument("--policy", metavar="FILE", help="a house policy JSON file")

@@ -1,13 +1,15 @@
 """The policy: the limits as data (shipped profiles, house files) and the judge that applies them.
 
-`load_policy` reads and validates a policy (load.py); `judge` turns the facts of one source into a
+`load_policy` reads and validates a policy (load.py), `resolve_policy` finds the one that applies
+without a flag (discover.py); `judge` turns the facts of one source into a
 Verdict (judge.py), every rule family: the media's (rules.py) and the URL's (url.py).
 """
 
 from __future__ import annotations
 
+from .discover import resolve_policy
 from .judge import judge
 from .load import PROFILES, Policy, load_policy
 from .url import UrlFacts
 
-__all__ = ["PROFILES", "Policy", "UrlFacts", "judge", "load_policy"]
+__all__ = ["PROFILES", "Policy", "UrlFacts", "judge", "load_policy", "resolve_policy"]

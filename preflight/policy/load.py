@@ -67,6 +67,14 @@ def load_policy(path: str | Path | None = None, *, profile: str | None = None) -
     return _build(_resolve(load_schema(f"policy.{name}.json"), where, seen=()), where)
 
 
+def load_policy_data(raw: dict[str, Any], where: str) -> Policy:
+    """A house policy already parsed (a pyproject.toml table): validated and built as a file is."""
+    try:
+        return _build(_resolve(raw, where, seen=()), where)
+    except RecursionError:
+        raise PolicyError(f"{where} is nested too deeply") from None
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:

@@ -1,7 +1,8 @@
 """Reporters: how results are shown, each format one module behind one of two interfaces.
 
-A Reporter writes to a stream as sources finish (text, json, jsonl: REPORTERS); a Writer writes one
-file at the end (junit, csv, html: WRITERS). Adding a format is one new module and one row here.
+A Reporter writes to a stream as sources finish (text, json, jsonl, github: REPORTERS); a Writer
+writes one file at the end (junit, csv, html: WRITERS). Adding a format is one new module and one
+row here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..verdict import Result
+from .github import GithubReporter
 from .json_report import JsonLinesReporter, JsonReporter
 from .text import TextReporter
 
@@ -41,6 +43,7 @@ REPORTERS: dict[str, type[Reporter]] = {
     "text": TextReporter,
     "json": JsonReporter,
     "jsonl": JsonLinesReporter,
+    "github": GithubReporter,
 }
 
 
