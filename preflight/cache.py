@@ -19,16 +19,10 @@ from .errors import LedgerError
 from .facts import Disagreement, Facts
 from .ledger.backend import open_store
 from .ledger.rows import stamp
+from .ledger.tables import PROBE_CACHE
 
 # Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
 CACHE_FORMAT = f"facts-v2|{__version__}"  # v2: file paths as hex bytes
-
-_SCHEMA = """CREATE TABLE IF NOT EXISTS probe_cache (
-    key TEXT PRIMARY KEY,
-    facts TEXT NOT NULL,
-    disagreements TEXT NOT NULL,
-    stored_at TEXT NOT NULL
-)"""
 
 
 class ProbeCache:
@@ -42,7 +36,7 @@ class ProbeCache:
         self._lock = threading.Lock()
         try:
             with self._store.guard("opening the probe cache"):
-                self._store.execute(_SCHEMA)
+                self._store.execute(PROBE_CACHE)
         except LedgerError:
             self._store.close()
             raise

@@ -15,52 +15,13 @@ import platformdirs
 
 from ..errors import LedgerError
 from .backend import is_dsn
+from .tables import MIGRATIONS, SCHEMA_VERSION, records
 
-SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
-# The attempt states in the CHECK are rows.AttemptState; the text stays as it is, since SQLite
-# keeps it in every ledger file already written.
-_SCHEMA = """
-CREATE TABLE attempts (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL,
-    source_key TEXT NOT NULL,
-    attempt_no INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('sending', 'ok', 'failed', 'ambiguous')),
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    request_body TEXT NOT NULL,
-    facts TEXT,
-    verdict TEXT,
-    http_status INTEGER,
-    code INTEGER,
-    message TEXT,
-    request_id TEXT,
-    session_id TEXT,
-    ambiguous INTEGER NOT NULL DEFAULT 0,
-    cross_check TEXT NOT NULL DEFAULT '[]',
-    api_base TEXT NOT NULL
-);
-CREATE INDEX attempts_by_source ON attempts (source_key, id);
-CREATE TABLE sessions (
-    session_id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    source_key TEXT NOT NULL,
-    attempt_id INTEGER NOT NULL REFERENCES attempts (id),
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    fps REAL,
-    original_duration REAL,
-    width INTEGER,
-    height INTEGER,
-    total_frame INTEGER,
-    normalized_video TEXT,
-    final_unit_deduction TEXT,
-    request_id TEXT,
-    data TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX sessions_by_source ON sessions (source_key, expires_at);
+_SCHEMA = (
+    records(id_type="INTEGER PRIMARY KEY", ref_type="INTEGER", float_type="REAL")
+    + """
 CREATE TABLE locks (
     source_key TEXT PRIMARY KEY,
     pid INTEGER NOT NULL,
@@ -68,15 +29,7 @@ CREATE TABLE locks (
     acquired_at TEXT NOT NULL
 );
 """
-# What brings a ledger of version N-1 to N: a new ledger is made at version 1 and walks them too,
-# so an old file and a new one end with the same columns. Rows written before keep NULLs.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    # What Kling's follow-up calls need of a session (rows.SessionRow).
-    2: (
-        "ALTER TABLE sessions ADD COLUMN duration_bucket TEXT",
-        "ALTER TABLE sessions ADD COLUMN key_fingerprint TEXT",
-    ),
-}
+)
 # Added without a version bump: older preflights ignore it. See Ledger.reserve_room.
 _ROOM_TABLE = "CREATE TABLE IF NOT EXISTS room (filler BLOB NOT NULL)"
 

@@ -1,0 +1,76 @@
+"""The tables both ledgers share (attempts, sessions, the probe cache), their version and the
+migrations between versions, written once with each dialect's column types filled in.
+
+Same names and meaning in SQLite and PostgreSQL, so rows and JSON are the same from either; stamps
+stay text in rows.STAMP_FORMAT. Each backend adds its own lock tables (store.py, pg.py).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 2
+
+# What brings a ledger of version N-1 to N: a new ledger is made at version 1 and walks them too,
+# so an old file and a new one end with the same columns. Rows written before keep NULLs.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # What Kling's follow-up calls need of a session (rows.SessionRow).
+    2: (
+        "ALTER TABLE sessions ADD COLUMN duration_bucket TEXT",
+        "ALTER TABLE sessions ADD COLUMN key_fingerprint TEXT",
+    ),
+}
+
+PROBE_CACHE = """CREATE TABLE IF NOT EXISTS probe_cache (
+    key TEXT PRIMARY KEY,
+    facts TEXT NOT NULL,
+    disagreements TEXT NOT NULL,
+    stored_at TEXT NOT NULL
+)"""
+
+
+def records(*, id_type: str, ref_type: str, float_type: str, session_extra: str = "") -> str:
+    """The attempts and sessions tables (version 1) in one dialect's types.
+
+    The attempt states in the CHECK are rows.AttemptState; the text stays as it is, since SQLite
+    keeps it in every ledger file already written.
+    """
+    return f"""
+CREATE TABLE attempts (
+    id {id_type},
+    source TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    attempt_no INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('sending', 'ok', 'failed', 'ambiguous')),
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    request_body TEXT NOT NULL,
+    facts TEXT,
+    verdict TEXT,
+    http_status INTEGER,
+    code INTEGER,
+    message TEXT,
+    request_id TEXT,
+    session_id TEXT,
+    ambiguous INTEGER NOT NULL DEFAULT 0,
+    cross_check TEXT NOT NULL DEFAULT '[]',
+    api_base TEXT NOT NULL
+);
+CREATE INDEX attempts_by_source ON attempts (source_key, id);
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    attempt_id {ref_type} NOT NULL REFERENCES attempts (id),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    fps {float_type},
+    original_duration {float_type},
+    width INTEGER,
+    height INTEGER,
+    total_frame INTEGER,
+    normalized_video TEXT,
+    final_unit_deduction TEXT,
+    request_id TEXT,
+    data TEXT NOT NULL DEFAULT '{{}}'{session_extra}
+);
+CREATE INDEX sessions_by_source ON sessions (source_key, expires_at);
+"""
