@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .errors import UsageError
-from .policy.url import is_url
 
 DEFAULT_INCLUDE = ("*.mp4", "*.mov", "*.m4v")
 # Folders the watch folder and editors' tools create: never descend into them.
@@ -55,6 +54,11 @@ def expand_sources(
         for source in found or [name]:
             add(source)
     return out
+
+
+def is_url(source: str) -> bool:
+    """Whether a source names a URL (judged by policy.url) rather than a local path."""
+    return source.lower().startswith(("http://", "https://")) or "://" in source[:12]
 
 
 def read_text(name: str, label: str = "") -> str:

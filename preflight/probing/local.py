@@ -94,7 +94,8 @@ def probe_stream(
         chosen = [] if layout is not None else ["mediainfo"]
     else:
         chosen = ["mediainfo", "ffprobe"] if backend == "both" else [backend]
-    readers = readers or _local_readers(limits or ProbeLimits())
+    # The box reader alone loads no backend module (ffprobe's needs subprocess).
+    readers = readers or (_local_readers(limits or ProbeLimits()) if chosen else {})
     readings: dict[str, BackendReading] = {}
     failures: list[ProbeError] = []
     for which in chosen:
