@@ -10,9 +10,12 @@ import fnmatch
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_INCLUDE = ("*.mp4", "*.mov", "*.m4v")
 # Folders the watch folder and editors' tools create: never descend into them.
@@ -45,6 +48,8 @@ def expand_sources(
         if is_url(name) or not os.path.isdir(name):
             add(name)  # a missing or odd path is still a source: it gets an `error` result
             continue
+        from pathlib import Path  # for folders only: a named file or URL needs none
+
         found = [
             str(path)
             for path in _walk(Path(name), recursive)
@@ -86,6 +91,8 @@ def read_list(from_file: str) -> list[str]:
 
 
 def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+    from pathlib import Path
+
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:

@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
-
 from ..errors import LedgerError
 from .backend import is_dsn
 from .tables import MIGRATIONS, SCHEMA_VERSION, records
@@ -42,6 +40,8 @@ def default_path() -> Path | str:
         return named  # a Path would fold its '//'
     if named:
         return Path(named).expanduser()
+    import platformdirs  # here: with $PREFLIGHT_LEDGER (or --ledger) it is not needed
+
     return Path(platformdirs.user_data_dir("preflight")) / "ledger.sqlite3"
 
 
