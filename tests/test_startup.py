@@ -132,6 +132,18 @@ def test_a_cached_result_says_so(tmp_path: Path) -> None:
     assert first == again
 
 
+def test_a_warm_check_writes_nothing_to_the_ledger(tmp_path: Path) -> None:
+    # One open and one indexed read: no write lock, no commit, no checkpoint on close.
+    ledger = tmp_path / "ledger.sqlite3"
+    run_json("check", "--json", "--ledger", str(ledger), str(MP4))  # creates it, fills the cache
+    before = ledger.stat()
+    results = run_json("check", "--json", "--ledger", str(ledger), str(MP4))[1]["results"]
+    assert results[0]["probe"]["cached"] is True
+    after = ledger.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert not Path(f"{ledger}-wal").exists() or Path(f"{ledger}-wal").stat().st_size == 0
+
+
 def test_import_preflight_loads_only_the_package(tmp_path: Path) -> None:
     code, loaded = loaded_by(tmp_path, "--import-only")
     assert code == 0

@@ -87,6 +87,10 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        if self._is_current():
+            # The usual open: reads only. No write lock is taken and nothing is written, so a
+            # cached check costs no commit, and closing has no WAL frames to checkpoint.
+            return
         with self.transaction():
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -104,6 +108,15 @@ class SqliteStore:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(_ROOM_TABLE)
+
+    def _is_current(self) -> bool:
+        """At this schema version, with the room table: nothing for _prepare to create."""
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return False
+        room = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'room'"
+        ).fetchone()
+        return room is not None
 
     def close(self) -> None:
         self._conn.close()
