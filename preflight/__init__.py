@@ -7,7 +7,10 @@ first use (PEP 562), so a cached `preflight check` does not pay for requests or 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+
+# typing.TYPE_CHECKING's value, without importing typing (and re with it) for `import preflight`;
+# mypy reads a name TYPE_CHECKING as true either way.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -96,6 +99,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .errors import (
         ApiError,
         LedgerBusy,

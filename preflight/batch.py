@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from .pipeline import CheckOptions, check_one
 from .policy import Policy
-from .policy.url import is_url
+from .sources import is_url
 from .verdict import Failure, Result
 
 
@@ -45,6 +44,9 @@ def run_batch(
         for index in range(len(sources)):
             collected.deliver(*one(index))
     else:
+        # Here, not at the top: concurrent.futures loads logging, which one source never needs.
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preflight") as pool:
             # Submit a bounded window so a million-line --from list does not queue a million
             # futures at once.

@@ -18,7 +18,6 @@ from . import __version__
 from .errors import LedgerError
 from .facts import Disagreement, Facts
 from .ledger.backend import open_store
-from .ledger.rows import stamp
 from .ledger.tables import PROBE_CACHE
 
 # Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
@@ -90,6 +89,8 @@ class ProbeCache:
     def put(self, key: str | None, facts: Facts, disagreements: list[Disagreement]) -> None:
         if key is None:
             return
+        from .ledger.rows import stamp  # rows.py (datetime, two dataclasses): when writing only
+
         values = (
             key,
             json.dumps(facts.to_dict()),

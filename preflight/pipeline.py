@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from .errors import NetworkError, ProbeError, UsageError
 from .facts import BackendName, Disagreement, Facts, ReaderName
 from .policy import Policy, judge, load_policy
-from .policy.url import is_url
 from .probing import DEFAULT_BACKEND, answered_by, probe
 from .probing.limits import ProbeLimits
 from .probing.options import RemoteOptions
+from .sources import is_url
 from .verdict import Failure, Result
 
 if TYPE_CHECKING:

@@ -10,10 +10,12 @@ import fnmatch
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
-from .policy.url import is_url
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_INCLUDE = ("*.mp4", "*.mov", "*.m4v")
 # Folders the watch folder and editors' tools create: never descend into them.
@@ -46,6 +48,8 @@ def expand_sources(
         if is_url(name) or not os.path.isdir(name):
             add(name)  # a missing or odd path is still a source: it gets an `error` result
             continue
+        from pathlib import Path  # for folders only: a named file or URL needs none
+
         found = [
             str(path)
             for path in _walk(Path(name), recursive)
@@ -55,6 +59,11 @@ def expand_sources(
         for source in found or [name]:
             add(source)
     return out
+
+
+def is_url(source: str) -> bool:
+    """Whether a source names a URL (judged by policy.url) rather than a local path."""
+    return source.lower().startswith(("http://", "https://")) or "://" in source[:12]
 
 
 def read_text(name: str, label: str = "") -> str:
@@ -82,6 +91,8 @@ def read_list(from_file: str) -> list[str]:
 
 
 def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
+    from pathlib import Path
+
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:

@@ -28,7 +28,8 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script (pyproject: preflight.cli:main), also run by `python -m preflight`."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)  # only the subcommand argv names, when it names one
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)

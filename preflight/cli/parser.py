@@ -7,16 +7,18 @@ subcommand (set_defaults(handler=...)); the choices come from the library's own 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..status import ExitCode
 from . import commands, options
-from .completion import SHELLS
 
-# The names of report.REPORTERS, spelled out so that parsing loads no reporter (a test keeps the
-# two equal).
+# The names of report.REPORTERS and completion.SHELLS, spelled out so that parsing loads no
+# reporter and no completion code (a test keeps each pair equal).
 FORMATS = ("text", "json", "jsonl", "github")
+SHELLS = ("bash", "zsh", "fish")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,8 +26,35 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(ExitCode.USAGE, f"preflight: error: {message}\n")
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every add_argument; given the width, it does not import
+        # shutil (and with it bz2, lzma) to ask for it.
+        # (typeshed's protocol for formatter_class names `prog` only; every HelpFormatter takes
+        # `width` too.)
+        return self.formatter_class(prog=self.prog, width=_help_width())  # type: ignore[call-arg]
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _help_width() -> int:
+    """shutil.get_terminal_size().columns - 2, the width argparse wraps help at by default."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        stream = sys.__stdout__
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns if stream else 0
+        except (ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
+_Subcommands = argparse._SubParsersAction  # what add_subparsers returns
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; or, when `argv` starts with a subcommand's name, the top level
+    with that one subcommand only: a run uses one, and building all ten costs ~5 ms."""
     parser = _Parser(
         prog="preflight",
         description="Check MP4/MOV videos against the Kling multi-elements init-selection limits "
@@ -34,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"preflight {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    wanted = argv[0] if argv and argv[0] in _SUBCOMMANDS else None
+    for name, add in _SUBCOMMANDS.items():
+        if wanted in (None, name):
+            add(subcommands)
+    return parser
+
+
+def _add_check(subcommands: _Subcommands[_Parser]) -> None:
     check = subcommands.add_parser(
         "check",
         help="probe and judge local files, folders and http(s) URLs",
@@ -116,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_remote_options(check)
     check.set_defaults(handler=commands.run_check)
 
-    _add_fix_parser(subcommands)
 
+def _add_validate(subcommands: _Subcommands[_Parser]) -> None:
     validate = subcommands.add_parser(
         "validate-request",
         help="validate an init-selection request body",
@@ -129,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     validate.set_defaults(handler=commands.run_validate_request)
 
+
+def _add_policy(subcommands: _Subcommands[_Parser]) -> None:
     policy = subcommands.add_parser(
         "policy",
         help="print the effective policy as JSON",
@@ -138,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_policy_options(policy)
     policy.set_defaults(handler=commands.run_policy)
 
+
+def _add_init(subcommands: _Subcommands[_Parser]) -> None:
     init = subcommands.add_parser(
         "init",
         help="pre-flight a video, then open an editing session (init-selection)",
@@ -180,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_remote_options(init)
     init.set_defaults(handler=commands.run_init)
 
+
+def _add_stage(subcommands: _Subcommands[_Parser]) -> None:
     stage = subcommands.add_parser(
         "stage",
         help="check local videos, upload them to S3-compatible storage, print presigned URLs",
@@ -197,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_remote_options(stage)
     stage.set_defaults(handler=commands.run_stage, no_cache=True, ledger=None)
 
+
+def _add_sessions(subcommands: _Subcommands[_Parser]) -> None:
     sessions = subcommands.add_parser(
         "sessions",
         help="list recorded sessions, or show one",
@@ -208,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_ledger_option(sessions)
     sessions.set_defaults(handler=commands.run_sessions)
 
+
+def _add_watch(subcommands: _Subcommands[_Parser]) -> None:
     watch = subcommands.add_parser(
         "watch",
         help="judge each new or changed MP4/MOV in a folder once it stops growing",
@@ -247,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_probe_options(watch)
     watch.set_defaults(handler=commands.run_watch)
 
+
+def _add_sandbox(subcommands: _Subcommands[_Parser]) -> None:
     sandbox = subcommands.add_parser(
         "sandbox",
         help="run the loopback stand-in of the API (no key, no network)",
@@ -258,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--key", help="the API key it accepts (default: a demo key)")
     sandbox.set_defaults(handler=commands.run_sandbox)
 
+
+def _add_completion(subcommands: _Subcommands[_Parser]) -> None:
     completion = subcommands.add_parser(
         "completion",
         help="print a shell completion script",
@@ -267,10 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
     completion.set_defaults(handler=commands.run_completion)
-    return parser
 
 
-def _add_fix_parser(subcommands: argparse._SubParsersAction[_Parser]) -> None:
+def _add_fix(subcommands: _Subcommands[_Parser]) -> None:
     fix = subcommands.add_parser(
         "fix",
         help="make rejected local videos pass: lossless where the file allows, re-checked",
@@ -325,3 +375,18 @@ def _add_fix_parser(subcommands: argparse._SubParsersAction[_Parser]) -> None:
     )
     options.add_policy_options(fix)
     fix.set_defaults(handler=commands.run_fix)
+
+
+# In the order `preflight --help` lists them.
+_SUBCOMMANDS: dict[str, Callable[[_Subcommands[_Parser]], None]] = {
+    "check": _add_check,
+    "fix": _add_fix,
+    "validate-request": _add_validate,
+    "policy": _add_policy,
+    "init": _add_init,
+    "stage": _add_stage,
+    "sessions": _add_sessions,
+    "watch": _add_watch,
+    "sandbox": _add_sandbox,
+    "completion": _add_completion,
+}

@@ -9,8 +9,32 @@ PostgreSQL claim with its lease; rows.py the typed rows and the one stamp format
 
 from __future__ import annotations
 
-from .book import Ledger
-from .rows import AttemptRow, AttemptState, SessionRow
-from .store import default_path
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# name -> module that defines it. Loaded on first use (PEP 562), so the probe cache, which needs
+# backend.py and rows.py only, does not load the Ledger's locks (socket, datetime, random).
+_EXPORTS = {
+    "AttemptRow": "rows",
+    "AttemptState": "rows",
+    "Ledger": "book",
+    "SessionRow": "rows",
+    "default_path": "store",
+}
 
 __all__ = ["AttemptRow", "AttemptState", "Ledger", "SessionRow", "default_path"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .book import Ledger
+    from .rows import AttemptRow, AttemptState, SessionRow
+    from .store import default_path

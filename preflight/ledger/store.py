@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
-
 from ..errors import LedgerError
 from .backend import is_dsn
 from .tables import MIGRATIONS, SCHEMA_VERSION, records
@@ -42,6 +40,8 @@ def default_path() -> Path | str:
         return named  # a Path would fold its '//'
     if named:
         return Path(named).expanduser()
+    import platformdirs  # here: with $PREFLIGHT_LEDGER (or --ledger) it is not needed
+
     return Path(platformdirs.user_data_dir("preflight")) / "ledger.sqlite3"
 
 
@@ -87,6 +87,10 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        if self._is_current():
+            # The usual open: reads only. No write lock is taken and nothing is written, so a
+            # cached check costs no commit, and closing has no WAL frames to checkpoint.
+            return
         with self.transaction():
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -104,6 +108,15 @@ class SqliteStore:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(_ROOM_TABLE)
+
+    def _is_current(self) -> bool:
+        """At this schema version, with the room table: nothing for _prepare to create."""
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return False
+        room = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'room'"
+        ).fetchone()
+        return room is not None
 
     def close(self) -> None:
         self._conn.close()

@@ -7,9 +7,23 @@ Verdict (judge.py), every rule family: the media's (rules.py) and the URL's (url
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .discover import resolve_policy
 from .judge import judge
 from .load import PROFILES, Policy, load_policy
-from .url import UrlFacts
+
+if TYPE_CHECKING:
+    from .url import UrlFacts
 
 __all__ = ["PROFILES", "Policy", "UrlFacts", "judge", "load_policy", "resolve_policy"]
+
+
+def __getattr__(name: str) -> Any:
+    # url.py loads on first use: it needs socket, ipaddress and datetime, which judging a local
+    # file does not.
+    if name == "UrlFacts":
+        from .url import UrlFacts
+
+        return UrlFacts
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PolicyError
 from .load import DEFAULT_PROFILE, MAX_POLICY_BYTES, Policy, load_policy, load_policy_data
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ENV_VAR = "PREFLIGHT_POLICY"
 POLICY_FILE = ".preflight.json"
@@ -41,13 +43,12 @@ def resolve_policy(
             return load_policy(named), f"${ENV_VAR} {named}"
         except PolicyError as exc:
             raise PolicyError(f"${ENV_VAR}: {exc}") from None
-    folder = Path(start if start is not None else Path.cwd()).absolute()
-    for here in (folder, *folder.parents):
-        candidate = here / POLICY_FILE
-        if candidate.is_file():
-            return load_policy(candidate), str(candidate)
-        pyproject = here / "pyproject.toml"
-        if pyproject.is_file():
+    for here in _folders_up(os.getcwd() if start is None else os.fspath(start)):
+        candidate = os.path.join(here, POLICY_FILE)
+        if os.path.isfile(candidate):
+            return load_policy(candidate), candidate
+        pyproject = os.path.join(here, "pyproject.toml")
+        if os.path.isfile(pyproject):
             table = _tool_preflight(pyproject)
             if table is not None:
                 where = f"{pyproject} [tool.preflight]"
@@ -55,14 +56,24 @@ def resolve_policy(
     return load_policy(), f"profile {DEFAULT_PROFILE} (the default: no policy file found)"
 
 
-def _tool_preflight(pyproject: Path) -> dict[str, Any] | None:
+def _folders_up(start: str) -> Iterator[str]:
+    """`start` made absolute (as pathlib's absolute(): no '..' folded), then each parent up to
+    the root; plain os.path, so finding the policy does not load pathlib."""
+    parts = [
+        part for part in os.path.join(os.getcwd(), start).split(os.sep) if part not in ("", ".")
+    ]
+    for end in range(len(parts), -1, -1):
+        yield os.sep + os.sep.join(parts[:end])
+
+
+def _tool_preflight(pyproject: str) -> dict[str, Any] | None:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pyproject depends on tomli for Python 3.10 only
         import tomli as tomllib
 
     try:
-        with pyproject.open("rb") as f:
+        with open(pyproject, "rb") as f:
             content = f.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
         raise PolicyError(f"cannot read {pyproject}: {exc.strerror or exc}") from None

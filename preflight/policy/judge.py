@@ -5,12 +5,16 @@ The one place a verdict is decided, for files and URLs alike. Pure: no I/O.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import UsageError
 from ..facts import Facts
 from ..verdict import Verdict, Violation
 from .load import Policy
 from .rules import judge_media
-from .url import UrlFacts, judge_no_range, judge_url
+
+if TYPE_CHECKING:
+    from .url import UrlFacts
 
 
 def judge(facts: Facts | None, policy: Policy, url: UrlFacts | None = None) -> Verdict:
@@ -25,6 +29,8 @@ def judge(facts: Facts | None, policy: Policy, url: UrlFacts | None = None) -> V
     violations: list[Violation] = []
     warnings: list[Violation] = []
     if url is not None:
+        from .url import judge_no_range, judge_url  # socket, ipaddress: for URLs only
+
         judged = judge_url(url)
         violations += judged.violations
         warnings += judged.warnings

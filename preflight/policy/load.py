@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PolicyError
 from ..schemas import load_schema
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PROFILES = ("cometapi", "kling")
 DEFAULT_PROFILE = "cometapi"
@@ -52,6 +54,8 @@ class Policy:
 def load_policy(path: str | Path | None = None, *, profile: str | None = None) -> Policy:
     """Load a house policy file, or a shipped profile (default: cometapi)."""
     if path is not None:
+        from pathlib import Path  # a house file only: a profile needs no pathlib
+
         where = str(path)
         try:
             raw = _read_json(Path(path))

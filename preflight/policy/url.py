@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import NetworkError
+from ..sources import is_url as is_url  # defined with the sources; re-exported for old callers
 from ..verdict import RemoteInfo, Violation
 
 EXPIRY_WARNING = timedelta(minutes=30)
@@ -27,10 +28,6 @@ _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:)?//[^/?#]*@")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 
 Resolver = Callable[[str], Sequence[str]]
-
-
-def is_url(source: str) -> bool:
-    return source.lower().startswith(("http://", "https://")) or "://" in source[:12]
 
 
 def redact_url(url: str) -> str:

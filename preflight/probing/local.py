@@ -9,7 +9,6 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import ProbeError, UsageError
 from ..facts import BackendName, BackendReading, Disagreement, Facts, ReaderName
@@ -94,7 +93,8 @@ def probe_stream(
         chosen = [] if layout is not None else ["mediainfo"]
     else:
         chosen = ["mediainfo", "ffprobe"] if backend == "both" else [backend]
-    readers = readers or _local_readers(limits or ProbeLimits())
+    # The box reader alone loads no backend module (ffprobe's needs subprocess).
+    readers = readers or (_local_readers(limits or ProbeLimits()) if chosen else {})
     readings: dict[str, BackendReading] = {}
     failures: list[ProbeError] = []
     for which in chosen:
@@ -113,8 +113,17 @@ def probe_stream(
             reason = failures[0] if failures else "no known container format"
             raise ProbeError(f"not a video file: {reason}", kind="not_media")
         facts = facts_from_reading(container, size, reading)
-    facts.extension = Path(name.split("?")[0]).suffix.lower().lstrip(".")
+    facts.extension = _extension(name)
     return ProbeResult(facts, compare(readings), answered_by(backend, facts))
+
+
+def _extension(name: str) -> str:
+    """The last name's suffix, as pathlib's PurePosixPath(name).suffix has it (lowercased, no
+    dot; a URL's query dropped); spelled out so that a local check does not load pathlib."""
+    parts = [part for part in name.split("?")[0].split("/") if part not in ("", ".")]
+    last = parts[-1] if parts else ""
+    dot = last.rfind(".")
+    return last[dot + 1 :].lower() if 0 < dot < len(last) - 1 else ""
 
 
 def _stat_size(name: str) -> int:

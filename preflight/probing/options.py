@@ -4,7 +4,6 @@ from the HTTP code. Importing this costs nothing, so `check` on local files neve
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,14 +35,22 @@ class RemoteOptions:
     resolve: Callable[[str], Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
-        for network in self.public_networks:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise UsageError(f"not an IP network: {network!r}") from None
+        _check_networks(self.public_networks)
         if self.deadline_s <= 0:
             raise UsageError(f"the deadline must be positive, not {self.deadline_s}")
 
     @property
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout_s, self.read_timeout_s)
+
+
+def _check_networks(networks: Sequence[str]) -> None:
+    if not networks:
+        return  # the usual case, and every local check: ipaddress is not even loaded
+    import ipaddress
+
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise UsageError(f"not an IP network: {network!r}") from None

@@ -7,7 +7,6 @@ row here.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..verdict import Result
@@ -16,6 +15,8 @@ from .json_report import JsonLinesReporter, JsonReporter
 from .text import TextReporter
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..policy import Policy
 
 
