@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..facts import Facts
 from ..policy import Policy
+from ..probing.worker import MAX_IDLE
 from ..verdict import Result, Violation
 from .atomic import write_atomically
 from .html_charts import draw_charts, number_text, rates_text, windows_text
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
 # JPEG stays under 8 KiB and a 1,000-file page under ~5 MB.
 THUMB_BOX = (192, 192)
 THUMB_TIMEOUT_S = 20.0  # per file: a damaged file must not hang the report
-# One decoding worker per core: each decodes on one thread, and the work is all CPU.
-THUMB_WORKERS = max(2, os.cpu_count() or 2)
+# One decoding worker per core: each decodes on one thread, and the work is all CPU. At most as
+# many as the pool keeps warm, or workers would be started and stopped between files.
+THUMB_WORKERS = min(MAX_IDLE, max(2, os.cpu_count() or 2))
 VERDICT_WORDS = {"pass": "PASS", "reject": "REJECT", "error": "ERROR"}
 
 
