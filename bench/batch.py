@@ -1,9 +1,10 @@
 """Benchmark: `preflight check` over N small real videos against a sequential ffprobe loop.
 
 Times, in one run: the ffprobe loop, `preflight check` cold (no cache) and warm (all cached), cold
-with 1, 2 and 4 worker threads, and cold with `--dask local:2` (two worker processes; its row
-includes starting the LocalCluster, skipped without the dask extra); each is the real console
-script over the whole folder. Usage:
+with 1, 2 and 4 worker threads, cold with `--dask local:2` (two worker processes; its row
+includes starting the LocalCluster, skipped without the dask extra), and `check --html` cold
+(empty cache: every thumbnail decoded) and warm (the cache the cold row filled); each is the real
+console script over the whole folder. Usage:
     python bench/batch.py [-n 1000] [--keep DIR]
 """
 
@@ -168,6 +169,12 @@ def main() -> int:
             timed([script, "check", "--quiet", "--json", clips], env),
         )
     )
+    page = folder / "report.html"
+    fresh_cache()
+    html_command = [script, "check", "--quiet", "--json", "--html", str(page), clips]
+    rows.append(("preflight check --html cold", timed(html_command, env)))
+    cold_page_bytes = page.stat().st_size if page.exists() else 0
+    rows.append(("preflight check --html warm", timed(html_command, env)))
     baseline = rows[0][1]
     print(f"{len(files)} files ({len(VARIANTS)} distinct encodes), {os.cpu_count()} cores\n")
     print(f"{'run':46} {'seconds':>8} {'files/s':>9} {'vs ffprobe':>11}")
@@ -175,6 +182,10 @@ def main() -> int:
         print(f"{name:46} {seconds:8.2f} {len(files) / seconds:9.0f} {baseline / seconds:10.1f}x")
     if importlib.util.find_spec("distributed") is not None:
         print(f"(--dask local:2 over one file, i.e. cluster start and stop: {startup:.2f} s)")
+    print(
+        f"(--html page: {cold_page_bytes / 1e6:.2f} MB, "
+        f"{cold_page_bytes // len(files)} bytes a file)"
+    )
     if args.keep is None:
         shutil.rmtree(folder)
     return 0

@@ -3,7 +3,8 @@ shared PostgreSQL database, where every machine sees what one probed).
 
 Keyed so that any change to a source misses: local files by absolute path, size, mtime and inode;
 URLs by final URL, ETag or Last-Modified, and length. Verdicts are never cached, only facts, so a
-new policy judges cached facts afresh.
+new policy judges cached facts afresh. The HTML report's thumbnail of a file lives in the same
+row as its facts (ThumbnailCache), so it is invalidated with them.
 """
 
 from __future__ import annotations
@@ -109,6 +110,56 @@ class ProbeCache:
                 )
         except (LedgerError, ValueError):
             pass  # a full disk or a locked file costs a re-probe next time, nothing else
+
+    def thumbnail(self, key: str | None) -> str | None:
+        """The thumbnail kept in the row of `key` (ThumbnailCache), or None."""
+        if key is None:
+            return None
+        try:
+            with self._lock, self._store.guard("reading the probe cache"):
+                row = self._store.execute(
+                    "SELECT thumbnail FROM probe_cache WHERE key = ?", (key,)
+                ).fetchone()
+        except (LedgerError, ValueError):
+            return None  # as for facts: a cache that cannot be read is a miss
+        return str(row[0]) if row is not None and row[0] else None
+
+    def put_thumbnails(self, rows: list[tuple[str, str]]) -> None:
+        """(thumbnail, key) pairs into the rows that hold those keys' facts, in one transaction."""
+        if not rows:
+            return
+        try:
+            with (
+                self._lock,
+                self._store.guard("writing the probe cache"),
+                self._store.transaction(),
+            ):
+                for row in rows:
+                    self._store.execute("UPDATE probe_cache SET thumbnail = ? WHERE key = ?", row)
+        except (LedgerError, ValueError):
+            pass  # a full disk or a locked file costs a decode next time, nothing else
+
+    def thumbnails(self, backend: str) -> ThumbnailCache:
+        return ThumbnailCache(self, backend)
+
+
+class ThumbnailCache:
+    """The report's thumbnails (JPEG, base64) in the probe cache row of the same file and backend.
+
+    Only a row the check wrote (or read) holds one: a file whose facts are not cached gets none.
+    """
+
+    def __init__(self, cache: ProbeCache, backend: str) -> None:
+        self.cache = cache
+        self.backend = backend
+
+    def get(self, path: str) -> str | None:
+        return self.cache.thumbnail(self.cache.file_key(path, self.backend))
+
+    def put_many(self, thumbnails: list[tuple[str, str]]) -> None:
+        """Keep (path, JPEG in base64) pairs."""
+        keyed = [(jpeg, self.cache.file_key(path, self.backend)) for path, jpeg in thumbnails]
+        self.cache.put_thumbnails([(jpeg, key) for jpeg, key in keyed if key is not None])
 
 
 def _plain(d: Disagreement) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from preflight import check_one, load_policy
 from preflight.facts import Facts
 from preflight.policy import Policy
 from preflight.report import csv_report, html, junit
+from preflight.report.thumbnails import grab_with_ffmpeg
 from preflight.verdict import Failure, Result
 
 from .conftest import FIXTURES, ROOT
@@ -268,12 +269,13 @@ def test_html_escapes_what_it_shows(tmp_path: Path, policy: Policy) -> None:
     assert "&lt;img src=&quot;http://x/a.png&quot; onerror=alert(1)&gt;.mp4" in page
 
 
-def test_thumbnail_placeholder_without_ffmpeg(
+def test_thumbnail_fallback_placeholder_without_ffmpeg(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, results: list[Result]
 ) -> None:
+    # The ffmpeg path is what a machine where PyAV cannot load uses.
     monkeypatch.setenv("PATH", str(tmp_path))
-    thumbnail = html.grab_thumbnail(results[0])
-    assert thumbnail.data_uri is None and "ffmpeg not found" in thumbnail.note
+    thumbnail = grab_with_ffmpeg(Path(results[0].source), box=html.THUMB_BOX, timeout_s=5)
+    assert thumbnail.data_uri is None and "neither PyAV nor ffmpeg" in thumbnail.note
 
 
 @pytest.mark.parametrize(
@@ -281,15 +283,14 @@ def test_thumbnail_placeholder_without_ffmpeg(
     [("sleep 30", "took over"), ("echo broken >&2; exit 1", "could not decode")],
     ids=["hangs", "fails"],
 )
-def test_thumbnail_placeholder_when_ffmpeg_hangs_or_fails(
+def test_thumbnail_fallback_placeholder_when_ffmpeg_hangs_or_fails(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, results: list[Result], script: str, note: str
 ) -> None:
     fake = tmp_path / "ffmpeg"
     fake.write_text(f"#!/bin/sh\n{script}\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setattr(html, "THUMB_TIMEOUT_S", 1.0)
-    thumbnail = html.grab_thumbnail(results[0])
+    thumbnail = grab_with_ffmpeg(Path(results[0].source), box=html.THUMB_BOX, timeout_s=1.0)
     assert thumbnail.data_uri is None and note in thumbnail.note
 
 

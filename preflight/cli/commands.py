@@ -16,7 +16,7 @@ from ..errors import PreflightError, UsageError
 from ..status import ExitCode, exit_code_for_verdicts
 
 if TYPE_CHECKING:
-    from ..cache import ProbeCache
+    from ..cache import ProbeCache, ThumbnailCache
     from ..fixing import FixResult
     from ..pipeline import CheckOptions
     from ..policy import Policy
@@ -112,17 +112,24 @@ def run_check(args: argparse.Namespace) -> int:
                 workers=args.workers or default_workers(sources),
                 on_result=on_result,
             )
+        code = exit_code_for_verdicts([r.verdict for r in results])
+        reporter.finish(results, summarize(results, policy=policy.name, exit_code=int(code)))
+        # The cache stays open for the reports: --html keeps its thumbnails beside the facts.
+        thumbnails = options.cache.thumbnails(options.backend) if options.cache else None
+        _write_reports(args, results, policy, thumbnails)
     finally:
         progress.close()
         if options.cache is not None:
             options.cache.close()
-    code = exit_code_for_verdicts([r.verdict for r in results])
-    reporter.finish(results, summarize(results, policy=policy.name, exit_code=int(code)))
-    _write_reports(args, results, policy)
     return code
 
 
-def _write_reports(args: argparse.Namespace, results: list[Result], policy: Policy) -> None:
+def _write_reports(
+    args: argparse.Namespace,
+    results: list[Result],
+    policy: Policy,
+    thumbnails: ThumbnailCache | None,
+) -> None:
     from ..report import WRITERS
 
     for name, write in WRITERS.items():
@@ -130,7 +137,7 @@ def _write_reports(args: argparse.Namespace, results: list[Result], policy: Poli
         if not path:
             continue
         try:
-            write(results, path, policy=policy)
+            write(results, path, policy=policy, thumbnails=thumbnails)
         except OSError as exc:
             raise UsageError(f"cannot write --{name} {path}: {exc.strerror or exc}") from None
 

@@ -7,7 +7,15 @@ stay text in rows.STAMP_FORMAT. Each backend adds its own lock tables (store.py,
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+# As version 1 made it; migration 3 adds `thumbnail`.
+PROBE_CACHE = """CREATE TABLE IF NOT EXISTS probe_cache (
+    key TEXT PRIMARY KEY,
+    facts TEXT NOT NULL,
+    disagreements TEXT NOT NULL,
+    stored_at TEXT NOT NULL
+)"""
 
 # What brings a ledger of version N-1 to N: a new ledger is made at version 1 and walks them too,
 # so an old file and a new one end with the same columns. Rows written before keep NULLs.
@@ -17,14 +25,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE sessions ADD COLUMN duration_bucket TEXT",
         "ALTER TABLE sessions ADD COLUMN key_fingerprint TEXT",
     ),
+    # The HTML report's thumbnail beside the facts of the same file (a JPEG, base64), so a warm
+    # `check --html` decodes nothing. A SQLite ledger gets probe_cache on first use of the cache,
+    # so the table may not be there yet: it is made first, as the cache would make it.
+    3: (
+        PROBE_CACHE,
+        "ALTER TABLE probe_cache ADD COLUMN thumbnail TEXT",
+    ),
 }
-
-PROBE_CACHE = """CREATE TABLE IF NOT EXISTS probe_cache (
-    key TEXT PRIMARY KEY,
-    facts TEXT NOT NULL,
-    disagreements TEXT NOT NULL,
-    stored_at TEXT NOT NULL
-)"""
 
 
 def records(*, id_type: str, ref_type: str, float_type: str, session_extra: str = "") -> str:

@@ -17,6 +17,7 @@ from .text import TextReporter
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..cache import ThumbnailCache
     from ..policy import Policy
 
 
@@ -36,8 +37,18 @@ class Reporter(Protocol):
 
 
 class Writer(Protocol):
-    def __call__(self, results: list[Result], path: str | Path, *, policy: Policy) -> None:
-        """Write every result to the file at `path`, atomically; OSError if it cannot."""
+    def __call__(
+        self,
+        results: list[Result],
+        path: str | Path,
+        *,
+        policy: Policy,
+        thumbnails: ThumbnailCache | None = None,
+    ) -> None:
+        """Write every result to the file at `path`, atomically; OSError if it cannot.
+
+        `thumbnails`: where a format with pictures keeps them between runs (the probe cache).
+        """
 
 
 REPORTERS: dict[str, type[Reporter]] = {
@@ -50,22 +61,40 @@ REPORTERS: dict[str, type[Reporter]] = {
 
 # The file formats load on use: together they cost about 50 ms of imports (xml, csv, ffmpeg),
 # which a `check` that writes none of them should not pay.
-def _junit(results: list[Result], path: str | Path, *, policy: Policy) -> None:
+def _junit(
+    results: list[Result],
+    path: str | Path,
+    *,
+    policy: Policy,
+    thumbnails: ThumbnailCache | None = None,
+) -> None:
     from .junit import write
 
     write(results, path, policy=policy)
 
 
-def _csv(results: list[Result], path: str | Path, *, policy: Policy) -> None:
+def _csv(
+    results: list[Result],
+    path: str | Path,
+    *,
+    policy: Policy,
+    thumbnails: ThumbnailCache | None = None,
+) -> None:
     from .csv_report import write
 
     write(results, path, policy=policy)
 
 
-def _html(results: list[Result], path: str | Path, *, policy: Policy) -> None:
+def _html(
+    results: list[Result],
+    path: str | Path,
+    *,
+    policy: Policy,
+    thumbnails: ThumbnailCache | None = None,
+) -> None:
     from .html import write
 
-    write(results, path, policy=policy)
+    write(results, path, policy=policy, thumbnails=thumbnails)
 
 
 # In the order the CLI writes them when several are asked for.

@@ -6,36 +6,82 @@ One self-contained file: inline CSS and SVG, thumbnails as data: URIs, so it ope
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..facts import Facts
 from ..policy import Policy
+from ..probing.worker import MAX_IDLE
 from ..verdict import Result, Violation
 from .atomic import write_atomically
 from .html_charts import draw_charts, number_text, rates_text, windows_text
 from .printable import printable
-from .thumbnails import Thumbnail, grab_frame
+from .thumbnails import JPEG_PREFIX, Thumbnail, grab_frame
 
-THUMB_BOX = (320, 240)  # the thumbnail fits inside this, aspect kept (portrait clips stay upright)
+if TYPE_CHECKING:
+    from ..cache import ThumbnailCache
+
+# The thumbnail fits inside this, aspect kept (portrait clips stay upright): small enough that a
+# JPEG stays under 8 KiB and a 1,000-file page under ~5 MB.
+THUMB_BOX = (192, 192)
 THUMB_TIMEOUT_S = 20.0  # per file: a damaged file must not hang the report
-THUMB_WORKERS = 4
+# One decoding worker per core: each decodes on one thread, and the work is all CPU. At most as
+# many as the pool keeps warm, or workers would be started and stopped between files.
+THUMB_WORKERS = min(MAX_IDLE, max(2, os.cpu_count() or 2))
 VERDICT_WORDS = {"pass": "PASS", "reject": "REJECT", "error": "ERROR"}
 
 
-def write(results: list[Result], path: str | Path, *, policy: Policy) -> None:
-    """Write `results` as one self-contained HTML page at `path`, atomically."""
-    with ThreadPoolExecutor(max_workers=THUMB_WORKERS) as pool:
-        thumbnails = list(pool.map(grab_thumbnail, results))
-    page = render(results, policy, thumbnails)
+def write(
+    results: list[Result],
+    path: str | Path,
+    *,
+    policy: Policy,
+    thumbnails: ThumbnailCache | None = None,
+) -> None:
+    """Write `results` as one self-contained HTML page at `path`, atomically.
+
+    With `thumbnails` (the probe cache's), pictures already taken are read from it, not decoded,
+    and new ones are kept there.
+    """
+    page = render(results, policy, grab_thumbnails(results, thumbnails))
     # printable: an undecodable file-name byte is shown as \xff rather than failing the report.
     write_atomically(Path(path), printable(page).encode("utf-8"))
 
 
+def grab_thumbnails(results: list[Result], cache: ThumbnailCache | None = None) -> list[Thumbnail]:
+    """One thumbnail per result, in order: from `cache` when it has it, else decoded in parallel."""
+    kept: dict[str, str] = {}
+    if cache is not None:
+        for result in results:
+            if result.facts is not None and result.facts.video_tracks:
+                jpeg = cache.get(result.source)
+                if jpeg is not None:
+                    kept[result.source] = jpeg
+
+    def one(result: Result) -> Thumbnail:
+        if result.source in kept:
+            return Thumbnail(JPEG_PREFIX + kept[result.source])
+        return grab_thumbnail(result)
+
+    with ThreadPoolExecutor(max_workers=THUMB_WORKERS) as pool:
+        thumbnails = list(pool.map(one, results))
+    if cache is not None:
+        cache.put_many(
+            [
+                (result.source, thumbnail.data_uri.removeprefix(JPEG_PREFIX))
+                for result, thumbnail in zip(results, thumbnails, strict=True)
+                if thumbnail.data_uri and result.source not in kept
+            ]
+        )
+    return thumbnails
+
+
 def grab_thumbnail(result: Result) -> Thumbnail:
-    """A JPEG of the frame in the middle of a local video, or a placeholder saying why not."""
+    """A JPEG of the first keyframe of a local video, or a placeholder saying why not."""
     # The settings are read here, at call time, so that they can be changed on this module.
     return grab_frame(result, box=THUMB_BOX, timeout_s=THUMB_TIMEOUT_S)
 
@@ -103,7 +149,7 @@ def _card(index: int, result: Result, thumbnail: Thumbnail, policy: Policy) -> s
     if thumbnail.data_uri:
         picture = (
             f'<img class="thumb" src="{thumbnail.data_uri}" '
-            f'alt="{escape("the frame in the middle of " + result.source)}">'
+            f'alt="{escape("the first frame of " + result.source)}">'
         )
     else:
         size = " small" if result.facts is None else ""  # an unreadable file: no big empty frame
@@ -257,7 +303,7 @@ code { font: 13px/1.45 ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu 
 .source { font-size: 16px; font-weight: 600; overflow-wrap: anywhere; }
 .card-body { display: flex; gap: 20px; align-items: flex-start; }
 .thumb {
-  flex: none; width: 288px; height: 162px; object-fit: contain; background: #e6e9ed;
+  flex: none; width: 192px; height: 108px; object-fit: contain; background: #e6e9ed;
   border-radius: 6px; border: 1px solid var(--line);
 }
 .placeholder {

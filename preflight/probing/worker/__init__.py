@@ -1,4 +1,5 @@
-"""The pool of warm MediaInfo worker processes: libmediainfo never parses untrusted bytes here.
+"""The pool of warm worker processes: libmediainfo (and, for thumbnails, PyAV's FFmpeg) never
+parses untrusted bytes in this process.
 
 Each worker (child.py) runs under an address-space bound and every job under a deadline; one that
 overruns is killed with its process group and replaced on the next job. Thread-safe: N batch
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +35,19 @@ STARTUP_TIMEOUT_S = 30.0
 MAX_IDLE = 8  # warm workers kept between jobs; more are started when more threads ask at once
 
 
+# What each kind of worker runs, for messages: the child loads one library, never both.
+_NAMES = {"mediainfo": "MediaInfo", "thumbnail": "the thumbnail decoder"}
+_LIBRARIES = {"mediainfo": "libmediainfo", "thumbnail": "FFmpeg"}
+
+
 class _Worker:
-    def __init__(self, memory_bytes: int) -> None:
+    def __init__(self, memory_bytes: int, kind: str) -> None:
         self.memory_bytes = memory_bytes
+        self.kind = kind
         # Our own script by path (not -m preflight...): the child imports neither preflight
         # nor anything else it does not need. No preexec_fn: the child bounds itself.
         self.proc = subprocess.Popen(
-            [sys.executable, "-s", _CHILD, str(memory_bytes)],
+            [sys.executable, "-s", _CHILD, str(memory_bytes), kind],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -130,21 +138,30 @@ class _Worker:
 
 
 class Pool:
-    """Warm workers, keyed by their memory bound; checked out by one thread at a time."""
+    """Warm workers, keyed by kind and memory bound; checked out by one thread at a time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
+        self.jobs: Counter[str] = Counter()  # jobs sent, by kind (for tests and diagnostics)
 
     def pids(self) -> list[int]:
         """Process ids of the workers alive now (for tests and diagnostics)."""
         with self._lock:
             return [w.pid for w in self._all if w.alive()]
 
-    def run(self, header: dict[str, Any], payload: bytes | None, limits: ProbeLimits) -> str:
-        """Send one job to a worker and return MediaInfo's text; raise ProbeError otherwise."""
-        worker = self._checkout(limits)
+    def run(
+        self,
+        header: dict[str, Any],
+        payload: bytes | None,
+        limits: ProbeLimits,
+        kind: str = "mediainfo",
+    ) -> str:
+        """Send one job to a worker of `kind` and return its text; raise ProbeError otherwise."""
+        with self._lock:
+            self.jobs[kind] += 1
+        worker = self._checkout(limits, kind)
         try:
             answer = self._ask(worker, header, payload, limits)
         except BaseException:
@@ -156,7 +173,8 @@ class Pool:
             self._checkin(worker)
         if "text" in answer:
             return str(answer["text"])
-        raise ProbeError(str(answer.get("message", "MediaInfo failed")), kind=answer.get("kind"))
+        failed = f"{_NAMES[kind]} failed"
+        raise ProbeError(str(answer.get("message", failed)), kind=answer.get("kind"))
 
     def close(self) -> None:
         with self._lock:
@@ -187,8 +205,8 @@ class Pool:
             worker.kill()
             seconds = limits.timeout_s if limits else STARTUP_TIMEOUT_S
             raise ProbeError(
-                f"MediaInfo took longer than {seconds:g} s (a hostile or broken index?); "
-                "raise --probe-timeout if this file is real",
+                f"{_NAMES[worker.kind]} took longer than {seconds:g} s (a hostile or broken "
+                "index?); raise --probe-timeout if this file is real",
                 kind="timeout",
             ) from None
         if answer is None:
@@ -199,15 +217,17 @@ class Pool:
         worker.kill()
         bound = f"{worker.memory_bytes >> 20} MiB"
         return ProbeError(
-            f"MediaInfo's worker {worker.describe_death()} while reading it (over its {bound} "
-            "memory bound, or a crash in libmediainfo)",
+            f"{_NAMES[worker.kind]}'s worker {worker.describe_death()} while reading it (over "
+            f"its {bound} memory bound, or a crash in {_LIBRARIES[worker.kind]})",
             kind="resource_limit",
         )
 
-    def _checkout(self, limits: ProbeLimits) -> _Worker:
+    def _checkout(self, limits: ProbeLimits, kind: str) -> _Worker:
         with self._lock:
             for worker in list(self._idle):
-                if worker.memory_bytes != limits.memory_bytes or not worker.alive():
+                if worker.kind != kind or worker.memory_bytes != limits.memory_bytes:
+                    continue
+                if not worker.alive():  # reaped below
                     continue
                 self._idle.remove(worker)
                 return worker
@@ -217,7 +237,7 @@ class Pool:
                 self._all.discard(worker)
         for worker in dead:
             worker.kill()  # reap it
-        worker = _Worker(limits.memory_bytes)
+        worker = _Worker(limits.memory_bytes, kind)
         with self._lock:
             self._all.add(worker)
         return worker
@@ -252,3 +272,14 @@ def parse(header: dict[str, Any], limits: ProbeLimits, snapshot: Snapshot | None
         }
         payload = b"".join(data for _, data in snapshot.chunks)
     return POOL.run(header, payload, limits)
+
+
+def thumbnail(path: str, box: tuple[int, int], limits: ProbeLimits) -> bytes:
+    """A JPEG (at most 8 KiB) of the first keyframe of a local video, fit inside `box`.
+
+    Decoded by a thumbnail worker under `limits`; ProbeError (with its kind) if it cannot be.
+    """
+    import base64
+
+    header = {"path_hex": os.fsencode(path).hex(), "box": list(box)}
+    return base64.b64decode(POOL.run(header, None, limits, kind="thumbnail"))

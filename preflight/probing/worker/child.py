@@ -1,8 +1,9 @@
-"""The MediaInfo worker process: parses one file at a time with libmediainfo, under a memory bound.
+"""The worker process: parses one file at a time with libmediainfo, or (kind "thumbnail") decodes
+one small JPEG with PyAV's FFmpeg, under a memory bound.
 
 Run as a script by the pool in this package; it imports only the standard library and pymediainfo
-(never preflight), applies its own limits before loading libmediainfo, answers jobs read from
-stdin on stdout, and exits when stdin closes or its parent dies.
+or av (never preflight), applies its own limits before loading either library, answers jobs read
+from stdin on stdout, and exits when stdin closes or its parent dies.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import struct
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any, BinaryIO
 
 _FRAME = struct.Struct(">I")
+_NAMES = {"mediainfo": "MediaInfo", "thumbnail": "FFmpeg (PyAV)"}
+MAX_JPEG_BYTES = 8192  # a thumbnail over this is encoded again, coarser
+_QUALITIES = (5, 9, 15, 24, 31)  # mjpeg qscale, finest first
 # Address-space signs that libmediainfo hit the bound: it catches its own failed allocations
 # and answers with a partial reading, so the worker tells the parent from its own peak instead.
 _ALLOCATION_FAILED = ("Cannot allocate memory", "failed to map segment", "out of memory")
@@ -67,19 +72,26 @@ class SparseFile(io.RawIOBase):
 
 def main(argv: list[str]) -> int:
     memory = int(argv[1])
+    kind = argv[2] if len(argv) > 2 else "mediainfo"
     # Limits first, before libmediainfo is mapped: everything the parser does runs under them.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     jobs, answers = sys.stdin.buffer, sys.stdout.buffer
     try:
-        from pymediainfo import MediaInfo
+        if kind == "thumbnail":
+            import av  # loaded now, under the bound, so the first job is fast
 
-        lib, handle = MediaInfo._get_library()[:2]  # load it now, so the first job is fast
-        lib.MediaInfo_Close(handle)
-        lib.MediaInfo_Delete(handle)
+            run = Thumbnailer(av).run
+        else:
+            from pymediainfo import MediaInfo
+
+            lib, handle = MediaInfo._get_library()[:2]  # load it now, so the first job is fast
+            lib.MediaInfo_Close(handle)
+            lib.MediaInfo_Delete(handle)
+            run = partial(_run, MediaInfo)
     except Exception as exc:  # every failure to start (MemoryError too) is reported, then we go
-        _send(answers, _load_failure(exc, memory))
+        _send(answers, _load_failure(exc, memory, kind))
         return 1
     baseline = _peak_bytes()
     _send(answers, {"ready": True})
@@ -87,14 +99,14 @@ def main(argv: list[str]) -> int:
         job = _receive(jobs)
         if job is None:
             return 0  # the parent closed our stdin: it is done with us, or gone
-        answer = _run(MediaInfo, job, jobs)
+        answer = run(job, jobs)
         peak = _peak_bytes()
         # A real file needs a few MiB; a hostile one grows until an allocation fails, which
         # libmediainfo swallows. Past half the headroom, the parse ran into the bound.
         if "text" in answer and peak > baseline + (memory - baseline) // 2:
             answer = {
                 "kind": "resource_limit",
-                "message": f"MediaInfo used over {peak >> 20} MiB of its {memory >> 20} MiB "
+                "message": f"{_NAMES[kind]} used over {peak >> 20} MiB of its {memory >> 20} MiB "
                 "bound reading it (a hostile or broken index)",
             }
         # A worker that came near its bound is not reused: its peak would blame the next file.
@@ -126,17 +138,99 @@ def _run(media_info: Any, job: dict[str, Any], jobs: BinaryIO) -> dict[str, Any]
     return {"text": str(text)}
 
 
-def _load_failure(exc: BaseException, memory: int) -> dict[str, Any]:
+def _load_failure(exc: BaseException, memory: int, kind: str) -> dict[str, Any]:
+    library = "PyAV's FFmpeg" if kind == "thumbnail" else "libmediainfo"
     if isinstance(exc, MemoryError) or any(sign in str(exc) for sign in _ALLOCATION_FAILED):
         return {
             "kind": "resource_limit",
-            "message": f"a {memory >> 20} MiB memory bound is too small to load libmediainfo",
+            "message": f"a {memory >> 20} MiB memory bound is too small to load {library}",
         }
+    if kind == "thumbnail":
+        return {"kind": "backend_missing", "message": f"PyAV could not be loaded ({exc})"}
     return {
         "kind": "backend_missing",
         "message": f"libmediainfo could not be loaded ({exc}): install it (Debian: apt-get "
         "install libmediainfo0v5) or use --probe ffprobe",
     }
+
+
+class Thumbnailer:
+    """The first keyframe of a local video as a small JPEG, decoded and encoded in-process.
+
+    Only keyframes are decoded (skip_frame NONKEY), without the loop filter, on one thread: the
+    pool runs one worker per core. The answer's "text" is the JPEG in base64.
+    """
+
+    def __init__(self, av: Any) -> None:
+        self.av = av
+        av.logging.set_level(None)  # FFmpeg's complaints about a broken file are not ours to print
+        self._encoders: dict[tuple[int, int, int], Any] = {}
+        self._sent = 0
+
+    def run(self, job: dict[str, Any], jobs: BinaryIO) -> dict[str, Any]:
+        import base64
+
+        try:
+            jpeg = self._thumbnail(os.fsdecode(bytes.fromhex(job["path_hex"])), job["box"])
+        except MemoryError:
+            return {"kind": "resource_limit", "message": "the decoder ran out of its memory bound"}
+        except Exception as exc:  # PyAV's errors (FFmpegError and friends), a file gone: a note
+            if any(sign in str(exc) for sign in _ALLOCATION_FAILED):
+                return {"kind": "resource_limit", "message": "the decoder ran out of its bound"}
+            return {"kind": "unreadable", "message": f"no frame decoded ({type(exc).__name__})"}
+        if jpeg is None:
+            return {"kind": "unreadable", "message": "no keyframe found"}
+        return {"text": base64.b64encode(jpeg).decode("ascii")}
+
+    def _thumbnail(self, path: str, box: list[int]) -> bytes | None:
+        # A file object, not the name: FFmpeg would read "concat:a|b" or "http:..." as a protocol,
+        # and a name that is not UTF-8 reaches open() as the bytes it is.
+        with open(path, "rb") as file, self.av.open(file, "r") as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            decoder = stream.codec_context
+            decoder.skip_frame = "NONKEY"
+            decoder.thread_count = 1
+            decoder.options = {"skip_loop_filter": "all", "flags2": "fast"}
+            for frame in container.decode(stream):
+                return self._encode(frame, stream.sample_aspect_ratio, box)
+        return None
+
+    def _encode(self, frame: Any, sar: Any, box: list[int]) -> bytes:
+        # The display shape (sample aspect ratio applied), fit inside box; even sides for 4:2:0.
+        shown_width = frame.width * float(sar) if sar else float(frame.width)
+        scale = min(box[0] / shown_width, box[1] / frame.height, 1.0)
+        width = max(2, round(shown_width * scale / 2) * 2)
+        height = max(2, round(frame.height * scale / 2) * 2)
+        small = frame.reformat(
+            width=width, height=height, format="yuvj420p", interpolation="FAST_BILINEAR"
+        )
+        jpeg = b""
+        for quality in _QUALITIES:
+            encoder = self._encoder(width, height, quality)
+            self._sent += 1
+            # A reused encoder refuses a timestamp it has seen, or one in another time base.
+            small.time_base, small.pts = encoder.time_base, self._sent
+            jpeg = b"".join(bytes(packet) for packet in encoder.encode(small))
+            if len(jpeg) <= MAX_JPEG_BYTES:
+                break
+        return jpeg
+
+    def _encoder(self, width: int, height: int, quality: int) -> Any:
+        # MJPEG is intra-only: one open encoder per size serves every frame of that size.
+        key = (width, height, quality)
+        if key not in self._encoders:
+            if len(self._encoders) >= 64:
+                self._encoders.clear()  # a folder of odd shapes must not grow this without end
+            from fractions import Fraction
+
+            encoder = self.av.CodecContext.create("mjpeg", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
+            encoder.time_base = Fraction(1, 25)
+            encoder.options = {"qmin": str(quality), "qmax": str(quality)}
+            self._encoders[key] = encoder
+        return self._encoders[key]
 
 
 def _peak_bytes() -> int:
