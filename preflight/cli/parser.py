@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="sources checked at once (default: up to 4 for files, 8 with URLs)",
+        help="sources checked at once (default: up to 4 for files, 64 with URLs)",
     )
     batch.add_argument(
         "--dask",
