@@ -214,3 +214,16 @@ def test_a_redirect_to_a_private_address_is_refused_with_shared_connections(
         assert result.verdict == "reject" and result.facts is None
         assert [v.rule for v in result.violations] == ["url.public"]
     assert inner.connections == 0 and not inner.requests  # judged, refused, never connected to
+
+
+def test_one_watchdog_thread_serves_every_probe_of_a_batch(
+    server: MediaServer, shapes: Path
+) -> None:
+    seen: list[int] = []
+
+    def count(_index: int, _result: Result) -> None:
+        seen.append(sum(t.name == "preflight-deadline" for t in threading.enumerate()))
+
+    _ok(run_batch(_copies(server, shapes), POLICY, _options(), workers=8, on_result=count))
+    assert seen and max(seen) <= 1  # not a timer thread per probe in flight
+    assert not any(t.name == "preflight-deadline" for t in threading.enumerate())  # gone after

@@ -24,12 +24,13 @@ from ..errors import NetworkError, ProbeError, UsageError
 from ..facts import BackendName, BackendReading
 from ..policy.url import UrlGate, host_of, judge_hop, redact_url, resolve_host
 from ..verdict import RemoteInfo
+from .deadline import Deadline
 from .limits import ProbeLimits
 from .local import ProbeResult, probe_stream
 from .options import RemoteOptions
 from .ranged import RangedFile, network_error, read_body
 from .snapshot import sparse_file, take
-from .transport import ConnectionPools, Deadline, open_session
+from .transport import ConnectionPools, open_session
 
 FIRST_READ = 64 * 1024  # ftyp, and for a faststart file most of moov, in the first request
 MAX_REDIRECTS = 5

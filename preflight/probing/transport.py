@@ -8,7 +8,6 @@ alive between them, at most `per_host` to one host at once), or the probe's own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
@@ -36,102 +35,10 @@ from urllib3.util.retry import Retry
 
 from ..errors import NetworkError
 from ..policy.url import UrlGate
+from .deadline import SHORTEST_TIMEOUT_S, Deadline
 from .options import DEFAULT_PER_HOST, RemoteOptions
 
-_SHORTEST_TIMEOUT_S = 0.01  # a socket timeout of 0 would mean non-blocking, not "no time left"
 _MAX_POOLS = 64  # hosts whose idle connections are kept; the least recently used one is closed
-
-
-class Deadline:
-    """One wall-clock budget for a source. Use as a context manager: while inside, a watchdog
-    thread shuts down every socket the probe opened once the time is up.
-
-    urllib3's read timeout restarts with every byte received, so a server sending one byte a
-    second never trips it; only closing the socket from outside ends such a read.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._ends = time.monotonic() + seconds
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []  # our own dup()s, so their fds are never reused
-        self._fired = False
-        self._watchdog: threading.Timer | None = None
-
-    def __enter__(self) -> Deadline:
-        self._watchdog = threading.Timer(self.remaining(), self._fire)
-        self._watchdog.name = "preflight-deadline"
-        self._watchdog.daemon = True
-        self._watchdog.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog.join()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            sock.close()
-
-    def remaining(self) -> float:
-        return max(0.0, self._ends - time.monotonic())
-
-    @property
-    def expired(self) -> bool:
-        return self._fired or time.monotonic() >= self._ends
-
-    def error(self) -> NetworkError:
-        return NetworkError(
-            f"the source took longer than the {self.seconds:g} s deadline "
-            "(the server sends too slowly, or stalls)",
-            kind="timeout",
-        )
-
-    def check(self) -> None:
-        """Raise the deadline's NetworkError (kind timeout) if the time is up."""
-        if self.expired:
-            raise self.error()
-
-    def limit(self, timeout: float | None) -> float:
-        """`timeout` shortened to the time left (None: the time left)."""
-        left = max(self.remaining(), _SHORTEST_TIMEOUT_S)
-        return left if timeout is None else min(timeout, left)
-
-    def timeouts(self, options: RemoteOptions) -> tuple[float, float]:
-        """The (connect, read) timeouts for the next request, neither past the deadline."""
-        return (self.limit(options.connect_timeout_s), self.limit(options.read_timeout_s))
-
-    def track(self, sock: socket.socket) -> None:
-        """Watch a connection's socket (new, or reused from the pool) while this probe uses it:
-        the watchdog shuts it down when the time is up."""
-        # A dup shares the connection, and its fd stays ours even after urllib3 closes the
-        # original (or TLS wraps it, which moves the fd to a new socket object). By fd, since an
-        # SSLSocket (a reused TLS connection) refuses dup().
-        watched = socket.socket(fileno=os.dup(sock.fileno()))
-        with self._lock:
-            fired = self._fired
-            self._sockets.append(watched)
-        if fired:
-            _shut(watched)
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._fired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    # shutdown, not close: it wakes a recv blocked in another thread, which close does not.
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Route:
@@ -228,7 +135,7 @@ class _PinnedPoolMixin:
         # requests passes retries by keyword; urllib3's own retry passes it third after url.
         route = _route_of(kw["retries"] if "retries" in kw else args[2] if len(args) > 2 else None)
         # Waiting for one of the host's connections counts against the probe's deadline.
-        kw["pool_timeout"] = route.deadline.remaining() + _SHORTEST_TIMEOUT_S
+        kw["pool_timeout"] = route.deadline.remaining() + SHORTEST_TIMEOUT_S
         try:
             return super().urlopen(method, url, *args, **kw)  # type: ignore[misc,no-any-return]
         except EmptyPoolError:
