@@ -227,3 +227,17 @@ def test_one_watchdog_thread_serves_every_probe_of_a_batch(
     _ok(run_batch(_copies(server, shapes), POLICY, _options(), workers=8, on_result=count))
     assert seen and max(seen) <= 1  # not a timer thread per probe in flight
     assert not any(t.name == "preflight-deadline" for t in threading.enumerate())  # gone after
+
+
+def test_a_pool_retired_while_in_use_still_serves_its_probe(
+    two_addresses: tuple[MediaServer, MediaServer],
+) -> None:
+    first, second = two_addresses
+    first.faults = second.faults = Faults(latency_s=0.02)
+    # One pool kept at a time and two addresses in turn: each new pool retires the other one,
+    # often while a probe is between its requests on it.
+    urls = [first.url(CLIP), second.url(CLIP)] * 6
+    with ConnectionPools(max_pools=1) as pools:
+        options = _options()
+        options = replace(options, remote=replace(options.remote, pools=pools))
+        _ok(run_batch(urls, POLICY, options, workers=4))

@@ -8,17 +8,20 @@ alive between them, at most `per_host` to one host at once), or the probe's own.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import socket
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
-from urllib3._collections import RecentlyUsedContainer
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import (
@@ -38,7 +41,7 @@ from ..policy.url import UrlGate
 from .deadline import SHORTEST_TIMEOUT_S, Deadline
 from .options import DEFAULT_PER_HOST, RemoteOptions
 
-_MAX_POOLS = 64  # hosts whose idle connections are kept; the least recently used one is closed
+_MAX_POOLS = 64  # hosts whose idle connections are kept; the least recently used one is retired
 
 
 class _Route:
@@ -131,6 +134,31 @@ def _route_of(retries: Any) -> _Route:
 class _PinnedPoolMixin:
     """A pool shared by probes: each request runs under its own probe's route and deadline."""
 
+    pool: queue.LifoQueue[Any] | None
+    _retired = False
+
+    def retire(self) -> None:
+        """Close the idle connections, and each busy one when it comes back, but stay usable: a
+        probe may still be in the middle of a request on a pool the run no longer keeps."""
+        self._retired = True
+        slots = self.pool
+        if slots is None:
+            return
+        idle = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                idle.append(slots.get(block=False))
+        for conn in idle:
+            if conn is not None:
+                conn.close()
+            slots.put(None)  # the slot stays: the per-host bound still holds
+
+    def _put_conn(self, conn: HTTPConnection | None) -> None:
+        if self._retired and conn is not None:
+            conn.close()
+            conn = None
+        super()._put_conn(conn)  # type: ignore[misc]
+
     def urlopen(self, method: str, url: str, *args: Any, **kw: Any) -> BaseHTTPResponse:
         # requests passes retries by keyword; urllib3's own retry passes it third after url.
         route = _route_of(kw["retries"] if "retries" in kw else args[2] if len(args) > 2 else None)
@@ -170,31 +198,41 @@ class ConnectionPools:
     Thread-safe: the probes of a batch share it.
     """
 
-    def __init__(self, per_host: int = DEFAULT_PER_HOST) -> None:
-        if per_host < 1:
-            raise ValueError("per_host must be 1 or more")
+    def __init__(self, per_host: int = DEFAULT_PER_HOST, *, max_pools: int = _MAX_POOLS) -> None:
+        if per_host < 1 or max_pools < 1:
+            raise ValueError("per_host and max_pools must be 1 or more")
         self.per_host = per_host
+        self._max_pools = max_pools
         self._lock = threading.Lock()
         self._closed = False
-        self._pools: RecentlyUsedContainer[Any, HTTPConnectionPool] = RecentlyUsedContainer(
-            _MAX_POOLS, dispose_func=lambda pool: pool.close()
-        )
+        self._pools: OrderedDict[Any, HTTPConnectionPool] = OrderedDict()  # least recent first
 
-    def pool(self, key: Any, make: Any) -> HTTPConnectionPool:
+    def pool(self, key: Any, make: Callable[[], HTTPConnectionPool]) -> HTTPConnectionPool:
         """The pool for `key`, made by `make()` the first time."""
+        retired = None
         with self._lock:
             if self._closed:
                 raise NetworkError("the run's connections are closed", kind="network")
             pool = self._pools.get(key)
-            if pool is None:
-                pool = make()
-                self._pools[key] = pool
-            return pool
+            if pool is not None:
+                self._pools.move_to_end(key)
+                return pool
+            pool = make()
+            self._pools[key] = pool
+            if len(self._pools) > self._max_pools:
+                _, retired = self._pools.popitem(last=False)
+        if isinstance(retired, _PinnedPoolMixin):
+            retired.retire()
+        return pool
 
     def close(self) -> None:
+        """Close every connection; for the end of the run, when no probe is using them."""
         with self._lock:
             self._closed = True
-            self._pools.clear()  # closes every pool (dispose_func)
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
 
     def __enter__(self) -> ConnectionPools:
         return self
