@@ -6,20 +6,39 @@ Threads suffice: MediaInfo runs in C with the GIL released, ffprobe and HTTP wai
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 from .pipeline import CheckOptions, check_one
 from .policy import Policy
 from .sources import is_url
 from .verdict import Failure, Result
 
+# A URL probe is one or two round trips and a few ms of parsing: a worker spends most of its time
+# waiting, so twice the per-host connections (RemoteOptions.per_host, 32) keep every connection busy
+# while other workers parse, and a batch over many hosts has 64 requests in flight.
+URL_WORKERS = 64
+
 
 def default_workers(sources: Sequence[str]) -> int:
     """Local probes are CPU work (a few per core); remote ones mostly wait on the network."""
     if any(is_url(s) for s in sources):
-        return 8
+        return URL_WORKERS
     return max(1, min(4, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def shared_connections(sources: Sequence[str], options: CheckOptions) -> Iterator[CheckOptions]:
+    """`options` with the run's connection pools when URLs are among `sources` (closed after)."""
+    if options.remote.pools is not None or not any(is_url(s) for s in sources):
+        yield options
+        return
+    from .probing.transport import ConnectionPools  # requests and urllib3: only for URLs
+
+    with ConnectionPools(options.remote.per_host) as pools:
+        yield replace(options, remote=replace(options.remote, pools=pools))
 
 
 def run_batch(
@@ -30,7 +49,21 @@ def run_batch(
     workers: int,
     on_result: Callable[[int, Result], None] | None = None,
 ) -> list[Result]:
-    """Check every source; `on_result(index, result)` is called in completion order."""
+    """Check every source; `on_result(index, result)` is called in completion order.
+
+    The URLs among them share one set of kept-alive connections, closed when the batch ends.
+    """
+    with shared_connections(sources, options) as shared:
+        return _run(sources, policy, shared, workers, on_result)
+
+
+def _run(
+    sources: Sequence[str],
+    policy: Policy,
+    options: CheckOptions,
+    workers: int,
+    on_result: Callable[[int, Result], None] | None,
+) -> list[Result]:
     collected = Collected(len(sources), on_result)
 
     def one(index: int) -> tuple[int, Result]:

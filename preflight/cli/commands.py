@@ -36,6 +36,7 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
         read_timeout_s=args.read_timeout,
         deadline_s=args.deadline,
         max_prefix_bytes=int(args.max_prefix_mib * 1024 * 1024),
+        per_host=args.per_host,
     )
     return CheckOptions(
         backend=args.probe,

@@ -10,7 +10,7 @@ import math
 from ..policy import PROFILES
 from ..probing import BACKENDS
 from ..probing.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
-from ..probing.options import DEFAULT_DEADLINE_S
+from ..probing.options import DEFAULT_DEADLINE_S, DEFAULT_PER_HOST
 
 
 def add_expires_option(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +77,14 @@ def add_remote_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a URL on a private, loopback or link-local address is a warning, "
         "not a reject (the API cannot fetch it; for tests and local demos)",
+    )
+    group.add_argument(
+        "--per-host",
+        type=int,
+        default=DEFAULT_PER_HOST,
+        metavar="N",
+        help="connections open to one host at once, shared by a batch's URLs "
+        f"(default {DEFAULT_PER_HOST})",
     )
     group.add_argument(
         "--connect-timeout",

@@ -115,7 +115,7 @@ def _add_check(subcommands: _Subcommands[_Parser]) -> None:
         "--workers",
         type=int,
         metavar="N",
-        help="sources checked at once (default: up to 4 for files, 8 with URLs)",
+        help="sources checked at once (default: up to 4 for files, 64 with URLs)",
     )
     batch.add_argument(
         "--dask",

@@ -17,7 +17,7 @@ from ..errors import NetworkError, ProbeError
 from ..verdict import Transfer
 
 if TYPE_CHECKING:
-    from .transport import Deadline
+    from .deadline import Deadline
 
 DEFAULT_READAHEAD = 16 * 1024  # a box header read pulls in what usually follows it
 

@@ -10,6 +10,7 @@ headers and fetches `moov` whole; MediaInfo and ffprobe read a snapshot of those
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import re
 from collections.abc import Iterator
@@ -23,12 +24,13 @@ from ..errors import NetworkError, ProbeError, UsageError
 from ..facts import BackendName, BackendReading
 from ..policy.url import UrlGate, host_of, judge_hop, redact_url, resolve_host
 from ..verdict import RemoteInfo
+from .deadline import Deadline
 from .limits import ProbeLimits
 from .local import ProbeResult, probe_stream
 from .options import RemoteOptions
 from .ranged import RangedFile, network_error, read_body
 from .snapshot import sparse_file, take
-from .transport import Deadline, open_session
+from .transport import ConnectionPools, open_session
 
 FIRST_READ = 64 * 1024  # ftyp, and for a faststart file most of moov, in the first request
 MAX_REDIRECTS = 5
@@ -118,7 +120,11 @@ def fetch(
     if host is None:
         raise UsageError("the URL has no usable host (or a bad port)")
     gate.addresses(host)  # the URL the caller named is connected to, private or not
-    with Deadline(options.deadline_s) as deadline, open_session(options, gate, deadline) as session:
+    with contextlib.ExitStack() as stack:
+        # A batch shares its run's connections; a lone probe opens its own and closes them here.
+        pools = options.pools or stack.enter_context(ConnectionPools(options.per_host))
+        deadline = stack.enter_context(Deadline(options.deadline_s))
+        session = stack.enter_context(open_session(options, gate, deadline, pools))
         first = _first_read(session, url, options, info, gate, deadline)
         yield RemoteSource(session, deadline, options, info, first)
 

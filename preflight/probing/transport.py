@@ -2,15 +2,20 @@
 
 `open_session` gives a requests Session that connects only to the addresses a UrlGate judged,
 sleeps at most a few seconds for a Retry-After, and hangs up when the source's deadline passes.
+Its connections come from `ConnectionPools`: the run's, shared by every probe of a batch (kept
+alive between them, at most `per_host` to one host at once), or the probe's own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import socket
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -21,6 +26,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    EmptyPoolError,
     InvalidHeader,
     MaxRetryError,
     NewConnectionError,
@@ -32,99 +38,10 @@ from urllib3.util.retry import Retry
 
 from ..errors import NetworkError
 from ..policy.url import UrlGate
-from .options import RemoteOptions
+from .deadline import SHORTEST_TIMEOUT_S, Deadline
+from .options import DEFAULT_PER_HOST, RemoteOptions
 
-_SHORTEST_TIMEOUT_S = 0.01  # a socket timeout of 0 would mean non-blocking, not "no time left"
-
-
-class Deadline:
-    """One wall-clock budget for a source. Use as a context manager: while inside, a watchdog
-    thread shuts down every socket the probe opened once the time is up.
-
-    urllib3's read timeout restarts with every byte received, so a server sending one byte a
-    second never trips it; only closing the socket from outside ends such a read.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._ends = time.monotonic() + seconds
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []  # our own dup()s, so their fds are never reused
-        self._fired = False
-        self._watchdog: threading.Timer | None = None
-
-    def __enter__(self) -> Deadline:
-        self._watchdog = threading.Timer(self.remaining(), self._fire)
-        self._watchdog.name = "preflight-deadline"
-        self._watchdog.daemon = True
-        self._watchdog.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog.join()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            sock.close()
-
-    def remaining(self) -> float:
-        return max(0.0, self._ends - time.monotonic())
-
-    @property
-    def expired(self) -> bool:
-        return self._fired or time.monotonic() >= self._ends
-
-    def error(self) -> NetworkError:
-        return NetworkError(
-            f"the source took longer than the {self.seconds:g} s deadline "
-            "(the server sends too slowly, or stalls)",
-            kind="timeout",
-        )
-
-    def check(self) -> None:
-        """Raise the deadline's NetworkError (kind timeout) if the time is up."""
-        if self.expired:
-            raise self.error()
-
-    def limit(self, timeout: float | None) -> float:
-        """`timeout` shortened to the time left (None: the time left)."""
-        left = max(self.remaining(), _SHORTEST_TIMEOUT_S)
-        return left if timeout is None else min(timeout, left)
-
-    def timeouts(self, options: RemoteOptions) -> tuple[float, float]:
-        """The (connect, read) timeouts for the next request, neither past the deadline."""
-        return (self.limit(options.connect_timeout_s), self.limit(options.read_timeout_s))
-
-    def track(self, sock: socket.socket) -> None:
-        """Watch a new connection's socket; the watchdog shuts it down when the time is up."""
-        # A dup shares the connection, and its fd stays ours even after urllib3 closes the
-        # original (or TLS wraps it, which moves the fd to a new socket object).
-        watched = sock.dup()
-        with self._lock:
-            fired = self._fired
-            self._sockets.append(watched)
-        if fired:
-            _shut(watched)
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._fired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    # shutdown, not close: it wakes a recv blocked in another thread, which close does not.
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+_MAX_POOLS = 64  # hosts whose idle connections are kept; the least recently used one is retired
 
 
 class _Route:
@@ -134,13 +51,20 @@ class _Route:
         self.gate = gate
         self.deadline = deadline
 
-    def connect(self, conn: HTTPConnection) -> socket.socket:
-        if self.deadline.expired:
-            raise ConnectTimeoutError(conn, f"the deadline passed before connecting to {conn.host}")
-        addresses = self.gate.pinned(conn.host)
+    def judged(self, host: str) -> tuple[str, ...]:
+        addresses = self.gate.pinned(host)
         if addresses is None:
             # Every URL and redirect hop is judged before we ask for it; reaching here is a bug,
             # and connecting to a host nobody judged is exactly what must never happen.
+            raise NetworkError(f"refused to connect to {host}: its address was not judged")
+        return addresses
+
+    def connect(self, conn: HTTPConnection, pooled_for: tuple[str, ...]) -> socket.socket:
+        if self.deadline.expired:
+            raise ConnectTimeoutError(conn, f"the deadline passed before connecting to {conn.host}")
+        addresses = self.judged(conn.host)
+        if addresses != pooled_for:
+            # A shared pool serves only probes whose gate judged exactly its addresses.
             raise NetworkError(f"refused to connect to {conn.host}: its address was not judged")
         own = conn.timeout if isinstance(conn.timeout, (int, float)) else None
         error: Exception | None = None
@@ -164,57 +88,194 @@ class _Route:
 
 
 class _PinnedHTTPConnection(HTTPConnection):
-    """Connects to the judged address of its host; the Host header still names the host."""
+    """Connects to the judged address of its host; the Host header still names the host.
 
-    def __init__(self, *args: Any, route: _Route, **kwargs: Any) -> None:
-        self._route = route
+    `route` is the probe using the connection now: set by the pool before every request.
+    """
+
+    route: _Route | None = None
+
+    def __init__(self, *args: Any, pooled_for: tuple[str, ...], **kwargs: Any) -> None:
+        self._pooled_for = pooled_for
         super().__init__(*args, **kwargs)
 
     def _new_conn(self) -> socket.socket:
-        return self._route.connect(self)
+        return _connect_for(self, self.route, self._pooled_for)
 
 
 class _PinnedHTTPSConnection(HTTPSConnection):
     """As above; TLS SNI and certificate checks still use the host name, not the address."""
 
-    def __init__(self, *args: Any, route: _Route, **kwargs: Any) -> None:
-        self._route = route
+    route: _Route | None = None
+
+    def __init__(self, *args: Any, pooled_for: tuple[str, ...], **kwargs: Any) -> None:
+        self._pooled_for = pooled_for
         super().__init__(*args, **kwargs)
 
     def _new_conn(self) -> socket.socket:
-        return self._route.connect(self)
+        return _connect_for(self, self.route, self._pooled_for)
 
 
-class _PinnedHTTPPool(HTTPConnectionPool):
+def _connect_for(
+    conn: HTTPConnection, route: _Route | None, pooled_for: tuple[str, ...]
+) -> socket.socket:
+    if route is None:  # only a probe's own request may open a connection
+        raise NetworkError(f"refused to connect to {conn.host}: no probe asked for it")
+    return route.connect(conn, pooled_for)
+
+
+def _route_of(retries: Any) -> _Route:
+    route = getattr(retries, "route", None)
+    if not isinstance(route, _Route):
+        raise NetworkError("refused to connect: the request did not come from a probe")
+    return route
+
+
+class _PinnedPoolMixin:
+    """A pool shared by probes: each request runs under its own probe's route and deadline."""
+
+    pool: queue.LifoQueue[Any] | None
+    _retired = False
+
+    def retire(self) -> None:
+        """Close the idle connections, and each busy one when it comes back, but stay usable: a
+        probe may still be in the middle of a request on a pool the run no longer keeps."""
+        self._retired = True
+        slots = self.pool
+        if slots is None:
+            return
+        idle = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                idle.append(slots.get(block=False))
+        for conn in idle:
+            if conn is not None:
+                conn.close()
+            slots.put(None)  # the slot stays: the per-host bound still holds
+
+    def _put_conn(self, conn: HTTPConnection | None) -> None:
+        if self._retired and conn is not None:
+            conn.close()
+            conn = None
+        super()._put_conn(conn)  # type: ignore[misc]
+
+    def urlopen(self, method: str, url: str, *args: Any, **kw: Any) -> BaseHTTPResponse:
+        # requests passes retries by keyword; urllib3's own retry passes it third after url.
+        route = _route_of(kw["retries"] if "retries" in kw else args[2] if len(args) > 2 else None)
+        # Waiting for one of the host's connections counts against the probe's deadline.
+        kw["pool_timeout"] = route.deadline.remaining() + SHORTEST_TIMEOUT_S
+        try:
+            return super().urlopen(method, url, *args, **kw)  # type: ignore[misc,no-any-return]
+        except EmptyPoolError:
+            reason = ConnectTimeoutError(self, "every connection to the host stayed busy")
+            raise MaxRetryError(self, url, reason) from None  # type: ignore[arg-type]
+
+    def _make_request(self, conn: HTTPConnection, *args: Any, **kw: Any) -> BaseHTTPResponse:
+        route = _route_of(kw.get("retries"))
+        conn.route = route  # type: ignore[attr-defined]
+        if conn.sock is not None:  # a kept-alive connection: this probe's watchdog watches it
+            route.deadline.track(conn.sock)
+        try:
+            return super()._make_request(conn, *args, **kw)  # type: ignore[misc,no-any-return]
+        finally:
+            conn.route = None  # type: ignore[attr-defined]
+
+
+class _PinnedHTTPPool(_PinnedPoolMixin, HTTPConnectionPool):  # type: ignore[misc]
     ConnectionCls = _PinnedHTTPConnection
 
 
-class _PinnedHTTPSPool(HTTPSConnectionPool):
+class _PinnedHTTPSPool(_PinnedPoolMixin, HTTPSConnectionPool):  # type: ignore[misc]
     ConnectionCls = _PinnedHTTPSConnection
 
 
+class ConnectionPools:
+    """The HTTP connections of one run: kept alive between its probes, closed at its end.
+
+    One urllib3 pool per (scheme, host, port, TLS settings, judged addresses), so a connection
+    is reused only by a probe whose own gate judged exactly the addresses it went to. A pool
+    opens at most `per_host` connections; a probe waits (within its deadline) for a free one.
+    Thread-safe: the probes of a batch share it.
+    """
+
+    def __init__(self, per_host: int = DEFAULT_PER_HOST, *, max_pools: int = _MAX_POOLS) -> None:
+        if per_host < 1 or max_pools < 1:
+            raise ValueError("per_host and max_pools must be 1 or more")
+        self.per_host = per_host
+        self._max_pools = max_pools
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pools: OrderedDict[Any, HTTPConnectionPool] = OrderedDict()  # least recent first
+
+    def pool(self, key: Any, make: Callable[[], HTTPConnectionPool]) -> HTTPConnectionPool:
+        """The pool for `key`, made by `make()` the first time."""
+        retired = None
+        with self._lock:
+            if self._closed:
+                raise NetworkError("the run's connections are closed", kind="network")
+            pool = self._pools.get(key)
+            if pool is not None:
+                self._pools.move_to_end(key)
+                return pool
+            pool = make()
+            self._pools[key] = pool
+            if len(self._pools) > self._max_pools:
+                _, retired = self._pools.popitem(last=False)
+        if isinstance(retired, _PinnedPoolMixin):
+            retired.retire()
+        return pool
+
+    def close(self) -> None:
+        """Close every connection; for the end of the run, when no probe is using them."""
+        with self._lock:
+            self._closed = True
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
+
+    def __enter__(self) -> ConnectionPools:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class _PinnedPoolManager(PoolManager):
-    def __init__(self, route: _Route, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    """One probe's view of the run's pools: it picks the pool of the addresses its gate judged."""
+
+    def __init__(self, route: _Route, pools: ConnectionPools, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "maxsize": pools.per_host, "block": True})
         self._route = route
+        self._shared = pools
         self.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
 
-    def _new_pool(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        request_context: dict[str, Any] | None = None,
+    def connection_from_pool_key(
+        self, pool_key: Any, request_context: dict[str, Any]
     ) -> HTTPConnectionPool:
-        pool = super()._new_pool(scheme, host, port, request_context)
-        # Pool keys have a fixed set of fields, so the route rides in the connection kwargs.
-        pool.conn_kw["route"] = self._route
-        return pool
+        scheme, host, port = (
+            request_context["scheme"],
+            request_context["host"],
+            request_context["port"],
+        )
+        addresses = self._route.judged(host)
+
+        def make() -> HTTPConnectionPool:
+            pool = self._new_pool(scheme, host, port, request_context)
+            # Pool keys have a fixed set of fields, so the addresses ride in the connection kwargs.
+            pool.conn_kw["pooled_for"] = addresses
+            return pool
+
+        return self._shared.pool((pool_key, addresses), make)
+
+    def clear(self) -> None:
+        """The pools are the run's: a Session closing does not close them."""
 
 
 class _PinnedAdapter(HTTPAdapter):
-    def __init__(self, route: _Route, **kwargs: Any) -> None:
-        self._route = route  # before super().__init__, which builds the pool manager
+    def __init__(self, route: _Route, pools: ConnectionPools, **kwargs: Any) -> None:
+        # Before super().__init__, which builds the pool manager.
+        self._route, self._pools = route, pools
         super().__init__(**kwargs)
 
     def init_poolmanager(
@@ -224,7 +285,7 @@ class _PinnedAdapter(HTTPAdapter):
         self._pool_maxsize = maxsize
         self._pool_block = block
         self.poolmanager = _PinnedPoolManager(
-            self._route, num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
+            self._route, self._pools, num_pools=connections, **pool_kwargs
         )
 
 
@@ -237,10 +298,11 @@ class _ProbeRetry(Retry):
 
     deadline: Deadline | None = None
     wait_cap_s: float = 5.0
+    route: _Route | None = None  # the probe's, for the shared pools: judged addresses, deadline
 
     def new(self, **kw: Any) -> _ProbeRetry:
         retry = super().new(**kw)
-        retry.deadline, retry.wait_cap_s = self.deadline, self.wait_cap_s
+        retry.deadline, retry.wait_cap_s, retry.route = self.deadline, self.wait_cap_s, self.route
         return retry
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
@@ -276,8 +338,11 @@ class _ProbeRetry(Retry):
         time.sleep(max(0.0, min(wait, self.wait_cap_s, left)))
 
 
-def open_session(options: RemoteOptions, gate: UrlGate, deadline: Deadline) -> requests.Session:
-    """A Session for one probe: judged addresses only, bounded retries (refused connects, 5xx)."""
+def open_session(
+    options: RemoteOptions, gate: UrlGate, deadline: Deadline, pools: ConnectionPools
+) -> requests.Session:
+    """A Session for one probe: judged addresses only, bounded retries (refused connects, 5xx),
+    connections from `pools` (the run's, or the probe's own)."""
     session = requests.Session()
     # Proxies and .netrc from the environment would bypass the judged addresses, or add secrets;
     # a CA bundle named there is still honoured, as requests would.
@@ -298,8 +363,9 @@ def open_session(options: RemoteOptions, gate: UrlGate, deadline: Deadline) -> r
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    retry.deadline, retry.wait_cap_s = deadline, options.retry_after_cap_s
-    adapter = _PinnedAdapter(_Route(gate, deadline), max_retries=retry)
+    route = _Route(gate, deadline)
+    retry.deadline, retry.wait_cap_s, retry.route = deadline, options.retry_after_cap_s, route
+    adapter = _PinnedAdapter(route, pools, max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = "preflight (video pre-flight check; Range reader)"

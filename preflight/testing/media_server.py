@@ -6,6 +6,7 @@ It logs every request with the body bytes it wrote, so a test can assert what a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email.utils
 import re
 import socket
@@ -136,6 +137,13 @@ class _Handler(LoopbackHandler):
     server_version = "preflight-serve"
     server: LoopbackHTTPServer[MediaServer]
     _entry: _Entry | None = None  # the log row of the response being sent
+
+    def setup(self) -> None:
+        super().setup()
+        # As web servers do (nginx: tcp_nodelay on): without it, on a kept-alive connection the
+        # body's last segment waits for the client's delayed ACK of the headers, ~40 ms a request.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._answer(head=False)

@@ -1,0 +1,243 @@
+"""URLs in bulk against real loopback servers: a batch keeps its connections alive and shares them,
+opens at most `per_host` to a host, asks only what the box walk needs, and a pooled connection
+still goes only to an address its probe's own gate judged. Counted at the server; never timed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preflight import check_one, load_policy
+from preflight.batch import URL_WORKERS, default_workers, run_batch
+from preflight.pipeline import CheckOptions
+from preflight.probing import boxes
+from preflight.probing.options import DEFAULT_PER_HOST, RemoteOptions
+from preflight.probing.transport import ConnectionPools
+from preflight.testing.media_server import Faults, MediaServer
+from preflight.verdict import Result
+
+from .conftest import FIXTURES, make_video, run_cli, run_json
+
+POLICY = load_policy()
+CLIP = "fmt_mp4_h264.mp4"
+PUBLIC_LOOPBACK = ("127.0.0.1/32",)
+# Each shape and the requests its box walk needs, at most: faststart, the first 64 KiB; moov at the
+# end, the first read and one read of the tail; fragmented, one more per moof past the first read
+# (here one) and one for the trailing mfra.
+SHAPES = {
+    "faststart": (["-movflags", "+faststart"], 1),
+    "moov_at_end": ([], 2),
+    "fragmented": (["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-g", "15"], 3),
+}
+
+
+def _options(per_host: int = DEFAULT_PER_HOST, **remote: Any) -> CheckOptions:
+    settings: dict[str, Any] = {"connect_timeout_s": 5, "read_timeout_s": 5, **remote}
+    return CheckOptions(
+        allow_private_urls=True, remote=RemoteOptions(per_host=per_host, **settings)
+    )
+
+
+@pytest.fixture(scope="module")
+def shapes(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three 1 s 640x360 videos (~250 KB: the moov of a moov-at-end file is past the first read),
+    and 8 copies of each, as a batch of URLs on one host would be."""
+    folder = tmp_path_factory.mktemp("url-batch")
+    for shape, (flags, _) in SHAPES.items():
+        seed = make_video(
+            ffmpeg, folder / f"{shape}.mp4", "testsrc2=s=640x360:r=30:d=1", "-b:v", "2M", *flags
+        )
+        for i in range(8):
+            shutil.copyfile(seed, folder / f"{i}-{shape}.mp4")
+    return folder
+
+
+@pytest.fixture
+def server(shapes: Path) -> Iterator[MediaServer]:
+    # 20 ms a request: enough that a batch would open a connection per worker if nothing held it.
+    with MediaServer(shapes, faults=Faults(latency_s=0.02)) as running:
+        yield running
+
+
+def _copies(server: MediaServer, shapes: Path) -> list[str]:
+    return sorted(server.url(p.name) for p in shapes.glob("*-*.mp4"))
+
+
+def _ok(results: list[Result]) -> None:
+    assert all(r.verdict != "error" and r.facts is not None for r in results), [
+        r.error for r in results
+    ]
+
+
+def test_a_batch_on_one_host_reuses_a_few_connections(server: MediaServer, shapes: Path) -> None:
+    urls = _copies(server, shapes)
+    results = run_batch(urls, POLICY, _options(per_host=4), workers=12)
+    _ok(results)
+    assert server.connections <= 4  # the per-host bound holds with 12 workers in flight
+    requests = server.requests
+    assert len(requests) >= len(urls) > server.connections
+    ports = {r.client_port for r in requests}
+    assert len(ports) <= 4
+    # Reuse: some connection carried requests of several URLs.
+    assert max(len({r.path for r in requests if r.client_port == p}) for p in ports) >= 2
+
+
+def test_one_worker_keeps_one_connection_for_the_whole_batch(
+    server: MediaServer, shapes: Path
+) -> None:
+    urls = _copies(server, shapes)[:6]
+    _ok(run_batch(urls, POLICY, _options(), workers=1))
+    assert server.connections == 1 and len(server.requests) >= 6
+
+
+def test_the_same_facts_with_and_without_shared_connections(
+    server: MediaServer, shapes: Path
+) -> None:
+    urls = _copies(server, shapes)[:6]
+    alone = [check_one(url, POLICY, options=_options()) for url in urls]
+    shared = run_batch(urls, POLICY, _options(), workers=4)
+    assert [r.facts for r in shared] == [r.facts for r in alone]
+    assert [r.verdict for r in shared] == [r.verdict for r in alone]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_requests_per_url_by_shape(server: MediaServer, shapes: Path, shape: str) -> None:
+    urls = [server.url(p.name) for p in sorted(shapes.glob(f"*-{shape}.mp4"))]
+    _ok(run_batch(urls, POLICY, _options(), workers=4))
+    assert not any(r.method == "HEAD" for r in server.requests)
+    assert len(server.requests) <= SHAPES[shape][1] * len(urls)
+    if shape == "moov_at_end":  # the fixture really keeps its index past the first read
+        with (shapes / f"{shape}.mp4").open("rb") as f:
+            top = boxes.walk_top(f, (shapes / f"{shape}.mp4").stat().st_size)
+        assert next(b for b in top if b.type == "moov").offset > 64 * 1024
+
+
+def test_the_cli_bounds_connections_per_host(server: MediaServer, shapes: Path) -> None:
+    urls = _copies(server, shapes)
+    code, report = run_json(
+        "check", "--json", "--no-cache", "--quiet", "--allow-private-urls", "--per-host", "3", *urls
+    )
+    assert code in (0, 1)
+    assert len(report["results"]) == len(urls)
+    assert all(r["verdict"] != "error" for r in report["results"])
+    assert server.connections <= 3 < len(server.requests)
+
+
+def test_per_host_below_one_is_a_usage_error() -> None:
+    done = run_cli("check", "--per-host", "0", "--allow-private-urls", "http://127.0.0.1:9/a.mp4")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_url_batches_default_to_more_workers_than_file_batches() -> None:
+    assert default_workers(["http://example.com/a.mp4"]) == URL_WORKERS > DEFAULT_PER_HOST
+    assert default_workers(["a.mp4"]) <= 4
+
+
+def test_a_kept_alive_connection_is_still_cut_at_the_probes_deadline(
+    server: MediaServer, shapes: Path
+) -> None:
+    url = _copies(server, shapes)[0]
+    with ConnectionPools() as pools:
+        options = _options(deadline_s=1.5)
+        options = replace(options, remote=replace(options.remote, pools=pools))
+        assert check_one(url, POLICY, options=options).verdict != "error"
+        # The next answer drips a byte a second, on the connection the first probe left open.
+        server.faults = Faults(drip_body_s=1.0)
+        box: list[Result] = []
+        worker = threading.Thread(
+            target=lambda: box.append(check_one(url, POLICY, options=options))
+        )
+        worker.daemon = True
+        worker.start()
+        worker.join(30)  # a generous bound that proves "no hang", not a speed
+        assert box, "the probe outlived its deadline on a reused connection"
+    assert box[0].error is not None and box[0].error.kind == "timeout"
+    assert server.connections == 1  # it was the kept-alive connection that was cut
+
+
+# -- a pooled connection only ever goes where its own probe's gate judged ------------------------
+
+
+@pytest.fixture
+def two_addresses() -> Iterator[tuple[MediaServer, MediaServer]]:
+    """The same port on 127.0.0.1 and 127.0.0.2 (Linux routes all of 127/8 to lo)."""
+    with MediaServer(FIXTURES / "media", host="127.0.0.1") as first:
+        try:
+            second = MediaServer(FIXTURES / "media", host="127.0.0.2", port=first.port)
+        except OSError as exc:  # pragma: no cover - the port is taken on 127.0.0.2
+            pytest.fail(f"cannot bind 127.0.0.2:{first.port}: {exc}")
+        with second:
+            yield first, second
+
+
+def test_a_pool_is_not_shared_by_probes_that_judged_other_addresses(
+    two_addresses: tuple[MediaServer, MediaServer],
+) -> None:
+    first, second = two_addresses
+    answers = iter(["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"])
+    lock = threading.Lock()
+
+    def rebinding(host: str) -> list[str]:  # a DNS answer that changes between probes
+        assert host == "media.test"
+        with lock:
+            return [next(answers)]
+
+    url = f"http://media.test:{first.port}/{CLIP}"
+    results = run_batch([url] * 4, POLICY, _options(resolve=rebinding), workers=1)
+    _ok(results)
+    # Two probes judged 127.0.0.1 and two 127.0.0.2: each pair reached only its own address,
+    # although all four named one host and port and ran on one set of kept-alive connections.
+    assert first.connections == second.connections == 1
+    assert len(first.requests) == len(second.requests) == 2
+
+
+def test_a_redirect_to_a_private_address_is_refused_with_shared_connections(
+    two_addresses: tuple[MediaServer, MediaServer],
+) -> None:
+    outer, inner = two_addresses
+    options = CheckOptions(
+        remote=RemoteOptions(connect_timeout_s=5, read_timeout_s=5, public_networks=PUBLIC_LOOPBACK)
+    )
+    warm = run_batch([outer.url(CLIP)] * 2, POLICY, options, workers=2)
+    assert all(r.facts is not None for r in warm), [r.error for r in warm]
+    outer.faults = Faults(redirect_to=inner.url(CLIP))
+    results = run_batch([outer.url(CLIP)] * 3, POLICY, options, workers=2)
+    for result in results:
+        assert result.verdict == "reject" and result.facts is None
+        assert [v.rule for v in result.violations] == ["url.public"]
+    assert inner.connections == 0 and not inner.requests  # judged, refused, never connected to
+
+
+def test_one_watchdog_thread_serves_every_probe_of_a_batch(
+    server: MediaServer, shapes: Path
+) -> None:
+    seen: list[int] = []
+
+    def count(_index: int, _result: Result) -> None:
+        seen.append(sum(t.name == "preflight-deadline" for t in threading.enumerate()))
+
+    _ok(run_batch(_copies(server, shapes), POLICY, _options(), workers=8, on_result=count))
+    assert seen and max(seen) <= 1  # not a timer thread per probe in flight
+    assert not any(t.name == "preflight-deadline" for t in threading.enumerate())  # gone after
+
+
+def test_a_pool_retired_while_in_use_still_serves_its_probe(
+    two_addresses: tuple[MediaServer, MediaServer],
+) -> None:
+    first, second = two_addresses
+    first.faults = second.faults = Faults(latency_s=0.02)
+    # One pool kept at a time and two addresses in turn: each new pool retires the other one,
+    # often while a probe is between its requests on it.
+    urls = [first.url(CLIP), second.url(CLIP)] * 6
+    with ConnectionPools(max_pools=1) as pools:
+        options = _options()
+        options = replace(options, remote=replace(options.remote, pools=pools))
+        _ok(run_batch(urls, POLICY, options, workers=4))
