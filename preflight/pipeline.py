@@ -220,11 +220,25 @@ def iter_check(
     backend: BackendName | None = None,
     options: CheckOptions | None = None,
 ) -> Iterator[Result]:
-    """Check sources one at a time, yielding each Result as it is ready (input order)."""
+    """Check sources one at a time, yielding each Result as it is ready (input order).
+
+    The URLs among them share kept-alive connections (as a CLI batch does), closed when the
+    iteration ends or the iterator is dropped.
+    """
     policy = policy or load_policy()
     options = _options(backend, options)
-    for source in sources:
-        yield check_one(source, policy, options=options)
+    pools = None
+    try:
+        for source in sources:
+            if pools is None and options.remote.pools is None and is_url(os.fspath(source)):
+                from .probing.transport import ConnectionPools  # requests: only for URLs
+
+                pools = ConnectionPools(options.remote.per_host)
+                options = replace(options, remote=replace(options.remote, pools=pools))
+            yield check_one(source, policy, options=options)
+    finally:
+        if pools is not None:
+            pools.close()
 
 
 def check(

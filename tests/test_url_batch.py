@@ -97,6 +97,18 @@ def test_one_worker_keeps_one_connection_for_the_whole_batch(
     assert server.connections == 1 and len(server.requests) >= 6
 
 
+def test_the_library_check_shares_connections_too(server: MediaServer, shapes: Path) -> None:
+    from preflight import check, iter_check
+
+    urls = _copies(server, shapes)[:6]
+    _ok(check(urls, POLICY, options=_options()))
+    assert server.connections == 1 and len(server.requests) >= 6
+    # Each iteration has its own pools: a second one opens its own connection.
+    first = next(iter_check(urls, POLICY, options=_options()))
+    assert first.verdict != "error"
+    assert server.connections == 2
+
+
 def test_the_same_facts_with_and_without_shared_connections(
     server: MediaServer, shapes: Path
 ) -> None:
