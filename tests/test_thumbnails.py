@@ -195,6 +195,35 @@ def test_the_report_process_never_imports_av(tmp_path: Path) -> None:
     assert (tmp_path / "r.html").read_text().count('src="data:image/jpeg;base64,') == 1
 
 
+def test_without_pyav_the_report_falls_back_to_ffmpeg_once(tmp_path: Path) -> None:
+    # A stand-in `av` that cannot load, first on the path of the report and of its workers.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "av.py").write_text("raise ImportError('no PyAV on this machine')\n")
+    work = _folder(tmp_path)
+    for i in range(9):  # twelve videos: more than the decoding threads (THUMB_WORKERS <= 8)
+        shutil.copy(MEDIA / "fmt_mp4_h264.mp4", work / f"copy{i}.mp4")
+    code = (
+        "import sys\n"
+        "from preflight import check, load_policy\n"
+        "from preflight.probing import worker\n"
+        "from preflight.report import html\n"
+        f"results = check(sorted(str(p) for p in __import__('pathlib').Path({str(work)!r})"
+        ".iterdir()))\n"
+        f"html.write(results, {str(tmp_path / 'r.html')!r}, policy=load_policy())\n"
+        "print(worker.POOL.jobs['thumbnail'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{shadow}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    # Every video pictured by ffmpeg; the worker was asked until it said PyAV is missing (at most
+    # once per decoding thread started before the answer came back), not once per file.
+    assert (tmp_path / "r.html").read_text().count('src="data:image/jpeg;base64,') == 12
+    assert 1 <= int(done.stdout) <= html.THUMB_WORKERS < 12
+
+
 def _folder(tmp_path: Path) -> Path:
     work = tmp_path / "clips"
     work.mkdir()

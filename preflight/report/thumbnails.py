@@ -20,6 +20,9 @@ from ..probing.limits import ProbeLimits
 from ..verdict import Result
 
 JPEG_PREFIX = "data:image/jpeg;base64,"
+# Set when a worker found that PyAV cannot load: it will not load for the next file either, so
+# the rest of the run goes straight to ffmpeg instead of starting a worker that fails each time.
+_PYAV_MISSING: list[bool] = []
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,15 @@ def grab_frame(result: Result, *, box: tuple[int, int], timeout_s: float) -> Thu
     path = local_video(result)
     if isinstance(path, Thumbnail):
         return path
+    if _PYAV_MISSING:
+        return grab_with_ffmpeg(path, box=box, timeout_s=timeout_s)
     from ..probing import worker
 
     try:
         jpeg = worker.thumbnail(str(path.resolve()), box, ProbeLimits(timeout_s=timeout_s))
     except ProbeError as exc:
         if exc.kind == "backend_missing":
+            _PYAV_MISSING.append(True)
             return grab_with_ffmpeg(path, box=box, timeout_s=timeout_s)
         if exc.kind in ("timeout", "resource_limit"):
             return Thumbnail(None, f"no preview: the decoder overran its bounds ({exc.kind})")
