@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import os
 import threading
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import LedgerError
 from .facts import Disagreement, Facts
 from .ledger.backend import open_store
 from .ledger.tables import PROBE_CACHE
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
 CACHE_FORMAT = f"facts-v2|{__version__}"  # v2: file paths as hex bytes

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from .errors import NetworkError, ProbeError, UsageError
 from .facts import BackendName, Disagreement, Facts, ReaderName
 from .policy import Policy, judge, load_policy
-from .probing import DEFAULT_BACKEND, answered_by, probe
 from .probing.limits import ProbeLimits
+from .probing.names import DEFAULT_BACKEND, answered_by
 from .probing.options import RemoteOptions
 from .sources import is_url
 from .verdict import Failure, Result
@@ -93,6 +93,8 @@ def probe_file(name: str, options: CheckOptions) -> FileProbe:
         facts, disagreements = hit
     else:
         try:
+            from .probing.local import probe  # the box reader: not needed for a cached file
+
             probed = probe(name, backend=options.backend, limits=options.limits)
         except ProbeError as exc:
             elapsed = (time.perf_counter() - started) * 1000

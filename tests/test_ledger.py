@@ -17,12 +17,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pytest
 
 from preflight.errors import LedgerBusy, LedgerError, PreflightError
 from preflight.ledger import Ledger, default_path
 from preflight.ledger.book import SESSION_LIFETIME
-from preflight.ledger.store import SCHEMA_VERSION
+from preflight.ledger.store import SCHEMA_VERSION, user_data_dir
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 BODY = {"video_url": "https://example.com/a.mp4"}
@@ -333,9 +334,24 @@ def test_the_probe_cache_shares_the_ledger_file(tmp_path: Path) -> None:
 
 def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PREFLIGHT_LEDGER", str(tmp_path / "x.sqlite3"))
-    assert default_path() == tmp_path / "x.sqlite3"
+    assert default_path() == str(tmp_path / "x.sqlite3")
     monkeypatch.delenv("PREFLIGHT_LEDGER")
-    assert default_path().name == "ledger.sqlite3" and "preflight" in str(default_path())
+    assert default_path() == os.path.join(platformdirs.user_data_dir("preflight"), "ledger.sqlite3")
+
+
+@pytest.mark.parametrize("xdg", [None, "", "/srv/data", "/srv/data/", "relative/data", "  "])
+@pytest.mark.parametrize("home", ["/home/ana", "/home/ana/", "relative-home", None])
+def test_the_data_folder_is_platformdirs_own(
+    monkeypatch: pytest.MonkeyPatch, xdg: str | None, home: str | None
+) -> None:
+    # user_data_dir answers the usual Linux case itself (platformdirs costs a cached check ~10 ms
+    # of imports): whatever the environment, the folder must be the one platformdirs names.
+    for name, value in (("XDG_DATA_HOME", xdg), ("HOME", home)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert user_data_dir() == platformdirs.user_data_dir("preflight")
 
 
 # ---- the lock, with real processes ------------------------------------------------------------

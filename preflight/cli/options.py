@@ -8,8 +8,8 @@ import argparse
 import math
 
 from ..policy import PROFILES
-from ..probing import BACKENDS
 from ..probing.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
+from ..probing.names import BACKENDS
 from ..probing.options import DEFAULT_DEADLINE_S, DEFAULT_PER_HOST
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 Dialect = Literal["sqlite", "postgresql"]
 DSN_SCHEMES = ("postgresql://", "postgres://")

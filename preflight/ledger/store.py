@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import contextmanager, suppress
 from typing import Any, Literal
 
 from ..errors import LedgerError
@@ -32,17 +32,29 @@ CREATE TABLE locks (
 _ROOM_TABLE = "CREATE TABLE IF NOT EXISTS room (filler BLOB NOT NULL)"
 
 
-def default_path() -> Path | str:
+def default_path() -> str:
     """$PREFLIGHT_LEDGER if set (a path, or a postgresql:// DSN kept as text), else
     ledger.sqlite3 in the user's data folder."""
     named = os.environ.get("PREFLIGHT_LEDGER")
     if named and is_dsn(named):
-        return named  # a Path would fold its '//'
+        return named
     if named:
-        return Path(named).expanduser()
-    import platformdirs  # here: with $PREFLIGHT_LEDGER (or --ledger) it is not needed
+        return os.path.expanduser(named)
+    return os.path.join(user_data_dir(), "ledger.sqlite3")
 
-    return Path(platformdirs.user_data_dir("preflight")) / "ledger.sqlite3"
+
+def user_data_dir() -> str:
+    """platformdirs' user data folder for preflight (~/.local/share/preflight on Linux)."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    home = os.environ.get("HOME", "")
+    if sys.platform == "linux" and "ANDROID_ROOT" not in os.environ:
+        # The usual Linux case, as platformdirs answers it (tests/test_ledger.py checks), without
+        # its ~10 ms of imports on every cached check; anything unusual is left to platformdirs.
+        if os.path.isabs(home) and (xdg == "" or os.path.isabs(xdg)):
+            return os.path.join(xdg or os.path.expanduser("~/.local/share"), "preflight")
+    import platformdirs
+
+    return platformdirs.user_data_dir("preflight")
 
 
 class SqliteStore:
@@ -54,10 +66,11 @@ class SqliteStore:
 
     dialect: Literal["sqlite"] = "sqlite"
 
-    def __init__(self, path: str | Path, *, threads: bool = False) -> None:
-        self.path = Path(path).expanduser()
+    def __init__(self, path: str | os.PathLike[str], *, threads: bool = False) -> None:
+        # Text, not a pathlib.Path: pathlib costs a cached check ~5 ms of imports.
+        self.path = os.path.expanduser(os.fspath(path))
         try:
-            _make_parents(self.path.parent)
+            _make_parents(os.path.dirname(os.path.abspath(self.path)))
             _create_private(self.path)
         except OSError as exc:
             raise LedgerError(f"cannot create the ledger {self.path}: {_reason(exc)}") from None
@@ -165,17 +178,18 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _make_parents(folder: Path) -> None:
-    missing: list[Path] = []
-    while not folder.exists():
+def _make_parents(folder: str) -> None:
+    missing: list[str] = []
+    while not os.path.exists(folder):
         missing.append(folder)
-        folder = folder.parent
+        folder = os.path.dirname(folder)
     for each in reversed(missing):
         # 0o700: the ledger tells what was sent where and when; it is nobody else's business.
-        each.mkdir(mode=0o700, exist_ok=True)
+        with suppress(FileExistsError):
+            os.mkdir(each, mode=0o700)
 
 
-def _create_private(path: Path) -> None:
+def _create_private(path: str) -> None:
     # Create the file ourselves so that SQLite never makes it with the umask's looser mode;
     # SQLite gives the -wal and -shm files the same mode as the database.
     try:

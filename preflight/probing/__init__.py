@@ -10,6 +10,21 @@ of a file or stream; remote.py fetches a URL's index through ranged.py and trans
 
 from __future__ import annotations
 
-from .local import BACKENDS, DEFAULT_BACKEND, ProbeResult, answered_by, probe, probe_stream
+from typing import TYPE_CHECKING, Any
+
+from .names import BACKENDS, DEFAULT_BACKEND, answered_by
+
+if TYPE_CHECKING:
+    from .local import ProbeResult, probe, probe_stream
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "ProbeResult", "answered_by", "probe", "probe_stream"]
+
+
+def __getattr__(name: str) -> Any:
+    # The box reader loads when a probe runs, not when a submodule (names, options, limits) is
+    # imported: the parser and a cached check need none of it.
+    if name in ("ProbeResult", "probe", "probe_stream"):
+        from . import local
+
+        return getattr(local, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,14 +16,9 @@ from . import boxes
 from .bmff import Layout, Source
 from .compare import compare
 from .limits import ProbeLimits
-from .names import sniff_container
+from .names import BACKENDS, DEFAULT_BACKEND, answered_by, sniff_container
 from .timing import facts_from_layout
 
-# auto: the box reader alone for MP4/MOV, MediaInfo for anything else; the others always run
-# the named backend(s) beside the box reader.
-BACKENDS: tuple[BackendName, ...] = ("auto", "mediainfo", "ffprobe", "both")
-DEFAULT_BACKEND: BackendName = "auto"
-BOX_READER: ReaderName = "boxes"  # what probe.backend says when the box reader alone read it
 # Backend failures that make the file an error even when the box reader read it: no backend at
 # all, or a parse that overran its bounds (a file hostile to parsers; the API's may choke too).
 _FATAL = frozenset({"backend_missing", "timeout", "resource_limit"})
@@ -34,17 +29,6 @@ class ProbeResult:
     facts: Facts
     disagreements: list[Disagreement] = field(default_factory=list)
     backend: ReaderName | None = None  # what read the file: boxes, mediainfo, ffprobe or both
-
-
-def answered_by(backend: BackendName, facts: Facts) -> ReaderName:
-    """What read a file probed with `backend`, from its facts (for results from the cache too).
-
-    Only facts from the box reader have `samples_complete` set; under `auto` that is exactly
-    when MediaInfo was not run.
-    """
-    if backend != "auto":
-        return backend
-    return BOX_READER if facts.samples_complete is not None else "mediainfo"
 
 
 ReadFn = Callable[[str], BackendReading]

@@ -1,9 +1,33 @@
-"""Our names for containers and codecs, mapped from what MediaInfo, ffprobe and the boxes say.
+"""Our names: the probe backends, and containers and codecs mapped from what MediaInfo, ffprobe
+and the boxes say.
 
 One vocabulary in the output whatever the backend: ffprobe-style codec names, short format names.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..facts import BackendName, Facts, ReaderName
+
+# auto: the box reader alone for MP4/MOV, MediaInfo for anything else; the others always run
+# the named backend(s) beside the box reader.
+BACKENDS: tuple[BackendName, ...] = ("auto", "mediainfo", "ffprobe", "both")
+DEFAULT_BACKEND: BackendName = "auto"
+BOX_READER: ReaderName = "boxes"  # what probe.backend says when the box reader alone read it
+
+
+def answered_by(backend: BackendName, facts: Facts) -> ReaderName:
+    """What read a file probed with `backend`, from its facts (for results from the cache too).
+
+    Only facts from the box reader have `samples_complete` set; under `auto` that is exactly
+    when MediaInfo was not run.
+    """
+    if backend != "auto":
+        return backend
+    return BOX_READER if facts.samples_complete is not None else "mediainfo"
+
 
 _MEDIAINFO_CODECS = {
     "avc": "h264",
