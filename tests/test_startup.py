@@ -66,6 +66,8 @@ NOT_FOR_ONE_FILE = {
     "datetime",
     "importlib.resources",
     "tomllib",
+    "fractions",
+    "decimal",
     "preflight.policy.url",
     "preflight.probing.remote",
     "preflight.probing.ffprobe",
@@ -81,9 +83,9 @@ NOT_FOR_ONE_FILE = {
 }
 
 
-def loaded_by(tmp_path: Path, *argv: str) -> tuple[int, set[str]]:
+def loaded_by(tmp_path: Path, *argv: str, **extra_env: str) -> tuple[int, set[str]]:
     out = tmp_path / "loaded.json"
-    env = {k: v for k, v in os.environ.items() if k != "PREFLIGHT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k != "PREFLIGHT_POLICY"} | extra_env
     done = subprocess.run(
         [sys.executable, "-c", _HARNESS, str(out), *argv],
         capture_output=True,
@@ -118,8 +120,24 @@ def test_the_cache_loads_sqlite_but_not_the_ledger_or_the_network(tmp_path: Path
     assert {"sqlite3", "preflight.cache"} <= loaded
     unused = NOT_FOR_ONE_FILE - {"sqlite3", "datetime", "preflight.cache", "preflight.ledger"}
     assert sorted(loaded & unused) == []
-    # The probe cache needs the store, not the Ledger with its locks and rows of sessions.
+    # The probe cache needs the store, not the Ledger with its locks and rows of sessions, and a
+    # cached file needs no box reader.
     assert sorted(loaded & {"preflight.ledger.book", "preflight.ledger.lock"}) == []
+    assert sorted(n for n in loaded if n.startswith("preflight.probing.")) == [
+        "preflight.probing.limits",
+        "preflight.probing.names",
+        "preflight.probing.options",
+    ]
+
+
+def test_the_default_ledger_is_found_without_platformdirs(tmp_path: Path) -> None:
+    # Where most users keep the cache: no --ledger, no $PREFLIGHT_LEDGER, the XDG data folder.
+    env = {"PREFLIGHT_LEDGER": "", "XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    assert loaded_by(tmp_path, "check", "--json", str(MP4), **env)[0] == 0
+    code, loaded = loaded_by(tmp_path, "check", "--json", str(MP4), **env)
+    assert code == 0 and "preflight.cache" in loaded
+    assert (tmp_path / "data" / "preflight" / "ledger.sqlite3").is_file()
+    assert sorted(loaded & {"platformdirs", "pathlib", "preflight.probing.boxes"}) == []
 
 
 def test_a_cached_result_says_so(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ README explains (../shared/corpus/README.md) are decided here, whichever backend
 
 from __future__ import annotations
 
-from fractions import Fraction
+from math import gcd
 
 from ..facts import BackendReading, Facts
 from .bmff import Layout, Track
@@ -46,8 +46,8 @@ def facts_from_layout(layout: Layout, reading: BackendReading | None) -> Facts:
     facts.width, facts.height = track.width or None, track.height or None
     facts.rotation = track.rotation
     if track.par and track.par[0] != track.par[1]:
-        ratio = Fraction(*track.par)
-        facts.pixel_aspect = f"{ratio.numerator}:{ratio.denominator}"
+        num, den = _lowest_terms(*track.par)
+        facts.pixel_aspect = f"{num}:{den}"
     facts.display_width, facts.display_height = _display_size(track)
     facts.frame_count = track.total_samples
     _set_rates(facts, track)
@@ -61,6 +61,12 @@ def facts_from_layout(layout: Layout, reading: BackendReading | None) -> Facts:
         and abs(media_s - facts.duration) > 0.001
     )
     return facts
+
+
+def _lowest_terms(num: int, den: int) -> tuple[int, int]:
+    """num/den reduced, as fractions.Fraction would (which costs a check ~2 ms to import)."""
+    common = gcd(num, den)
+    return num // common, den // common
 
 
 def _display_size(track: Track) -> tuple[int | None, int | None]:
@@ -85,13 +91,13 @@ def _set_rates(facts: Facts, track: Track) -> None:
     # Nominal rate: the dominant frame duration when one clearly dominates (iPhone clips: 20-tick
     # frames at timescale 600 with a rare 21), else frames over the sum of sample durations.
     if dominant and count >= DOMINANT_SHARE * samples:
-        nominal = Fraction(track.timescale, dominant)
+        num, den = _lowest_terms(track.timescale, dominant)
     elif total_ticks:
-        nominal = Fraction(samples * track.timescale, total_ticks)
+        num, den = _lowest_terms(samples * track.timescale, total_ticks)
     else:
         return
-    facts.fps_exact = f"{nominal.numerator}/{nominal.denominator}"
-    facts.fps_nominal = facts.fps = round(float(nominal), 6)
+    facts.fps_exact = f"{num}/{den}"
+    facts.fps_nominal = facts.fps = round(num / den, 6)  # int / int rounds exactly, as Fraction
     # Rounding jitter of one tick around the dominant duration is still a constant rate.
     body = [d for d in deltas if d and deltas[d] and not (d == track.last_delta and deltas[d] == 1)]
     steady = all(abs(d - dominant) <= 1 for d in body)
