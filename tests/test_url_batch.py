@@ -5,8 +5,10 @@ still goes only to an address its probe's own gate judged. Counted at the server
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +19,12 @@ import pytest
 from preflight import check_one, load_policy
 from preflight.batch import URL_WORKERS, default_workers, run_batch
 from preflight.pipeline import CheckOptions
+from preflight.policy.url import UrlGate
 from preflight.probing import boxes
+from preflight.probing.deadline import Deadline
 from preflight.probing.options import DEFAULT_PER_HOST, RemoteOptions
-from preflight.probing.transport import ConnectionPools
+from preflight.probing.remote import fetch
+from preflight.probing.transport import ConnectionPools, open_session
 from preflight.testing.media_server import Faults, MediaServer
 from preflight.verdict import Result
 
@@ -142,10 +147,13 @@ def test_the_cli_bounds_connections_per_host(server: MediaServer, shapes: Path) 
     assert server.connections <= 3 < len(server.requests)
 
 
-def test_per_host_below_one_is_a_usage_error() -> None:
-    done = run_cli("check", "--per-host", "0", "--allow-private-urls", "http://127.0.0.1:9/a.mp4")
+@pytest.mark.parametrize("value", ["0", "1025", "99999999999999999999"])
+def test_per_host_out_of_range_is_a_usage_error(value: str) -> None:
+    # Above the cap, urllib3 would fill each pool's queue with that many slots (minutes, GBs).
+    done = run_cli("check", "--per-host", value, "--allow-private-urls", "http://127.0.0.1:9/a.mp4")
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "1 to 1024" in done.stderr
 
 
 def test_url_batches_default_to_more_workers_than_file_batches() -> None:
@@ -253,3 +261,50 @@ def test_a_pool_retired_while_in_use_still_serves_its_probe(
         options = _options()
         options = replace(options, remote=replace(options.remote, pools=pools))
         _ok(run_batch(urls, POLICY, options, workers=4))
+
+
+def test_a_probes_deadline_does_not_cut_another_probe_on_its_old_connection(
+    shapes: Path,
+) -> None:
+    # One connection to the host: A's first read hands it back to the pool, B takes it for a read
+    # of its own, and A's deadline passes while B is still waiting for its answer. B must finish.
+    outcome: dict[str, object] = {}
+    with (
+        MediaServer(shapes, faults=Faults(latency_s=1.0)) as slow,
+        ConnectionPools(per_host=1) as pools,
+    ):
+        url = slow.url("0-faststart.mp4")
+
+        def probe_b() -> None:
+            try:
+                with fetch(url, options=RemoteOptions(pools=pools, deadline_s=30)) as source:
+                    outcome["b"] = source.info.status
+            except Exception as exc:  # the failure is the finding
+                outcome["b"] = f"{type(exc).__name__}: {exc}"
+
+        b = threading.Thread(target=probe_b)
+        with fetch(url, options=RemoteOptions(pools=pools, deadline_s=1.5)):  # answered at ~1 s
+            b.start()  # B's request is in flight from ~1 s to ~2 s; A's deadline passes at 1.5 s
+            time.sleep(1.0)
+        b.join(timeout=60)
+        connections = slow.connections
+    assert outcome["b"] == 206
+    assert connections == 1  # B really did reuse A's connection
+
+
+def test_a_probe_watches_a_kept_alive_connection_once(server: MediaServer) -> None:
+    # Many requests of one probe on one kept-alive connection hold one watch on it, not one
+    # descriptor per request until the probe ends.
+    url = server.url("0-faststart.mp4")
+    gate = UrlGate()
+    gate.addresses("127.0.0.1")
+    options = RemoteOptions()
+    with ConnectionPools(per_host=1) as pools, Deadline(60) as deadline:
+        session = open_session(options, gate, deadline, pools)
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(40):
+            with session.get(url, headers={"Range": "bytes=0-99"}, timeout=(5, 5)) as answer:
+                assert answer.status_code == 206 and len(answer.content) == 100
+        grown = len(os.listdir("/proc/self/fd")) - before
+    assert server.connections == 1
+    assert grown <= 2, f"{grown} descriptors more after 40 requests on one connection"

@@ -86,9 +86,10 @@ class Deadline:
         """The (connect, read) timeouts for the next request, neither past the deadline."""
         return (self.limit(options.connect_timeout_s), self.limit(options.read_timeout_s))
 
-    def track(self, sock: socket.socket) -> None:
-        """Watch a connection's socket (new, or reused from the pool) while this probe uses it:
-        the watchdog shuts it down when the time is up."""
+    def track(self, sock: socket.socket) -> socket.socket:
+        """Watch a connection's socket while this probe uses it: the watchdog shuts it down when
+        the time is up. Returns the watch, for `untrack` when the connection goes back to the
+        pool (a connection another probe takes next must not die at this probe's deadline)."""
         # A dup shares the connection, and its fd stays ours even after urllib3 closes the
         # original (or TLS wraps it, which moves the fd to a new socket object). By fd, since an
         # SSLSocket (a reused TLS connection) refuses dup().
@@ -98,6 +99,13 @@ class Deadline:
             self._sockets.append(watched)
         if fired:
             _shut(watched)
+        return watched
+
+    def untrack(self, watched: socket.socket) -> None:
+        """Stop watching (and release) a socket `track` returned; the connection stays open."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._sockets.remove(watched)
+        watched.close()
 
     def _fire(self) -> None:
         with self._lock:

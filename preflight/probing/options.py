@@ -27,6 +27,8 @@ DEFAULT_RETRY_AFTER_CAP_S = 5.0
 # only half of it), while --workers 200 still opens no more than 32 connections to one CDN (an
 # HTTP/2 browser multiplexes ~100 streams on one).
 DEFAULT_PER_HOST = 32
+# urllib3 fills a pool's queue with this many slots up front: a huge value costs memory and time.
+MAX_PER_HOST = 1024
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,10 @@ class RemoteOptions:
         _check_networks(self.public_networks)
         if self.deadline_s <= 0:
             raise UsageError(f"the deadline must be positive, not {self.deadline_s}")
-        if self.per_host < 1:
-            raise UsageError(f"connections per host must be 1 or more, not {self.per_host}")
+        if not 1 <= self.per_host <= MAX_PER_HOST:
+            raise UsageError(
+                f"connections per host must be 1 to {MAX_PER_HOST}, not {self.per_host}"
+            )
 
     @property
     def timeout(self) -> tuple[float, float]:

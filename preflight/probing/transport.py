@@ -39,7 +39,7 @@ from urllib3.util.retry import Retry
 from ..errors import NetworkError
 from ..policy.url import UrlGate
 from .deadline import SHORTEST_TIMEOUT_S, Deadline
-from .options import DEFAULT_PER_HOST, RemoteOptions
+from .options import DEFAULT_PER_HOST, MAX_PER_HOST, RemoteOptions
 
 _MAX_POOLS = 64  # hosts whose idle connections are kept; the least recently used one is retired
 
@@ -81,10 +81,29 @@ class _Route:
             except OSError as exc:
                 error = NewConnectionError(conn, f"could not connect to {conn.host}: {exc}")
             else:
-                self.deadline.track(sock)
+                _watch(conn, self.deadline, sock)
                 return sock
         assert error is not None  # addresses is never empty (UrlGate.addresses)
         raise error
+
+
+def _watch(conn: HTTPConnection, deadline: Deadline, sock: socket.socket) -> None:
+    """Have `deadline` watch the connection's socket until the connection goes back to the pool
+    or is closed; a connection its probe already watches is not watched twice."""
+    current = getattr(conn, "preflight_watch", None)
+    if current is not None:
+        if current[0] is deadline:
+            return
+        _unwatch(conn)
+    conn.preflight_watch = (deadline, deadline.track(sock))  # type: ignore[attr-defined]
+
+
+def _unwatch(conn: HTTPConnection | None) -> None:
+    current = getattr(conn, "preflight_watch", None)
+    if current is not None:
+        conn.preflight_watch = None  # type: ignore[union-attr]
+        deadline, watched = current
+        deadline.untrack(watched)
 
 
 class _PinnedHTTPConnection(HTTPConnection):
@@ -102,6 +121,10 @@ class _PinnedHTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
         return _connect_for(self, self.route, self._pooled_for)
 
+    def close(self) -> None:
+        _unwatch(self)
+        super().close()
+
 
 class _PinnedHTTPSConnection(HTTPSConnection):
     """As above; TLS SNI and certificate checks still use the host name, not the address."""
@@ -114,6 +137,10 @@ class _PinnedHTTPSConnection(HTTPSConnection):
 
     def _new_conn(self) -> socket.socket:
         return _connect_for(self, self.route, self._pooled_for)
+
+    def close(self) -> None:
+        _unwatch(self)
+        super().close()
 
 
 def _connect_for(
@@ -154,6 +181,7 @@ class _PinnedPoolMixin:
             slots.put(None)  # the slot stays: the per-host bound still holds
 
     def _put_conn(self, conn: HTTPConnection | None) -> None:
+        _unwatch(conn)  # back in the pool: no longer this probe's to cut at its deadline
         if self._retired and conn is not None:
             conn.close()
             conn = None
@@ -174,7 +202,7 @@ class _PinnedPoolMixin:
         route = _route_of(kw.get("retries"))
         conn.route = route  # type: ignore[attr-defined]
         if conn.sock is not None:  # a kept-alive connection: this probe's watchdog watches it
-            route.deadline.track(conn.sock)
+            _watch(conn, route.deadline, conn.sock)
         try:
             return super()._make_request(conn, *args, **kw)  # type: ignore[misc,no-any-return]
         finally:
@@ -199,8 +227,8 @@ class ConnectionPools:
     """
 
     def __init__(self, per_host: int = DEFAULT_PER_HOST, *, max_pools: int = _MAX_POOLS) -> None:
-        if per_host < 1 or max_pools < 1:
-            raise ValueError("per_host and max_pools must be 1 or more")
+        if not 1 <= per_host <= MAX_PER_HOST or max_pools < 1:
+            raise ValueError(f"per_host must be 1 to {MAX_PER_HOST}, max_pools 1 or more")
         self.per_host = per_host
         self._max_pools = max_pools
         self._lock = threading.Lock()
