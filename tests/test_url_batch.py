@@ -308,3 +308,36 @@ def test_a_probe_watches_a_kept_alive_connection_once(server: MediaServer) -> No
         grown = len(os.listdir("/proc/self/fd")) - before
     assert server.connections == 1
     assert grown <= 2, f"{grown} descriptors more after 40 requests on one connection"
+
+
+def test_a_host_whose_pool_was_retired_while_busy_stays_within_per_host(shapes: Path) -> None:
+    # One pool kept, one connection a host: a slow read to A, then a read to B retires A's pool
+    # while A's connection is out, then a second read to A. It must wait for A's one connection
+    # (the retired pool serves again), not open a second one beside it.
+    with (
+        MediaServer(shapes, faults=Faults(latency_s=1.0)) as a,
+        MediaServer(shapes) as b,
+        ConnectionPools(per_host=1, max_pools=1) as pools,
+    ):
+        options = RemoteOptions(pools=pools, deadline_s=30)
+        outcomes: list[object] = []
+
+        def read_a() -> None:
+            try:
+                with fetch(a.url("0-faststart.mp4"), options=options) as source:
+                    outcomes.append(source.info.status)
+            except Exception as exc:  # the failure is the finding
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+
+        first = threading.Thread(target=read_a)
+        first.start()
+        time.sleep(0.3)  # A's first read is in flight for ~1 s
+        with fetch(b.url("0-faststart.mp4"), options=options) as source:
+            assert source.info.status == 206
+        second = threading.Thread(target=read_a)
+        second.start()
+        first.join(timeout=60)
+        second.join(timeout=60)
+        connections = a.connections
+    assert outcomes == [206, 206]
+    assert connections == 1

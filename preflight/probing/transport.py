@@ -180,6 +180,16 @@ class _PinnedPoolMixin:
                 conn.close()
             slots.put(None)  # the slot stays: the per-host bound still holds
 
+    def revive(self) -> None:
+        """Serve again as the pool of its key: connections now busy are kept when they return."""
+        self._retired = False
+
+    @property
+    def busy(self) -> bool:
+        """Some connection is out of the pool (in a probe's hands)."""
+        slots = self.pool
+        return slots is not None and slots.qsize() < slots.maxsize
+
     def _put_conn(self, conn: HTTPConnection | None) -> None:
         _unwatch(conn)  # back in the pool: no longer this probe's to cut at its deadline
         if self._retired and conn is not None:
@@ -234,10 +244,13 @@ class ConnectionPools:
         self._lock = threading.Lock()
         self._closed = False
         self._pools: OrderedDict[Any, HTTPConnectionPool] = OrderedDict()  # least recent first
+        # Pools retired while a probe still held one of their connections, by key: if the key
+        # comes back before they are idle, the same pool serves it again, so the host never has
+        # more than per_host connections from a retired pool and its replacement together.
+        self._retired_busy: dict[Any, HTTPConnectionPool] = {}
 
     def pool(self, key: Any, make: Callable[[], HTTPConnectionPool]) -> HTTPConnectionPool:
         """The pool for `key`, made by `make()` the first time."""
-        retired = None
         with self._lock:
             if self._closed:
                 raise NetworkError("the run's connections are closed", kind="network")
@@ -245,20 +258,32 @@ class ConnectionPools:
             if pool is not None:
                 self._pools.move_to_end(key)
                 return pool
-            pool = make()
+            pool = self._retired_busy.pop(key, None)
+            if isinstance(pool, _PinnedPoolMixin):
+                pool.revive()
+            else:
+                pool = make()
             self._pools[key] = pool
             if len(self._pools) > self._max_pools:
-                _, retired = self._pools.popitem(last=False)
-        if isinstance(retired, _PinnedPoolMixin):
-            retired.retire()
+                retired_key, retired = self._pools.popitem(last=False)
+                self._retired_busy = {
+                    k: p
+                    for k, p in self._retired_busy.items()
+                    if isinstance(p, _PinnedPoolMixin) and p.busy
+                }
+                self._retired_busy[retired_key] = retired
+                if isinstance(retired, _PinnedPoolMixin):
+                    # Under the lock, so that a revive() of the same pool cannot come first.
+                    retired.retire()
         return pool
 
     def close(self) -> None:
         """Close every connection; for the end of the run, when no probe is using them."""
         with self._lock:
             self._closed = True
-            pools = list(self._pools.values())
+            pools = [*self._pools.values(), *self._retired_busy.values()]
             self._pools.clear()
+            self._retired_busy.clear()
         for pool in pools:
             pool.close()
 
