@@ -106,8 +106,9 @@ def _unwatch(conn: HTTPConnection | None) -> None:
         deadline.untrack(watched)
 
 
-class _PinnedHTTPConnection(HTTPConnection):
-    """Connects to the judged address of its host; the Host header still names the host.
+class _PinnedConnectionMixin:
+    """Connects to the judged address of its host; the Host header still names the host (and
+    for TLS, SNI and certificate checks still use the host name, not the address).
 
     `route` is the probe using the connection now: set by the pool before every request.
     """
@@ -119,28 +120,19 @@ class _PinnedHTTPConnection(HTTPConnection):
         super().__init__(*args, **kwargs)
 
     def _new_conn(self) -> socket.socket:
-        return _connect_for(self, self.route, self._pooled_for)
+        return _connect_for(self, self.route, self._pooled_for)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        _unwatch(self)
-        super().close()
+        _unwatch(self)  # type: ignore[arg-type]
+        super().close()  # type: ignore[misc]
 
 
-class _PinnedHTTPSConnection(HTTPSConnection):
-    """As above; TLS SNI and certificate checks still use the host name, not the address."""
+class _PinnedHTTPConnection(_PinnedConnectionMixin, HTTPConnection):
+    pass
 
-    route: _Route | None = None
 
-    def __init__(self, *args: Any, pooled_for: tuple[str, ...], **kwargs: Any) -> None:
-        self._pooled_for = pooled_for
-        super().__init__(*args, **kwargs)
-
-    def _new_conn(self) -> socket.socket:
-        return _connect_for(self, self.route, self._pooled_for)
-
-    def close(self) -> None:
-        _unwatch(self)
-        super().close()
+class _PinnedHTTPSConnection(_PinnedConnectionMixin, HTTPSConnection):
+    pass
 
 
 def _connect_for(
