@@ -31,9 +31,16 @@ def preflight_script() -> str:
 
 
 def run_cli(
-    *args: str, stdin: str | None = None, timeout: float = 120
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    """The real console script in a subprocess; `env` is its whole environment (default: ours,
+    without NO_COLOR)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     return subprocess.run(
         [preflight_script(), *args],
         capture_output=True,
@@ -41,6 +48,7 @@ def run_cli(
         input=stdin,
         timeout=timeout,
         env=env,
+        cwd=cwd,
         check=False,
     )
 

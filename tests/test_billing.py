@@ -18,7 +18,7 @@ from preflight.ledger import Ledger
 from preflight.session import source_key
 from preflight.testing import ROUTE, Fault, Sandbox
 
-from .conftest import preflight_script
+from .conftest import run_cli
 
 KEY = "sk-test-billing-2b7e"
 IDS = ("--video-id", "784912347344945152", "--task-id", "7849")
@@ -75,14 +75,7 @@ def free(folder: Path) -> None:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [preflight_script(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(*args, env=env)
 
 
 def run_json(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any], str]:

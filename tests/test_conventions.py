@@ -17,7 +17,7 @@ from preflight.report import REPORTERS
 from preflight.report.github import GithubReporter, escape_data, escape_property
 from preflight.verdict import Failure, Result, Violation
 
-from .conftest import FIXTURES, ROOT, preflight_script
+from .conftest import FIXTURES, ROOT, run_cli
 
 MEDIA = FIXTURES / "media"
 
@@ -26,15 +26,7 @@ def run(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PREFLIGHT_POLICY")}
-    return subprocess.run(
-        [preflight_script(), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**base, **(env or {})},
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(*args, env={**base, **(env or {})}, cwd=cwd, timeout=timeout)
 
 
 # --format github

@@ -20,20 +20,13 @@ from preflight.errors import LedgerError
 from preflight.ledger import Ledger
 from preflight.testing import ROUTE, Fault, Sandbox
 
-from .conftest import FIXTURES, PG_PASSWORD, preflight_script
+from .conftest import FIXTURES, PG_PASSWORD, preflight_script, run_cli
 
 KEY = "sk-test-SECRET-7f3a9c1e"
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [preflight_script(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(*args, env=env, timeout=timeout)
 
 
 def environment(dsn: str, api: Sandbox | None, home: Path) -> dict[str, str]:

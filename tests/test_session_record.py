@@ -26,7 +26,7 @@ from preflight.session.result import duration_bucket
 from preflight.testing import ROUTE, Fault, Sandbox
 from preflight.testing.media_server import MediaServer
 
-from .conftest import make_video, preflight_script
+from .conftest import make_video, run_cli
 
 KEY = "sk-test-SECRET-7f3a9c1e"
 # Every field the record of a session must give (issue 14), besides its id and times.
@@ -71,14 +71,7 @@ def environment(api: Sandbox, ledger: str) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [preflight_script(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(*args, env=env)
 
 
 def init_json(env: dict[str, str], url: str, *args: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pytest
 
 from preflight.testing import ROUTE, Sandbox
 
-from .conftest import FIXTURES, preflight_script
+from .conftest import FIXTURES, run_cli
 
 ACCESS_KEY = "AKPREFLIGHTTEST"
 SECRET_KEY = "s3-SECRET-d41d8cd98f00b204"
@@ -135,14 +135,7 @@ def env(s3_endpoint: str, tmp_path: Path) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [preflight_script(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+    done = run_cli(*args, env=env, timeout=180)
     assert "Traceback" not in done.stderr, done.stderr
     assert SECRET_KEY not in done.stdout + done.stderr
     return done

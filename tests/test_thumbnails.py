@@ -31,7 +31,7 @@ from preflight.report import html
 from preflight.report.thumbnails import JPEG_PREFIX, grab_with_ffmpeg
 from preflight.verdict import Result
 
-from .conftest import FIXTURES, make_video, preflight_script
+from .conftest import FIXTURES, make_video, run_cli
 from .test_bounded import STTS, flipped_dolby_vision, huge_entry_count, many_tracks
 
 MEDIA = FIXTURES / "media"
@@ -348,14 +348,7 @@ def test_an_old_ledger_migrates_and_keeps_its_cached_facts(
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [preflight_script(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli(*args, env=env)
     assert "Traceback" not in done.stderr, done.stderr
     return done
 
