@@ -204,6 +204,26 @@ def _audio_in(inp: Any) -> Any:
     return inp["a:0"]
 
 
+def _audio_out(
+    plan: Plan, inp: Any, options: dict[str, Any], ending: tuple[str, dict[str, str]] | None
+) -> list[Any]:
+    """The audio stream for the output as the plan has it (none, copied, or AAC re-timed by
+    atempo and then given the `ending` filter), its codec options set in `options`."""
+    if plan.audio == "copy":
+        options["c:a"] = "copy"
+        return [_audio_in(inp)]
+    if plan.audio != "aac":
+        return []
+    audio = _audio_in(inp)
+    if plan.atempo is not None and plan.atempo != 1:
+        audio = _atempo(audio, plan.atempo)
+    if ending is not None:
+        name, arguments = ending
+        audio = audio.filter(name, **arguments)
+    options.update({"c:a": "aac", "b:a": AUDIO_BITRATE})
+    return [audio]
+
+
 def _atempo(stream: Any, factor: Fraction) -> Any:
     # atempo takes 0.5-100 per instance: chain halvings for a strong slow-down.
     value = float(factor)
@@ -256,18 +276,8 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
             f"setts=pts={_scaled('PTS', plan.speed)}:dts={_scaled('DTS', plan.speed)}"
             f":duration={_scaled('DURATION', plan.speed)}"
         )
-    streams = [video]
-    if plan.audio == "copy":
-        streams.append(_audio_in(inp))
-        options["c:a"] = "copy"
-    elif plan.audio == "aac":
-        audio = _audio_in(inp)
-        if plan.atempo is not None and plan.atempo != 1:
-            audio = _atempo(audio, plan.atempo)
-        if plan.cut_s is not None:
-            audio = audio.filter("atrim", end=f"{plan.cut_s:.6f}")
-        streams.append(audio)
-        options.update({"c:a": "aac", "b:a": AUDIO_BITRATE})
+    ending = ("atrim", {"end": f"{plan.cut_s:.6f}"}) if plan.cut_s is not None else None
+    streams = [video, *_audio_out(plan, inp, options, ending)]
     return ffmpeg.output(*streams, target, **options)
 
 
@@ -303,18 +313,9 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     }
     if plan.encoder == "libx265":
         options.update({"tag:v": "hvc1", "x265-params": "log-level=error"})
-    streams = [video]
-    if plan.audio == "copy":
-        streams.append(_audio_in(inp))
-        options["c:a"] = "copy"
-    elif plan.audio == "aac":
-        audio = _audio_in(inp)
-        if plan.atempo is not None and plan.atempo != 1:
-            audio = _atempo(audio, plan.atempo)
-        if plan.extend_to_s is not None and plan.extend_mode == "freeze":
-            audio = audio.filter("apad")  # silence to the new length; -t ends it
-        streams.append(audio)
-        options.update({"c:a": "aac", "b:a": AUDIO_BITRATE})
+    freezing = plan.extend_to_s is not None and plan.extend_mode == "freeze"
+    # apad: silence to the new length; -t ends it.
+    streams = [video, *_audio_out(plan, inp, options, ("apad", {}) if freezing else None)]
     end = plan.cut_s if plan.cut_s is not None else plan.extend_to_s
     if end is not None:
         options["t"] = f"{end:g}"
