@@ -20,6 +20,7 @@ from preflight.facts import Facts
 from preflight.ledger import Ledger
 from preflight.ledger import pg as pg_store
 from preflight.ledger import store as sqlite_store
+from preflight.ledger.tables import SCHEMA_VERSION
 from preflight.session import ServerFacts
 from preflight.session.credentials import ApiKey
 from preflight.session.result import duration_bucket
@@ -201,7 +202,7 @@ def test_an_old_sqlite_ledger_migrates_on_first_use(
     assert shown["duration_bucket"] is None and shown["key_fingerprint"] is None
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         conn.close()
     out = init_json(env, media.url("short.mp4"))  # and new sessions get the new fields
@@ -228,7 +229,7 @@ def test_a_postgresql_ledger_records_and_migrates(
     assert shown["key_fingerprint"] == ApiKey(KEY).fingerprint()
     with psycopg.connect(pg_ledger, autocommit=True, connect_timeout=10) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
-        assert versions == list(range(1, pg_store.SCHEMA_VERSION + 1))  # one row per step
+        assert versions == list(range(1, SCHEMA_VERSION + 1))  # one row per step
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import LedgerError
-from .tables import MIGRATIONS, PROBE_CACHE, SCHEMA_VERSION, records
+from .tables import PROBE_CACHE, records, upgrade_steps
 
 if TYPE_CHECKING:
     import psycopg
@@ -154,19 +154,8 @@ class PgStore:
             self._conn.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
             row = self._conn.execute("SELECT max(version) FROM schema_version").fetchone()
             version = row[0] if row is not None and row[0] is not None else 0
-            if version == 0:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
-                self._conn.execute("INSERT INTO schema_version (version) VALUES (1)")
-                version = 1
-            if version > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"the ledger {self.path} has schema version {version}, newer than this "
-                    f"preflight understands ({SCHEMA_VERSION}): upgrade preflight"
-                )
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
+            for step, statements in upgrade_steps(version, _SCHEMA, self.path):
+                for statement in statements:
                     self._conn.execute(statement)
                 # One row per step taken: max(version) is the schema, the rest its history.
                 self._conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (step,))

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..errors import LedgerError
 from .backend import is_dsn
-from .tables import MIGRATIONS, SCHEMA_VERSION, records
+from .tables import SCHEMA_VERSION, records, upgrade_steps
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -106,18 +106,8 @@ class SqliteStore:
             return
         with self.transaction():
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                version = 1
-            if version > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"the ledger {self.path} has schema version {version}, newer than this "
-                    f"preflight understands ({SCHEMA_VERSION}): upgrade preflight"
-                )
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
+            for _, statements in upgrade_steps(version, _SCHEMA, self.path):
+                for statement in statements:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(_ROOM_TABLE)

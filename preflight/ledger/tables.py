@@ -7,6 +7,8 @@ stay text in rows.STAMP_FORMAT. Each backend adds its own lock tables (store.py,
 
 from __future__ import annotations
 
+from ..errors import LedgerError
+
 SCHEMA_VERSION = 3
 
 # As version 1 made it; migration 3 adds `thumbnail`.
@@ -33,6 +35,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE probe_cache ADD COLUMN thumbnail TEXT",
     ),
 }
+
+
+def upgrade_steps(version: int, schema: str, where: object) -> list[tuple[int, list[str]]]:
+    """What brings a ledger at `version` (0: empty) to SCHEMA_VERSION, as (version, statements)
+    a step: version 1 creates `schema` (the dialect's), the rest are MIGRATIONS. LedgerError for
+    a ledger newer than this preflight; `where` names it in the message."""
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger {where} has schema version {version}, newer than this "
+            f"preflight understands ({SCHEMA_VERSION}): upgrade preflight"
+        )
+    steps = []
+    if version == 0:
+        steps.append((1, [s for s in schema.split(";") if s.strip()]))
+        version = 1
+    steps += [(step, list(MIGRATIONS[step])) for step in range(version + 1, SCHEMA_VERSION + 1)]
+    return steps
 
 
 def records(*, id_type: str, ref_type: str, float_type: str, session_extra: str = "") -> str:
