@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..cache import ThumbnailCache
 
 # The thumbnail fits inside this, aspect kept (portrait clips stay upright): small enough that a
-# JPEG stays under 8 KiB and a 1,000-file page under ~5 MB.
+# JPEG stays under 8 KiB (a 1,000-file page is ~7.8 MB, most of it the cards' SVG charts).
 THUMB_BOX = (192, 192)
 THUMB_TIMEOUT_S = 20.0  # per file: a damaged file must not hang the report
 # One decoding worker per core: each decodes on one thread, and the work is all CPU. At most as

@@ -11,6 +11,7 @@ import base64
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ..verdict import Result
 JPEG_PREFIX = "data:image/jpeg;base64,"
 # Set when a worker found that PyAV cannot load: it will not load for the next file either, so
 # the rest of the run goes straight to ffmpeg instead of starting a worker that fails each time.
-_PYAV_MISSING: list[bool] = []
+_PYAV_MISSING = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def grab_frame(result: Result, *, box: tuple[int, int], timeout_s: float) -> Thu
     path = local_video(result)
     if isinstance(path, Thumbnail):
         return path
-    if _PYAV_MISSING:
+    if _PYAV_MISSING.is_set():
         return grab_with_ffmpeg(path, box=box, timeout_s=timeout_s)
     from ..probing import worker
 
@@ -61,7 +62,7 @@ def grab_frame(result: Result, *, box: tuple[int, int], timeout_s: float) -> Thu
         jpeg = worker.thumbnail(str(path.resolve()), box, ProbeLimits(timeout_s=timeout_s))
     except ProbeError as exc:
         if exc.kind == "backend_missing":
-            _PYAV_MISSING.append(True)
+            _PYAV_MISSING.set()
             return grab_with_ffmpeg(path, box=box, timeout_s=timeout_s)
         if exc.kind in ("timeout", "resource_limit"):
             return Thumbnail(None, f"no preview: the decoder overran its bounds ({exc.kind})")
