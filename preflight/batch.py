@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 
-from .pipeline import CheckOptions, check_one
+from .pipeline import CheckOptions, check_one, sharing_connections
 from .policy import Policy
 from .sources import is_url
 from .verdict import Failure, Result
@@ -35,10 +34,9 @@ def shared_connections(sources: Sequence[str], options: CheckOptions) -> Iterato
     if options.remote.pools is not None or not any(is_url(s) for s in sources):
         yield options
         return
-    from .probing.transport import ConnectionPools  # requests and urllib3: only for URLs
-
-    with ConnectionPools(options.remote.per_host) as pools:
-        yield replace(options, remote=replace(options.remote, pools=pools))
+    shared, pools = sharing_connections(options)
+    with pools:
+        yield shared
 
 
 def run_batch(

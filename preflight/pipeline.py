@@ -23,6 +23,7 @@ from .verdict import Failure, Result
 
 if TYPE_CHECKING:
     from .cache import ProbeCache
+    from .probing.transport import ConnectionPools
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,15 @@ def check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
     )
 
 
+def sharing_connections(options: CheckOptions) -> tuple[CheckOptions, ConnectionPools]:
+    """`options` with a new set of kept-alive connections for its URLs, and that set (the
+    caller closes it when its sources are done)."""
+    from .probing.transport import ConnectionPools  # requests and urllib3: only for URLs
+
+    pools = ConnectionPools(options.remote.per_host)
+    return replace(options, remote=replace(options.remote, pools=pools)), pools
+
+
 def iter_check(
     sources: Iterable[str | os.PathLike[str]],
     policy: Policy | None = None,
@@ -233,10 +243,7 @@ def iter_check(
     try:
         for source in sources:
             if pools is None and options.remote.pools is None and is_url(os.fspath(source)):
-                from .probing.transport import ConnectionPools  # requests: only for URLs
-
-                pools = ConnectionPools(options.remote.per_host)
-                options = replace(options, remote=replace(options.remote, pools=pools))
+                options, pools = sharing_connections(options)
             yield check_one(source, policy, options=options)
     finally:
         if pools is not None:
