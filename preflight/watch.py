@@ -25,7 +25,7 @@ from typing import IO, Any
 from .errors import UsageError
 from .pipeline import CheckOptions, check_one
 from .policy import Policy
-from .report.printable import printable
+from .report.printable import shown
 from .sources import DEFAULT_INCLUDE, matches
 from .verdict import Failure, Result
 
@@ -280,7 +280,7 @@ def describe(root: Path, result: Result, moved_to: Path | None, *, sort: bool) -
         line += f"  ({result.error.kind}: {result.error.message})"
     elif result.violations:
         line += f"  ({', '.join(v.rule for v in result.violations)})"
-    return printable(line)  # a name that is not UTF-8 must not raise on a strict terminal
+    return shown(line)  # not UTF-8, a newline or ESC in a name: escaped, on this one line
 
 
 def _relative(root: Path, path: Path) -> str:

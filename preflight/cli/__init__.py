@@ -26,8 +26,19 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
     raise Terminated
 
 
+def _never_raise_on_output() -> None:
+    """No output encoding makes preflight raise: a character the stream cannot encode (`✗` with
+    PYTHONIOENCODING=ascii, a stray surrogate on a strict UTF-8 stream) is written as its
+    backslash escape. The reporters already escape names; this is the net under all of it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # absent on a replaced stream
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script (pyproject: preflight.cli:main), also run by `python -m preflight`."""
+    _never_raise_on_output()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)  # only the subcommand argv names, when it names one
     args = parser.parse_args(argv)
@@ -39,8 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)  # set by each subcommand's parser (parser.py)
         return code
     except PreflightError as exc:
+        from ..report.printable import shown  # the message may quote a name or a policy field
+
         hint = exc.hint
-        print(f"preflight: {exc}" + (f" ({hint})" if hint else ""), file=sys.stderr)
+        print(shown(f"preflight: {exc}" + (f" ({hint})" if hint else "")), file=sys.stderr)
         return exit_code_for_error(exc)
     except Terminated:
         print("preflight: terminated", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from ..report.printable import shown
 from .deps import Result
 from .result import STATUSES, FixResult
 
@@ -68,7 +69,9 @@ def write_text(result: FixResult, stream: IO[str]) -> None:
     elif result.status == "error":
         kind = result.before.error.kind if result.before.error else "unreadable"
         lines[0] += f": {kind}: {result.reason}"
-    stream.write("\n".join(lines) + "\n")
+    # shown: a newline in a name must not print a line of its own (a fake FIXED), nor ESC
+    # reach the terminal, nor a name that is not UTF-8 raise on a strict stream.
+    stream.write("\n".join(shown(line) for line in lines) + "\n")
 
 
 def summarize(results: list[FixResult], *, policy: str, exit_code: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from ..facts import Facts
 from ..verdict import Result, Violation
-from .printable import printable
+from .printable import shown
 
 _COLORS = {"pass": "32", "reject": "31", "error": "35", "warn": "33", "dim": "2"}
 
@@ -22,17 +22,19 @@ class TextReporter:
         self.color = color
 
     def _write(self, text: str) -> None:
-        # printable: a name that is not UTF-8 must not raise on a strict UTF-8 terminal.
-        self.stream.write(printable(text))
+        # Every field is passed through shown() before it gets here (a name that is not UTF-8
+        # must not raise on a strict UTF-8 terminal; a newline or ESC in a name must not make
+        # a line or a colour of its own); only our colour codes reach the stream raw.
+        self.stream.write(text)
 
     def _paint(self, text: str, key: str) -> str:
         return f"\033[{_COLORS[key]}m{text}\033[0m" if self.color else text
 
     def result(self, result: Result) -> None:
         label = self._paint(f"{result.verdict.upper():<7}", result.verdict)
-        line = f"{label} {result.source}"
+        line = f"{label} {shown(result.source)}"
         if result.facts is not None:
-            line += "  " + self._paint(describe(result.facts), "dim")
+            line += "  " + self._paint(shown(describe(result.facts)), "dim")
         self._write(line + "\n")
         if result.remote is not None:
             remote = result.remote
@@ -40,28 +42,30 @@ class TextReporter:
             count = remote.transfer.requests
             line = f"read {remote.transfer.bytes}{of} bytes in {count} request{'s' * (count != 1)}"
             if remote.final_url and remote.final_url != result.source:
-                line = f"-> {remote.final_url}; {line}"
+                line = f"-> {shown(remote.final_url)}; {line}"
             self._write(f"        {self._paint(line, 'dim')}\n")
         if result.error is not None:
-            self._write(f"        {result.error.message}\n")
+            self._write(f"        {shown(result.error.message)}\n")
         for violation in result.violations:
             self._problem("✗", violation, "reject")
         for warning in result.warnings:
             self._problem("!", warning, "warn")
         for d in result.disagreements:
-            self._write(f"        ≠ {d.field}: mediainfo {d.mediainfo!r}, ffprobe {d.ffprobe!r}\n")
+            said = f"{d.field}: mediainfo {d.mediainfo!r}, ffprobe {d.ffprobe!r}"
+            self._write(f"        ≠ {shown(said)}\n")
         self.stream.flush()
 
     def _problem(self, mark: str, problem: Violation, key: str) -> None:
-        self._write(f"        {self._paint(mark, key)} {problem.rule}: {problem.message}\n")
+        said = shown(f"{problem.rule}: {problem.message}")
+        self._write(f"        {self._paint(mark, key)} {said}\n")
         if problem.hint:
-            self._write(f"          fix: {problem.hint}\n")
+            self._write(f"          fix: {shown(problem.hint)}\n")
 
     def finish(self, results: list[Result], summary: dict[str, Any]) -> None:
         if len(results) > 1:
             self._write(
                 f"{summary['total']} checked: {summary['pass']} pass, {summary['reject']} reject, "
-                f"{summary['error']} error (policy {summary['policy']})\n"
+                f"{summary['error']} error (policy {shown(summary['policy'])})\n"
             )
 
 
