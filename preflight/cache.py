@@ -51,7 +51,7 @@ class ProbeCache:
     def file_key(path: str, backend: str) -> str | None:
         try:
             info = os.stat(path)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the name; the probe reports it
             return None
         # The path as its bytes, in hex: a name that is not UTF-8 (its bytes arrive as surrogate
         # escapes, which SQLite's UTF-8 text cannot hold) gets a key like any other, and since

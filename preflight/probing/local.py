@@ -121,6 +121,10 @@ def _stat_size(name: str) -> int:
         if exc.errno == errno.ENAMETOOLONG:
             raise ProbeError("the file name is too long", kind="missing") from None
         raise ProbeError(f"cannot read {name}: {exc.strerror}", kind="unreadable") from None
+    except ValueError:
+        # os.stat refuses a name holding a NUL byte ("embedded null byte"): no file can be
+        # named so, which is what `missing` says.
+        raise ProbeError("no such file: the name holds a NUL byte", kind="missing") from None
     if stat.S_ISDIR(info.st_mode):
         raise ProbeError(
             f"{name} is a folder with no video files to check (see --include, -r)",
