@@ -10,7 +10,7 @@ import fnmatch
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from .errors import UsageError
 
@@ -81,13 +81,72 @@ def read_text(name: str, label: str = "") -> str:
 
 
 def read_list(from_file: str) -> list[str]:
-    """One source a line; blank lines and lines starting with # are skipped; - is stdin."""
-    text = read_text(from_file, "--from")
-    return [
-        line.strip()
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    """One source a line; blank lines and lines starting with # are skipped; - is stdin.
+
+    Bounded: a list over MAX_LIST_BYTES or MAX_LIST_SOURCES, or a line over MAX_LINE_BYTES, is a
+    UsageError as soon as it is seen (`--from /dev/zero` ends at once, in a few KiB). A name is
+    bytes: one that is not UTF-8 is kept as the file system gives it (surrogate escapes).
+    """
+    lines: list[str] = []
+    total = 0
+    pending = b""
+    try:
+        with open(from_file, "rb") if from_file != "-" else _stdin_bytes() as stream:
+            while chunk := stream.read(_CHUNK):
+                total, pending = _take(chunk, total, pending, lines, from_file)
+    except FileNotFoundError:
+        raise UsageError(f"--from: no such file: {from_file}") from None
+    except OSError as exc:
+        raise UsageError(f"--from: cannot read {from_file}: {exc.strerror or exc}") from None
+    _add_line(pending, lines, from_file)
+    return lines
+
+
+def _stdin_bytes() -> IO[bytes]:
+    # closefd=False: the `with` must not close the process's standard input.
+    return open(sys.stdin.fileno(), "rb", closefd=False)
+
+
+# A path is at most 4 KiB on Linux and a presigned URL a few KiB; a million sources of 100
+# bytes is 100 MB, and about that again in memory. Past these a "list" is not one (a device,
+# a binary named by mistake, an endless pipe) and is refused before it can fill memory.
+MAX_LINE_BYTES = 64 * 1024
+MAX_LIST_BYTES = 128 * 1024 * 1024
+MAX_LIST_SOURCES = 1_000_000
+_CHUNK = 64 * 1024
+
+
+def _take(
+    chunk: bytes, total: int, pending: bytes, lines: list[str], from_file: str
+) -> tuple[int, bytes]:
+    total += len(chunk)
+    if total > MAX_LIST_BYTES:
+        raise UsageError(
+            f"--from {from_file} is over {MAX_LIST_BYTES >> 20} MiB: not a list of sources"
+        )
+    *complete, pending = (pending + chunk).split(b"\n")
+    for line in complete:
+        _check_length(line, from_file)
+        _add_line(line, lines, from_file)
+    _check_length(pending, from_file)
+    return total, pending
+
+
+def _check_length(line: bytes, from_file: str) -> None:
+    if len(line) > MAX_LINE_BYTES:
+        raise UsageError(
+            f"--from {from_file} has a line over {MAX_LINE_BYTES >> 10} KiB: not a list of sources"
+        )
+
+
+def _add_line(line: bytes, lines: list[str], from_file: str) -> None:
+    name = os.fsdecode(line.rstrip(b"\r")).strip()
+    if name and not name.startswith("#"):
+        if len(lines) >= MAX_LIST_SOURCES:
+            raise UsageError(
+                f"--from {from_file} lists over {MAX_LIST_SOURCES:,} sources: split the list"
+            )
+        lines.append(name)
 
 
 def _walk(folder: Path, recursive: bool) -> Iterable[Path]:
