@@ -5,6 +5,7 @@ a house file against policy.schema.json, and build the typed Policy the rules re
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,17 @@ def _resolve(raw: dict[str, Any], where: str, seen: tuple[str, ...]) -> dict[str
 def _validate_policy(raw: dict[str, Any], where: str) -> None:
     from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
+    # Python's JSON and TOML readers take NaN, Infinity and 1e400 (which overflows to inf), and a
+    # schema cannot refuse NaN (every comparison with it is false): a NaN window made every file
+    # `internal`, an infinite tolerance passed every rate. Refused here, naming the field.
+    bad = _first_non_finite(raw, "$")
+    if bad is not None:
+        at, value = bad
+        raise PolicyError(
+            f"{where} does not match policy.schema.json at {at}: {value} is not a finite number"
+            + (" (1e400 and the like overflow to Infinity)" if value != "NaN" else "")
+        )
+
     validator = Draft202012Validator(load_schema("policy.schema.json"))
     errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
     if errors:
@@ -142,6 +154,23 @@ def _validate_policy(raw: dict[str, Any], where: str) -> None:
             # jsonschema quotes the offending value whole: a huge one would bury the line.
             message = message[: _SHOWN_MESSAGE_CHARS - 1] + "…"
         raise PolicyError(f"{where} does not match policy.schema.json at {at}: {message}")
+
+
+def _first_non_finite(value: Any, at: str) -> tuple[str, str] | None:
+    """The JSON path and spelling of the first NaN or infinite number in `value`, if any."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return at, "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        items: Any = ((f"{at}.{key}", item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{at}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for path, item in items:
+        found = _first_non_finite(item, path)
+        if found is not None:
+            return found
+    return None
 
 
 def _build(raw: dict[str, Any], where: str) -> Policy:
