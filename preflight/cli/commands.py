@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..cache import ProbeCache, ThumbnailCache
     from ..fixing import FixResult
     from ..pipeline import CheckOptions
-    from ..policy import Policy
+    from ..policy import Policy, PolicyChoice
     from ..probing.limits import ProbeLimits
     from ..verdict import Result
 
@@ -393,20 +393,35 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    from ..policy import resolve_policy
-
-    policy, origin = resolve_policy(args.policy, profile=args.profile)
+    choice = _choice(args)
     # stderr: stdout stays the policy document, which scripts parse.
-    print(f"preflight: policy from {origin}", file=sys.stderr)
-    print(json.dumps(policy.to_dict(), indent=2))
+    if choice.discovered is None:  # _choice named a discovered one already
+        print(f"preflight: policy from {choice.origin}", file=sys.stderr)
+    print(json.dumps(choice.policy.to_dict(), indent=2))
     return ExitCode.OK
 
 
 def _policy(args: argparse.Namespace) -> Policy:
-    """--policy, --profile, $PREFLIGHT_POLICY or the nearest .preflight.json / [tool.preflight]."""
-    from ..policy import resolve_policy
+    """--policy, --profile, $PREFLIGHT_POLICY or the nearest trusted .preflight.json /
+    [tool.preflight]."""
+    return _choice(args).policy
 
-    return resolve_policy(args.policy, profile=args.profile)[0]
+
+def _choice(args: argparse.Namespace) -> PolicyChoice:
+    """The policy of this run, chosen once (init asks for it twice): a policy found on disk is
+    named on stderr, and one found but not trusted is refused there, each on one line."""
+    choice: PolicyChoice | None = getattr(args, "policy_choice", None)
+    if choice is None:
+        from ..policy import choose_policy
+        from ..report.printable import shown
+
+        choice = choose_policy(args.policy, profile=args.profile)
+        if choice.refused is not None:
+            print(shown(f"preflight: warning: {choice.refused}"), file=sys.stderr)
+        if choice.discovered is not None:
+            print(shown(f"preflight: policy from {choice.discovered}"), file=sys.stderr)
+        args.policy_choice = choice
+    return choice
 
 
 def run_completion(args: argparse.Namespace) -> int:

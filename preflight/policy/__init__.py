@@ -1,22 +1,32 @@
 """The policy: the limits as data (shipped profiles, house files) and the judge that applies them.
 
 `load_policy` reads and validates a policy (load.py), `resolve_policy` finds the one that applies
-without a flag (discover.py); `judge` turns the facts of one source into a
-Verdict (judge.py), every rule family: the media's (rules.py) and the URL's (url.py).
+without a flag (discover.py), trusting a file found on disk only if its owner is (trust.py);
+`judge` turns the facts of one source into a Verdict (judge.py), every rule family: the media's
+(rules.py) and the URL's (url.py).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .discover import resolve_policy
+from .discover import PolicyChoice, choose_policy, resolve_policy
 from .judge import judge
 from .load import PROFILES, Policy, load_policy
 
 if TYPE_CHECKING:
     from .url import UrlFacts
 
-__all__ = ["PROFILES", "Policy", "UrlFacts", "judge", "load_policy", "resolve_policy"]
+__all__ = [
+    "PROFILES",
+    "Policy",
+    "PolicyChoice",
+    "UrlFacts",
+    "choose_policy",
+    "judge",
+    "load_policy",
+    "resolve_policy",
+]
 
 
 def __getattr__(name: str) -> Any:
