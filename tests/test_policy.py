@@ -6,6 +6,8 @@ judge() is pure, so these build Facts directly; the fixtures test the same limit
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -239,3 +241,62 @@ def test_profiles_match_the_documented_limits() -> None:
     assert KLING.duration_windows == ((2.0, 5.0), (7.0, 10.0))
     assert POLICY.width_px == POLICY.height_px == (720, 2160)
     assert POLICY.fps_allowed == (24.0, 30.0, 60.0) and POLICY.containers == ("mp4", "mov")
+
+
+# Python's JSON reader takes NaN, Infinity and 1e400 (inf); TOML has nan and inf. Each would
+# have loosened or broken judging (a NaN window: every file `internal`; an infinite tolerance:
+# every rate passes). Each is refused, naming the field.
+NON_FINITE = [
+    ('"fps": {"tolerance": Infinity}', "$.fps.tolerance", "Infinity is not a finite number"),
+    ('"fps": {"tolerance": 1e400}', "$.fps.tolerance", "Infinity is not a finite number"),
+    ('"duration_s": [{"min": NaN, "max": 5}]', "$.duration_s[0].min", "NaN is not a finite"),
+    ('"fps": {"allowed": [24, -Infinity]}', "$.fps.allowed[1]", "-Infinity is not a finite"),
+    ('"warnings": {"fps_average_tolerance": NaN}', "$.warnings.fps_average_tolerance", "NaN"),
+    ('"width_px": {"min": 720, "max": 1e400}', "$.width_px.max", "Infinity is not a finite"),
+    ('"fps": {"allowed": [1e300]}', "$.fps.allowed[0]", "greater than the maximum of 1000"),
+    ('"height_px": {"min": 1, "max": 100000000000000000000}', "$.height_px.max", "maximum"),
+    ('"duration_s": [{"min": 2, "max": 1e308}]', "$.duration_s[0].max", "maximum of 86400"),
+    ('"fps": {"tolerance": 1e200}', "$.fps.tolerance", "greater than the maximum of 1000"),
+]
+
+
+@pytest.mark.parametrize(("member", "field", "said"), NON_FINITE)
+def test_non_finite_and_huge_numbers_are_refused_naming_the_field(
+    tmp_path: Path, member: str, field: str, said: str
+) -> None:
+    from .conftest import run_cli
+
+    path = tmp_path / "p.json"
+    path.write_text('{"extends": "cometapi", ' + member + "}")
+    with pytest.raises(PolicyError, match=f"at {re.escape(field)}: .*{re.escape(said)}"):
+        load_policy(path)
+    done = run_cli("check", "--policy", str(path), str(tmp_path / "x.mp4"))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and f"at {field}: " in done.stderr, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
+def test_a_pyproject_table_with_nan_or_inf_is_refused(tmp_path: Path, value: str) -> None:
+    from .conftest import run_cli
+
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.preflight]\nextends = "cometapi"\n[tool.preflight.fps]\ntolerance = {value}\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFLIGHT_POLICY", "NO_COLOR")}
+    done = run_cli("check", "x.mp4", cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "at $.fps.tolerance: " in done.stderr, done.stderr
+
+
+def test_a_pyproject_with_an_integer_past_pythons_digit_limit_is_a_policy_error(
+    tmp_path: Path,
+) -> None:
+    # int() refuses over 4300 digits with a bare ValueError, which tomllib lets out.
+    from preflight.policy import resolve_policy
+
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.preflight]\n[tool.preflight.width_px]\nmin = 1\nmax = " + "9" * 5000 + "\n"
+    )
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        resolve_policy(start=tmp_path, environ={})
