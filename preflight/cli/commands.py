@@ -13,6 +13,7 @@ import sys
 from typing import IO, TYPE_CHECKING
 
 from ..errors import PreflightError, UsageError
+from ..report.printable import shown
 from ..status import ExitCode, exit_code_for_verdicts
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ def run_validate_request(args: argparse.Namespace) -> int:
         )
     elif problems:
         for problem in problems:
-            print(f"{problem.path}: {problem.message}")
+            print(shown(f"{problem.path}: {problem.message}"))  # the body's own strings
     else:
         print("valid: the body matches init-selection.request.schema.json")
     return ExitCode.USAGE if problems else ExitCode.OK
@@ -262,7 +263,7 @@ def run_stage(args: argparse.Namespace) -> int:
                 print(json.dumps({**line, "check": exc.result.to_dict()}))
             else:
                 TextReporter(sys.stderr).result(exc.result)
-                print(f"preflight: {name}: {exc}", file=sys.stderr)
+                print(shown(f"preflight: {name}: {exc}"), file=sys.stderr)
             continue
         verdicts.append(staged.check.verdict)
         if args.json:
@@ -311,7 +312,7 @@ def run_watch(args: argparse.Namespace) -> int:
         include=tuple(args.include or DEFAULT_INCLUDE),
         recursive=args.recursive,
     )
-    print(f"watching {args.folder} (Ctrl-C stops)", file=sys.stderr)
+    print(shown(f"watching {args.folder} (Ctrl-C stops)"), file=sys.stderr)
     return main_loop(
         args.folder,
         policy=_policy(args),
@@ -396,7 +397,7 @@ def run_policy(args: argparse.Namespace) -> int:
     choice = _choice(args)
     # stderr: stdout stays the policy document, which scripts parse.
     if choice.discovered is None:  # _choice named a discovered one already
-        print(f"preflight: policy from {choice.origin}", file=sys.stderr)
+        print(shown(f"preflight: policy from {choice.origin}"), file=sys.stderr)
     print(json.dumps(choice.policy.to_dict(), indent=2))
     return ExitCode.OK
 
@@ -413,7 +414,6 @@ def _choice(args: argparse.Namespace) -> PolicyChoice:
     choice: PolicyChoice | None = getattr(args, "policy_choice", None)
     if choice is None:
         from ..policy import choose_policy
-        from ..report.printable import shown
 
         choice = choose_policy(args.policy, profile=args.profile)
         if choice.refused is not None:
