@@ -1,8 +1,9 @@
 """A policy found on disk is trusted only if its owner is (issue 21, item 2).
 
-Real files owned by another user (`nobody`, by chown: the suite runs as root in CI, as dev.sh
-does) in a parent folder of the one the command runs in; the real console script in that
-folder. The planted policy allows 29.97 fps: used, it would pass a file the default rejects.
+Real files owned by another user (`nobody`, by chown: as root, or through `sudo -n` as dev.sh
+does when CI runs as a user) in a parent folder of the one the command runs in; the real console
+script in that folder. The planted policy allows 29.97 fps: used, it would pass a file the
+default rejects.
 """
 
 from __future__ import annotations
@@ -32,9 +33,24 @@ LOOSE_TOML = (
 KEY = "sk-test-TRUST-5e1d"
 NOBODY = pwd.getpwnam("nobody").pw_uid
 
+
+def _can_chown() -> bool:
+    if os.geteuid() == 0:
+        return True
+    sudo = shutil.which("sudo")  # dev.sh's own route to root when CI runs as a user
+    return sudo is not None and subprocess.run([sudo, "-n", "true"], check=False).returncode == 0
+
+
 needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="chown to another user needs root (CI and dev.sh run as root)"
+    not _can_chown(), reason="chown to another user needs root or sudo -n (CI has either)"
 )
+
+
+def _chown(path: Path, uid: int) -> None:
+    if os.geteuid() == 0:
+        os.chown(path, uid, -1)
+    else:
+        subprocess.run(["sudo", "-n", "chown", str(uid), str(path)], check=True)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -53,7 +69,8 @@ def _plant(tmp_path: Path, kind: str = ".preflight.json", owner: int = NOBODY) -
     (shared / "me").mkdir(parents=True)
     policy = shared / kind
     policy.write_text(LOOSE_TOML if kind == "pyproject.toml" else json.dumps(LOOSE))
-    os.chown(policy, owner, -1)
+    if owner != os.geteuid():
+        _chown(policy, owner)
     return policy
 
 
@@ -86,7 +103,7 @@ def test_a_policy_planted_by_another_user_is_not_used(tmp_path: Path, kind: str)
     assert resolve_policy(start=here, environ=_env(tmp_path))[0].fps_allowed == (24, 30, 60)
 
     # The same file owned by root is trusted: applied, and named once.
-    os.chown(policy, 0, -1)
+    _chown(policy, 0)
     done = run_cli("check", "--json", "--no-cache", str(NTSC), cwd=here, env=_env(tmp_path))
     assert done.returncode == 0, done.stderr
     named = f"{policy} [tool.preflight]" if kind == "pyproject.toml" else str(policy)
@@ -96,11 +113,12 @@ def test_a_policy_planted_by_another_user_is_not_used(tmp_path: Path, kind: str)
 @needs_root
 def test_a_folder_on_the_way_owned_by_another_user_is_not_trusted(tmp_path: Path) -> None:
     policy = _plant(tmp_path, owner=0)
-    os.chown(tmp_path / "shared", NOBODY, -1)  # who owns the folder can swap the file
+    _chown(tmp_path / "shared", NOBODY)  # who owns the folder can swap the file
     done = run_cli(
         "check", "--no-cache", str(NTSC), cwd=tmp_path / "shared" / "me", env=_env(tmp_path)
     )
     assert done.returncode == 1
+    _chown(tmp_path / "shared", os.geteuid())  # so that pytest can remove it later
     assert f"the folder {tmp_path / 'shared'} is owned by nobody" in _refusal(done.stderr, policy)
 
 
@@ -140,7 +158,7 @@ def test_the_users_trusted_list_trusts_a_file_or_its_folder(tmp_path: Path) -> N
         assert done.returncode == 0, (entry, done.stderr)
         assert done.stderr == f"preflight: policy from {policy}\n"
     # A config someone else could have written vouches for nothing, and the line says so.
-    os.chown(config, NOBODY, -1)
+    _chown(config, NOBODY)
     done = run_cli("check", "--no-cache", str(NTSC), cwd=here, env=_env(tmp_path))
     assert done.returncode == 1
     assert f"{config} is not used either: it is owned by nobody" in _refusal(done.stderr, policy)
