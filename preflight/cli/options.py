@@ -148,5 +148,6 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
         "--policy",
         metavar="FILE",
         help="a house policy JSON file (without either flag: $PREFLIGHT_POLICY, else the "
-        "nearest .preflight.json or [tool.preflight] of a pyproject.toml, from here up)",
+        "nearest .preflight.json or [tool.preflight] of a pyproject.toml, from here up, if "
+        "you or root own it and no one else may write it)",
     )
