@@ -103,6 +103,8 @@ def read_list(from_file: str) -> list[str]:
 
 
 def _stdin_bytes() -> IO[bytes]:
+    if sys.stdin is None:  # started without one (a service, `<&-`)
+        raise UsageError("--from -: there is no standard input to read")
     # closefd=False: the `with` must not close the process's standard input.
     return open(sys.stdin.fileno(), "rb", closefd=False)
 

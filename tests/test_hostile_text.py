@@ -225,3 +225,16 @@ def test_a_list_keeps_names_that_are_not_utf8(tmp_path: Path) -> None:
     done = run_cli("check", "--json", "--no-cache", "--from", str(listing))
     assert done.returncode == 1, done.stderr
     assert [r["source"] for r in json.loads(done.stdout)["results"]] == [name]
+
+
+def test_a_list_from_a_closed_standard_input_is_one_line() -> None:
+    done = subprocess.run(
+        [preflight_script(), "check", "--from", "-"],
+        capture_output=True,
+        env=_env(),
+        timeout=60,
+        preexec_fn=lambda: os.close(0),  # started with no standard input at all
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == b"preflight: --from -: there is no standard input to read\n"
