@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -238,3 +239,40 @@ def test_a_list_from_a_closed_standard_input_is_one_line() -> None:
     )
     assert done.returncode == 2
     assert done.stderr == b"preflight: --from -: there is no standard input to read\n"
+
+
+def test_watch_warnings_show_names_escaped(tmp_path: Path) -> None:
+    # rejected/ is a file, so the rejected video cannot be moved: watch warns, naming it.
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "rejected").write_text("not a folder")
+    shutil.copyfile(NTSC, folder / "take\x1b[2J\nPASS    x.mp4")
+    process = subprocess.Popen(
+        [
+            preflight_script(),
+            "watch",
+            "--sort",
+            "--interval",
+            "0.05",
+            "--settle",
+            "0.2",
+            str(folder),
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # the verdict line, after the warning
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert first.startswith("REJECT  take\\x1b[2J\\nPASS    x.mp4"), first
+    _no_raw_control(first + rest + errors)
+    warned = [line for line in errors.splitlines() if "not moved" in line]
+    assert len(warned) == 1 and "take\\x1b[2J\\nPASS    x.mp4: not moved: " in warned[0], errors

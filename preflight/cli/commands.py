@@ -312,6 +312,7 @@ def run_watch(args: argparse.Namespace) -> int:
         include=tuple(args.include or DEFAULT_INCLUDE),
         recursive=args.recursive,
     )
+    _escaped_warnings()
     print(shown(f"watching {args.folder} (Ctrl-C stops)"), file=sys.stderr)
     return main_loop(
         args.folder,
@@ -320,6 +321,24 @@ def run_watch(args: argparse.Namespace) -> int:
         options=options,
         out=sys.stdout,
     )
+
+
+def _escaped_warnings() -> None:
+    """watch's warnings (a file not moved, not fixed) name files: written as logging's last
+    resort writes them (the message, on stderr), but through shown(), so a name's newline or
+    ESC cannot forge a line or drive the terminal."""
+    import logging
+
+    class Shown(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return shown(super().format(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Shown("%(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("preflight")
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def run_fix(args: argparse.Namespace) -> int:
