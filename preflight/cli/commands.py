@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..cache import ProbeCache, ThumbnailCache
     from ..fixing import FixResult
     from ..pipeline import CheckOptions
-    from ..policy import Policy, PolicyChoice
+    from ..policy import Policy
     from ..probing.limits import ProbeLimits
     from ..verdict import Result
 
@@ -312,7 +312,9 @@ def run_watch(args: argparse.Namespace) -> int:
         include=tuple(args.include or DEFAULT_INCLUDE),
         recursive=args.recursive,
     )
-    _escaped_warnings()
+    from .stderr import escaped_warnings
+
+    escaped_warnings()
     print(shown(f"watching {args.folder} (Ctrl-C stops)"), file=sys.stderr)
     return main_loop(
         args.folder,
@@ -321,24 +323,6 @@ def run_watch(args: argparse.Namespace) -> int:
         options=options,
         out=sys.stdout,
     )
-
-
-def _escaped_warnings() -> None:
-    """watch's warnings (a file not moved, not fixed) name files: written as logging's last
-    resort writes them (the message, on stderr), but through shown(), so a name's newline or
-    ESC cannot forge a line or drive the terminal."""
-    import logging
-
-    class Shown(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return shown(super().format(record))
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(Shown("%(message)s"))
-    handler.setLevel(logging.WARNING)
-    logger = logging.getLogger("preflight")
-    logger.addHandler(handler)
-    logger.propagate = False
 
 
 def run_fix(args: argparse.Namespace) -> int:
@@ -413,7 +397,9 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    choice = _choice(args)
+    from .stderr import policy_choice
+
+    choice = policy_choice(args)
     # stderr: stdout stays the policy document, which scripts parse.
     if choice.discovered is None:  # _choice named a discovered one already
         print(shown(f"preflight: policy from {choice.origin}"), file=sys.stderr)
@@ -424,23 +410,9 @@ def run_policy(args: argparse.Namespace) -> int:
 def _policy(args: argparse.Namespace) -> Policy:
     """--policy, --profile, $PREFLIGHT_POLICY or the nearest trusted .preflight.json /
     [tool.preflight]."""
-    return _choice(args).policy
+    from .stderr import policy_choice
 
-
-def _choice(args: argparse.Namespace) -> PolicyChoice:
-    """The policy of this run, chosen once (init asks for it twice): a policy found on disk is
-    named on stderr, and one found but not trusted is refused there, each on one line."""
-    choice: PolicyChoice | None = getattr(args, "policy_choice", None)
-    if choice is None:
-        from ..policy import choose_policy
-
-        choice = choose_policy(args.policy, profile=args.profile)
-        if choice.refused is not None:
-            print(shown(f"preflight: warning: {choice.refused}"), file=sys.stderr)
-        if choice.discovered is not None:
-            print(shown(f"preflight: policy from {choice.discovered}"), file=sys.stderr)
-        args.policy_choice = choice
-    return choice
+    return policy_choice(args).policy
 
 
 def run_completion(args: argparse.Namespace) -> int:
