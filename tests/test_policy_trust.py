@@ -8,6 +8,7 @@ default rejects.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -269,3 +270,29 @@ def _watch_once(folder: Path, cwd: Path, env: dict[str, str]) -> tuple[str, str]
             process.wait()
     (folder / NTSC.name).unlink(missing_ok=True)
     return first, errors
+
+
+@needs_root
+def test_group_writable_is_trusted_only_for_your_own_private_group(tmp_path: Path) -> None:
+    # Debian's umask 002 makes a user's files writable by their private group (only them);
+    # writable by a group others are in is someone else's say.
+    policy = _plant(tmp_path, owner=os.geteuid())
+    here = tmp_path / "shared" / "me"
+    policy.chmod(0o664)
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    if grp.getgrgid(os.getegid()).gr_name == me:  # root's group as root; Debian's private group
+        done = run_cli("check", "--no-cache", str(NTSC), cwd=here, env=_env(tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == f"preflight: policy from {policy}\n"
+    other = grp.getgrnam("nogroup").gr_gid
+    _chgrp(policy, other)
+    done = run_cli("check", "--no-cache", str(NTSC), cwd=here, env=_env(tmp_path))
+    assert done.returncode == 1
+    assert "it is writable by group nogroup" in _refusal(done.stderr, policy)
+
+
+def _chgrp(path: Path, gid: int) -> None:
+    if os.geteuid() == 0:
+        os.chown(path, -1, gid)
+    else:
+        subprocess.run(["sudo", "-n", "chgrp", str(gid), str(path)], check=True)
