@@ -119,7 +119,9 @@ def fetch(
     host = host_of(url)
     if host is None:
         raise UsageError("the URL has no usable host (or a bad port)")
-    gate.addresses(host)  # the URL the caller named is connected to, private or not
+    # Resolved (and pinned) here if the caller's gate has not already: the caller judged the URL
+    # it names (pipeline.check_url refuses a private one before calling fetch).
+    gate.addresses(host)
     with contextlib.ExitStack() as stack:
         # A batch shares its run's connections; a lone probe opens its own and closes them here.
         pools = options.pools or stack.enter_context(ConnectionPools(options.per_host))
