@@ -1,6 +1,6 @@
 """The network around `check` under attack or strain (issue 21): a private URL named by the user
-is refused before any connection, and a read timeout is called one. Real loopback servers that
-count what reaches them; no mocked requests.
+is refused before any connection, a stalling host never holds up the others, and a read timeout
+is called one. Real loopback servers that count what reaches them; no mocked requests.
 
 127.0.0.1 plays the public server (`public_networks`), 127.0.0.2 the private one (Linux routes
 all of 127/8 to lo).
@@ -9,7 +9,12 @@ all of 127/8 to lo).
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +25,7 @@ from preflight.pipeline import CheckOptions
 from preflight.probing.options import RemoteOptions
 from preflight.testing.media_server import Faults, MediaServer
 
-from .conftest import FIXTURES, run_cli
+from .conftest import FIXTURES, preflight_script, run_cli
 
 MEDIA = FIXTURES / "media"
 CLIP = "fmt_mp4_h264.mp4"
@@ -107,3 +112,101 @@ def test_cli_reports_a_read_timeout_as_one(private: MediaServer) -> None:
     assert result["error"]["kind"] == "timeout"
     assert "read timeout" in result["error"]["message"]
     assert "could not connect" not in result["error"]["message"]
+
+
+# -- item 6: one stalling host never holds up the others ---------------------------------------
+
+
+class _StallingServer(ThreadingHTTPServer):
+    """Holds every request until `release` is set (then 404), counting what is in flight."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str) -> None:
+        super().__init__((host, 0), _StallingHandler)
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.connections = 0
+
+    def url(self, name: str) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}/{name}"
+
+
+class _StallingHandler(BaseHTTPRequestHandler):
+    server: _StallingServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.in_flight += 1
+            self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
+        try:
+            self.server.release.wait(timeout=120)
+            with suppress(OSError):
+                self.send_error(404)
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stalling() -> Iterator[_StallingServer]:
+    server = _StallingServer("127.0.0.3")
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_healthy_hosts_finish_while_a_stalling_host_holds_its_bound(
+    stalling: _StallingServer, private: MediaServer, tmp_path: Path
+) -> None:
+    stalls = [stalling.url(f"stall-{n}.mp4") for n in range(100)]
+    healthy = [f"{private.url(CLIP)}?n={n}" for n in range(20)]
+    listed = tmp_path / "urls.txt"
+    listed.write_text("\n".join(stalls + healthy) + "\n")
+    cli = subprocess.Popen(
+        [
+            preflight_script(), "check", "--jsonl", "--no-cache", "--allow-private-urls",
+            "--deadline", "20", "--per-host", "32", "--from", str(listed),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert cli.stdout is not None
+    order: list[str] = []
+    try:
+        # --jsonl prints each result as it finishes: read until the healthy host's 20 are in.
+        # The stalling host answers nothing until released, so (before its 20 s deadline) only
+        # the healthy host's results can arrive; with the old scheduling its URLs waited behind
+        # 64 workers stuck on the stalling host, and the first results were its timeouts.
+        for line in cli.stdout:
+            source = json.loads(line)["source"]
+            order.append("healthy" if source in healthy else "stalling")
+            if order.count("healthy") == len(healthy) or order[-1] == "stalling":
+                break
+        held_while_healthy_ran = stalling.most_in_flight
+        stalling.release.set()
+        rest, err = cli.communicate(timeout=120)
+    finally:
+        cli.kill()
+    assert "Traceback" not in err, err
+    assert order == ["healthy"] * len(healthy), order
+    assert 1 <= held_while_healthy_ran <= 32  # the stalling host never had more than its bound
+    results = [json.loads(line) for line in rest.splitlines()]
+    assert len(results) == len(stalls)  # and every stalling URL was still checked, once
+    assert {r["source"] for r in results} == set(stalls)
+    assert cli.returncode == 1  # the held URLs answered 404 once released: url.status rejects
