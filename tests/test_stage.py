@@ -10,9 +10,11 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -243,3 +245,132 @@ def test_init_file_stage_twice_is_one_upload_one_post_one_session(env: dict[str,
 def test_file_and_stage_go_together(env: dict[str, str]) -> None:
     done = run(env, "init", "--file", str(PASSING))
     assert done.returncode == 2 and "--stage" in done.stderr
+
+
+# -- issue 21 item 8: bad targets, secrets in the endpoint, a stalling storage, live signatures ---
+
+
+class _SilentStorage:
+    """A TCP port that accepts every connection, counts it, and never answers (a stalled store)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def silent_storage() -> Iterator[_SilentStorage]:
+    storage = _SilentStorage()
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+def _env_for(endpoint: str, tmp_path: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {
+        **base,
+        "HOME": str(tmp_path),
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "PREFLIGHT_LEDGER": str(tmp_path / "ledger.sqlite3"),
+    }
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["s3://b c/", "s3://exports:9/x/", "s3://u:p@exports/x/", "s3://exports/../x/"],
+    ids=["space", "port", "userinfo", "dot-dot"],
+)
+@pytest.mark.parametrize("command", ["stage", "init"])
+def test_a_bad_target_is_exit_2_in_one_line_before_anything_is_sent(
+    silent_storage: _SilentStorage, tmp_path: Path, target: str, command: str
+) -> None:
+    env = _env_for(f"http://127.0.0.1:{silent_storage.port}", tmp_path)
+    if command == "stage":
+        args = ["stage", "--allow-private-urls", str(PASSING), "--to", target]
+    else:
+        args = ["init", "--allow-private-urls", "--file", str(PASSING), "--stage", target]
+    done = run_cli(*args, env={**env, "COMETAPI_KEY": API_KEY}, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("preflight: "), done.stderr
+    assert "Traceback" not in done.stderr
+    assert "u:p" not in done.stdout + done.stderr
+    assert silent_storage.connections == 0  # refused before the storage was asked anything
+
+
+def test_a_password_in_the_endpoint_url_is_refused_and_never_printed(
+    silent_storage: _SilentStorage, tmp_path: Path
+) -> None:
+    password = "endpoint-SECRET-93b1"
+    env = _env_for(f"http://admin:{password}@127.0.0.1:{silent_storage.port}", tmp_path)
+    done = run_cli(
+        "stage", "--allow-private-urls", str(PASSING), "--to", f"s3://{BUCKET}/p/",
+        env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "user:password@" in done.stderr, done.stderr
+    assert password not in done.stdout + done.stderr
+    assert silent_storage.connections == 0  # nor sent to the storage as Basic auth
+
+
+def test_a_stalling_storage_ends_at_the_deadline(
+    silent_storage: _SilentStorage, tmp_path: Path
+) -> None:
+    env = _env_for(f"http://127.0.0.1:{silent_storage.port}", tmp_path)
+    # Before: 4 tries x 60 s of read timeout on the first HEAD, whatever --deadline said; the
+    # subprocess timeout here only keeps a regression from hanging the suite.
+    done = run_cli(
+        "stage", "--allow-private-urls", "--deadline", "3", str(PASSING),
+        "--to", f"s3://{BUCKET}/stall/", env=env, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "3 s deadline" in done.stderr or "read timeout" in done.stderr, done.stderr
+    assert silent_storage.connections >= 1  # it was asked, and it stalled
+
+
+def test_the_ledger_and_sessions_name_a_staged_object_without_its_signature(
+    env: dict[str, str],
+) -> None:
+    with Sandbox(key=API_KEY, allow_private_urls=True) as api:
+        full = {**env, "COMETAPI_KEY": API_KEY, "PREFLIGHT_API_BASE": api.base_url}
+        done = run(
+            full, "init", "--json", "--allow-private-urls", "--file", str(PASSING),
+            "--stage", f"s3://{BUCKET}/signed/",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # The API was handed the live presigned URL: it must fetch the object.
+        (post,) = [r for r in api.requests if r.path.startswith(ROUTE)]
+        assert "X-Amz-Signature=" in json.dumps(post.body)
+    opened = json.loads(done.stdout)
+    listed = run(full, "sessions")
+    listed_json = run(full, "sessions", "--json")
+    shown = run(full, "sessions", "show", opened["session_id"])
+    for printed in (listed.stdout, listed_json.stdout, shown.stdout):
+        assert "X-Amz-" not in printed and f"s3://{BUCKET}/signed/" in printed, printed
+    with sqlite3.connect(env["PREFLIGHT_LEDGER"]) as ledger:
+        sources = [row[0] for row in ledger.execute("SELECT source FROM sessions")]
+    assert len(sources) == 1 and sources[0].startswith(f"s3://{BUCKET}/signed/")
+    assert "X-Amz-" not in sources[0]
