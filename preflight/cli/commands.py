@@ -102,8 +102,17 @@ def run_check(args: argparse.Namespace) -> int:
         if args.dask is not None:
             from ..fanout.cluster import run_on_cluster
 
+            def on_lost(message: str) -> None:
+                print(f"preflight: {message}", file=sys.stderr)
+
             results = run_on_cluster(
-                sources, policy, options, address=args.dask, on_result=on_result
+                sources,
+                policy,
+                options,
+                address=args.dask,
+                on_result=on_result,
+                timeout_s=args.dask_timeout,
+                on_lost=on_lost,
             )
         else:
             results = run_batch(
