@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preflight.testing import ROUTE, Sandbox
 
@@ -374,3 +377,43 @@ def test_the_ledger_and_sessions_name_a_staged_object_without_its_signature(
         sources = [row[0] for row in ledger.execute("SELECT source FROM sessions")]
     assert len(sources) == 1 and sources[0].startswith(f"s3://{BUCKET}/signed/")
     assert "X-Amz-" not in sources[0]
+
+
+# A target built from the parts that made trouble: userinfo, ports, spaces, dot segments, empty
+# segments, control bytes, backslashes, non-ASCII.
+_PIECES = st.sampled_from(
+    ["exports", "b c", "ex", "u:p@", "Exports", ":9", ".", "..", "", "x", "\x00", "\x1b", "\\",
+     "é", "%2e%2e", "?q", "#f", "@"]
+)  # fmt: skip
+_TARGETS = st.one_of(
+    st.text(max_size=40),
+    st.builds(
+        lambda host, segments, slash: "s3://" + "".join(host) + "/" + "/".join(segments) + slash,
+        st.lists(_PIECES, min_size=1, max_size=3),
+        st.lists(_PIECES, max_size=4),
+        st.sampled_from(["", "/"]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TARGETS)
+def test_any_target_is_a_plain_bucket_and_prefix_or_one_line_that_hides_userinfo(
+    target: str,
+) -> None:
+    from preflight.errors import UsageError
+    from preflight.staging import parse_target
+
+    try:
+        bucket, prefix = parse_target(target)
+    except UsageError as exc:
+        message = str(exc)
+        assert "\n" not in message and message.isprintable(), message
+        userinfo = target[: target.find("@")].removeprefix("s3://") if "@" in target else ""
+        assert len(userinfo) < 3 or userinfo not in message, message  # never echoed
+        return
+    assert re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket) and ".." not in bucket
+    assert prefix == "" or prefix.endswith("/")
+    segments = prefix.split("/")[:-1]
+    assert all(s not in ("", ".", "..") and s.isprintable() and "\\" not in s for s in segments)
+    assert "@" not in target
