@@ -172,3 +172,34 @@ def test_losing_the_scheduler_mid_run_reports_what_finished(tmp_path: Path) -> N
     assert unfinished["source"] == held and unfinished["error"]["kind"] == "worker"
     assert "lost the Dask scheduler" in unfinished["error"]["message"]
     assert cli.returncode == 3
+
+
+def test_a_run_whose_workers_all_left_ends_at_the_dask_timeout(tmp_path: Path) -> None:
+    server = _HeldServer()
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    held = f"http://127.0.0.1:{server.server_address[1]}/held.mp4"
+    try:
+        with dask_cluster(tmp_path / "cluster", workers=1) as cluster:
+            cli = subprocess.Popen(
+                [
+                    preflight_script(), "check", "--no-cache", "--json", "--allow-private-urls",
+                    "--dask", cluster.address, "--dask-timeout", "2", held,
+                    str(MEDIA / "fps_24.mp4"),
+                ],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                assert server.arrived.acquire(timeout=START_TIMEOUT_S), "the URL was never asked"
+                cluster.workers[0].kill()  # the only worker, mid-task: the scheduler keeps it
+                out, err = cli.communicate(timeout=90)
+            finally:
+                cli.kill()
+    finally:
+        server.release.set()
+        server.shutdown()
+    _one_line(err)
+    assert f"the Dask scheduler at {cluster.address} has had no worker for 2 s" in err
+    results = json.loads(out)["results"]
+    assert results[0]["error"]["kind"] == "worker" and "no worker" in results[0]["error"]["message"]
+    assert len(results) == 2 and cli.returncode == 3
