@@ -350,7 +350,7 @@ def test_a_stalling_storage_ends_at_the_deadline(
     )  # fmt: skip
     assert done.returncode == 4, done.stdout + done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "3 s deadline" in done.stderr or "read timeout" in done.stderr, done.stderr
+    assert "3 s deadline" in done.stderr, done.stderr
     assert silent_storage.connections >= 1  # it was asked, and it stalled
 
 

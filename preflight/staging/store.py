@@ -162,9 +162,11 @@ class Bucket:
                 "deadline (it stalls, or drops the requests; --deadline sets it)"
             )
         if isinstance(exc, ReadTimeoutError):
+            each = self.deadline_s / _ATTEMPTS
             return StagingError(
-                f"{doing} {where}: connected, but the storage stopped answering "
-                f"(read timeout, {_ATTEMPTS} tries)"
+                f"{doing} {where}: connected, but the storage stopped answering (read timeout: "
+                f"{_ATTEMPTS} tries of {each:g} s within the {self.deadline_s:g} s deadline; "
+                "--deadline sets it)"
             )
         if isinstance(exc, ConnectTimeoutError):
             return StagingError(f"{doing} {where}: could not connect to the storage in time")
