@@ -70,6 +70,16 @@ def test_the_library_batch_never_connects_to_a_private_url(private: MediaServer)
     assert private.connections == 0
 
 
+def test_fetch_itself_refuses_a_private_url_unconnected(private: MediaServer) -> None:
+    # Every caller of the remote reader, not only the check, gets the first URL judged.
+    from preflight.errors import UsageError
+    from preflight.probing.remote import fetch
+
+    with pytest.raises(UsageError, match="nothing was connected"), fetch(private.url(CLIP)):
+        pass
+    assert private.connections == 0
+
+
 def test_allow_private_urls_does_connect(private: MediaServer) -> None:
     # The same server counts connections: the zero above is the gate's, not a deaf server's.
     result = check_one(private.url(CLIP), POLICY, options=_options(allow_private=True))
