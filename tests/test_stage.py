@@ -383,7 +383,7 @@ def test_the_ledger_and_sessions_name_a_staged_object_without_its_signature(
 # segments, control bytes, backslashes, non-ASCII.
 _PIECES = st.sampled_from(
     ["exports", "b c", "ex", "u:p@", "Exports", ":9", ".", "..", "", "x", "\x00", "\x1b", "\\",
-     "é", "%2e%2e", "?q", "#f", "@"]
+     "é", "%2e%2e", "?q", "#f", "@", "\udcff", "\u2028"]
 )  # fmt: skip
 _TARGETS = st.one_of(
     st.text(max_size=40),

@@ -24,7 +24,6 @@ _MAX_EXPIRES_S = 7 * 24 * 3600  # SigV4's own upper bound
 _CONTENT_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime"}
 _TARGET = re.compile(r"s3://([^/?#]*)(/[^?#]*)?", re.IGNORECASE | re.DOTALL)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
-_BAD_KEY_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 # S3 keys are at most 1024 bytes; the key adds /<64 hex sha256>/<file name> to the prefix.
 _MAX_PREFIX_BYTES = 512
 
@@ -91,10 +90,11 @@ def parse_target(target: str) -> tuple[str, str]:
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     segments = prefix.split("/")[:-1]
-    if any(segment in ("", ".", "..") for segment in segments) or _BAD_KEY_CHARS.search(prefix):
+    if any(s in ("", ".", "..") for s in segments) or not prefix.isprintable() or "\\" in prefix:
+        # Not printable: control characters, and the \udcXX of bytes that are not UTF-8.
         raise UsageError(
             f"--to/--stage {shown}: the prefix may not hold '.' or '..' segments, '//', a "
-            "backslash or control characters"
+            "backslash, control characters or bytes that are not UTF-8"
         )
     if len(prefix.encode()) > _MAX_PREFIX_BYTES:
         raise UsageError(f"--to/--stage: the prefix is longer than {_MAX_PREFIX_BYTES} bytes")
