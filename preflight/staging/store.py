@@ -28,8 +28,11 @@ _READ_TIMEOUT_S = 60
 # so a stalling storage ends a lookup at about the deadline, not at 4 x 60 s.
 _ATTEMPTS = 3
 _DEFAULT_DEADLINE_S = 60.0
-# //user:password@ inside any URL botocore puts in a message.
+# //user:password@ inside a URL.
 _USERINFO = re.compile(r"//[^/\s\"'@]*@")
+# user:password@ anywhere in a message, with or without a scheme before it (botocore quotes an
+# endpoint it cannot use as given: "Invalid endpoint: user:password@host").
+_ANY_USERINFO = re.compile(r"[^\s\"'/]*@")
 
 
 class _DeadlinePassed(Exception):
@@ -186,4 +189,4 @@ def _describe(exc: Exception) -> str:
     # key (a SigV4 signature is derived from it, and botocore does not print signatures); an
     # endpoint's user:password@ (refused above, but a profile may hold one) is hidden all the same.
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return _USERINFO.sub("//***@", text)
+    return _ANY_USERINFO.sub("***@", text)
