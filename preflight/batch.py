@@ -162,7 +162,9 @@ def _host_key(source: str) -> str:
         port = parts.port
     except ValueError:
         return ""  # refused by the url rules before any connection: no host to wait for
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port or ''}"
+    scheme = parts.scheme.lower()
+    port = port or (443 if scheme == "https" else 80)  # as the pools count it: :80 is no other host
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 class Collected:

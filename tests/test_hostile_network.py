@@ -220,3 +220,24 @@ def test_healthy_hosts_finish_while_a_stalling_host_holds_its_bound(
     assert len(results) == len(stalls)  # and every stalling URL was still checked, once
     assert {r["source"] for r in results} == set(stalls)
     assert cli.returncode == 1  # the held URLs answered 404 once released: url.status rejects
+
+
+def test_host_turns_hold_back_only_a_host_at_its_bound() -> None:
+    from preflight.batch import HostTurns
+
+    sources = [
+        "http://a.test/1", "http://a.test:80/2", "http://A.test/3", "https://a.test/4",
+        "http://b.test/1", "local.mp4", "http://a.test/5",
+    ]  # fmt: skip
+    turns = HostTurns(sources, per_host=2)
+    started = [turns.next() for _ in range(5)]
+    # a.test:80 has its 2; its 3rd waits while https://a.test (another pool), b.test and the
+    # file go; then nothing is left that may start.
+    assert started == [0, 1, 3, 4, 5]
+    assert turns.next() is None
+    turns.finished(4)  # b.test's room frees nothing for a.test:80
+    assert turns.next() is None
+    turns.finished(0)  # a.test:80 has room: its held-back sources go, in input order
+    assert [turns.next(), turns.next()] == [2, None]
+    turns.finished(1)
+    assert [turns.next(), turns.next()] == [6, None]
