@@ -106,8 +106,10 @@ class _Run:
         if self.client.status != "running":
             return f"lost the Dask scheduler at {self.address}"
         try:
+            # One worker's details are enough to know there is one (a big cluster's full list
+            # every poll would not be).
             identity = self.client.sync(
-                self.client.scheduler.identity, n_workers=-1, callback_timeout=self.timeout_s
+                self.client.scheduler.identity, n_workers=1, callback_timeout=self.timeout_s
             )
         except Exception:  # the connection broke, or the scheduler stopped answering
             return f"lost the Dask scheduler at {self.address}"
