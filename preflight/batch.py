@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from urllib.parse import urlsplit
 
 from .pipeline import CheckOptions, check_one, sharing_connections
 from .policy import Policy
@@ -78,19 +80,91 @@ def _run(
         # Here, not at the top: concurrent.futures loads logging, which one source never needs.
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+        turns = HostTurns(sources, options.remote.per_host)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preflight") as pool:
-            # Submit a bounded window so a million-line --from list does not queue a million
-            # futures at once.
-            pending: set[Future[tuple[int, Result]]] = set()
-            next_index = 0
-            while next_index < len(sources) or pending:
-                while next_index < len(sources) and len(pending) < workers * 4:
-                    pending.add(pool.submit(one, next_index))
-                    next_index += 1
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            # At most `workers` sources are handed out at once, each only when a worker is free,
+            # so the choice of the next one is made when it can start (see HostTurns).
+            pending: dict[Future[tuple[int, Result]], int] = {}
+            while True:
+                while len(pending) < workers:
+                    start = turns.next()
+                    if start is None:
+                        break
+                    pending[pool.submit(one, start)] = start
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
+                    turns.finished(pending.pop(future))
                     collected.deliver(*future.result())
     return collected.results()
+
+
+class HostTurns:
+    """Which source a free worker takes next: the first in input order whose host is below its
+    `per_host` bound (local files have no host, so no bound).
+
+    A URL whose host already has `per_host` probes running would only wait for one of that
+    host's connections, holding a worker that another host could use: such URLs wait here
+    instead, in their input order, and go as soon as their host has room. So a host that stalls
+    occupies at most `per_host` workers, and every other host proceeds at once.
+    """
+
+    def __init__(self, sources: Sequence[str], per_host: int) -> None:
+        self._sources = sources
+        self._per_host = per_host
+        self._cursor = 0  # the first source never looked at
+        self._running: dict[str, int] = {}  # host -> probes running
+        self._waiting: dict[str, deque[int]] = {}  # host -> sources held back, input order
+        self._host_of: dict[int, str] = {}  # running source -> its host
+
+    def next(self) -> int | None:
+        """The next source to start, or None when every one left waits for a busy host."""
+        ready = [queue[0] for host, queue in self._waiting.items() if self._has_room(host)]
+        if ready:
+            index = min(ready)
+            host = _host_key(self._sources[index])
+            queue = self._waiting[host]
+            queue.popleft()
+            if not queue:
+                del self._waiting[host]
+            return self._start(index, host)
+        while self._cursor < len(self._sources):
+            index = self._cursor
+            self._cursor += 1
+            host = _host_key(self._sources[index])
+            if not host or self._has_room(host):
+                return self._start(index, host)
+            self._waiting.setdefault(host, deque()).append(index)
+        return None
+
+    def finished(self, index: int) -> None:
+        host = self._host_of.pop(index, "")
+        if host:
+            self._running[host] -= 1
+
+    def _has_room(self, host: str) -> bool:
+        return self._running.get(host, 0) < self._per_host
+
+    def _start(self, index: int, host: str) -> int:
+        if host:
+            self._running[host] = self._running.get(host, 0) + 1
+            self._host_of[index] = host
+        return index
+
+
+def _host_key(source: str) -> str:
+    """scheme://host:port of a URL (the unit the connection pools bound), '' for a file."""
+    if not is_url(source):
+        return ""
+    try:
+        parts = urlsplit(source)
+        port = parts.port
+    except ValueError:
+        return ""  # refused by the url rules before any connection: no host to wait for
+    scheme = parts.scheme.lower()
+    port = port or (443 if scheme == "https" else 80)  # as the pools count it: :80 is no other host
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 class Collected:

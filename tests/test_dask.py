@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,8 +54,17 @@ class Cluster:
 
 
 @contextmanager
-def dask_cluster(folder: Path, workers: int = 2) -> Iterator[Cluster]:
-    """`dask scheduler` and `dask worker` processes (no nanny: a killed worker stays dead)."""
+def dask_cluster(
+    folder: Path,
+    workers: int = 2,
+    *,
+    wrap: Sequence[Sequence[str]] = (),
+    cwd: Path | None = None,
+) -> Iterator[Cluster]:
+    """`dask scheduler` and `dask worker` processes (no nanny: a killed worker stays dead).
+
+    Worker n runs as `wrap[n] + [python -m dask worker ...]` when given (another mount
+    namespace, say), in `cwd` (default: ours)."""
     folder.mkdir(parents=True, exist_ok=True)
     scheduler_file = folder / "scheduler.json"
     log = (folder / "dask.log").open("wb")
@@ -88,6 +97,7 @@ def dask_cluster(folder: Path, workers: int = 2) -> Iterator[Cluster]:
             children.append(
                 subprocess.Popen(
                     [
+                        *(wrap[n] if n < len(wrap) else ()),
                         *dask,
                         "worker",
                         address,
@@ -102,11 +112,13 @@ def dask_cluster(folder: Path, workers: int = 2) -> Iterator[Cluster]:
                     ],
                     stdout=log,
                     stderr=log,
+                    cwd=cwd,
                 )
             )
         cluster = Cluster(address, scheduler, children[1:])
-        with cluster.client() as client:
-            client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
+        if workers:
+            with cluster.client() as client:
+                client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
         yield cluster
     finally:
         for child in reversed(children):

@@ -296,7 +296,8 @@ def test_private_addresses_are_rejected_unless_allowed(server: MediaServer) -> N
     strict = check_one(url, POLICY)
     assert strict.verdict == "reject"
     assert [v.rule for v in strict.violations] == ["url.public"]
-    assert strict.facts is not None  # probed all the same, so every problem shows at once
+    # Refused like a redirect hop, before any connection (issue 21): nothing was fetched.
+    assert strict.facts is None and strict.remote is None
     loose = _check(url)
     assert loose.verdict == "pass" and "url.public" in {w.rule for w in loose.warnings}
 

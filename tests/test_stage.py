@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preflight.testing import ROUTE, Sandbox
 
@@ -243,3 +248,181 @@ def test_init_file_stage_twice_is_one_upload_one_post_one_session(env: dict[str,
 def test_file_and_stage_go_together(env: dict[str, str]) -> None:
     done = run(env, "init", "--file", str(PASSING))
     assert done.returncode == 2 and "--stage" in done.stderr
+
+
+# -- issue 21 item 8: bad targets, secrets in the endpoint, a stalling storage, live signatures ---
+
+
+class _SilentStorage:
+    """A TCP port that accepts every connection, counts it, and never answers (a stalled store)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def silent_storage() -> Iterator[_SilentStorage]:
+    storage = _SilentStorage()
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+def _env_for(endpoint: str, tmp_path: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {
+        **base,
+        "HOME": str(tmp_path),
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "PREFLIGHT_LEDGER": str(tmp_path / "ledger.sqlite3"),
+    }
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["s3://b c/", "s3://exports:9/x/", "s3://u:p@exports/x/", "s3://exports/../x/"],
+    ids=["space", "port", "userinfo", "dot-dot"],
+)
+@pytest.mark.parametrize("command", ["stage", "init"])
+def test_a_bad_target_is_exit_2_in_one_line_before_anything_is_sent(
+    silent_storage: _SilentStorage, tmp_path: Path, target: str, command: str
+) -> None:
+    env = _env_for(f"http://127.0.0.1:{silent_storage.port}", tmp_path)
+    if command == "stage":
+        args = ["stage", "--allow-private-urls", str(PASSING), "--to", target]
+    else:
+        args = ["init", "--allow-private-urls", "--file", str(PASSING), "--stage", target]
+    done = run_cli(*args, env={**env, "COMETAPI_KEY": API_KEY}, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("preflight: "), done.stderr
+    assert "Traceback" not in done.stderr
+    assert "u:p" not in done.stdout + done.stderr
+    assert silent_storage.connections == 0  # refused before the storage was asked anything
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://admin:{password}@127.0.0.1:{port}", "admin:{password}@127.0.0.1:{port}"],
+    ids=["url", "no-scheme"],
+)
+def test_a_password_in_the_endpoint_url_is_refused_and_never_printed(
+    silent_storage: _SilentStorage, tmp_path: Path, endpoint: str
+) -> None:
+    password = "endpoint-SECRET-93b1"
+    given = endpoint.format(password=password, port=silent_storage.port)
+    env = _env_for(given, tmp_path)
+    done = run_cli(
+        "stage", "--allow-private-urls", str(PASSING), "--to", f"s3://{BUCKET}/p/",
+        env=env, timeout=60,
+    )  # fmt: skip
+    # A usable URL is refused for its password (exit 2); one boto3 cannot use is its error (4).
+    assert done.returncode in (2, 4), done.stdout + done.stderr
+    if given.startswith("http://"):
+        assert done.returncode == 2 and "user:password@" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert password not in done.stdout + done.stderr
+    assert silent_storage.connections == 0  # nor sent to the storage as Basic auth
+
+
+def test_a_stalling_storage_ends_at_the_deadline(
+    silent_storage: _SilentStorage, tmp_path: Path
+) -> None:
+    env = _env_for(f"http://127.0.0.1:{silent_storage.port}", tmp_path)
+    # Before: 4 tries x 60 s of read timeout on the first HEAD, whatever --deadline said; the
+    # subprocess timeout here only keeps a regression from hanging the suite.
+    done = run_cli(
+        "stage", "--allow-private-urls", "--deadline", "3", str(PASSING),
+        "--to", f"s3://{BUCKET}/stall/", env=env, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "3 s deadline" in done.stderr, done.stderr
+    assert silent_storage.connections >= 1  # it was asked, and it stalled
+
+
+def test_the_ledger_and_sessions_name_a_staged_object_without_its_signature(
+    env: dict[str, str],
+) -> None:
+    with Sandbox(key=API_KEY, allow_private_urls=True) as api:
+        full = {**env, "COMETAPI_KEY": API_KEY, "PREFLIGHT_API_BASE": api.base_url}
+        done = run(
+            full, "init", "--json", "--allow-private-urls", "--file", str(PASSING),
+            "--stage", f"s3://{BUCKET}/signed/",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # The API was handed the live presigned URL: it must fetch the object.
+        (post,) = [r for r in api.requests if r.path.startswith(ROUTE)]
+        assert "X-Amz-Signature=" in json.dumps(post.body)
+    opened = json.loads(done.stdout)
+    listed = run(full, "sessions")
+    listed_json = run(full, "sessions", "--json")
+    shown = run(full, "sessions", "show", opened["session_id"])
+    for printed in (listed.stdout, listed_json.stdout, shown.stdout):
+        assert "X-Amz-" not in printed and f"s3://{BUCKET}/signed/" in printed, printed
+    with sqlite3.connect(env["PREFLIGHT_LEDGER"]) as ledger:
+        sources = [row[0] for row in ledger.execute("SELECT source FROM sessions")]
+    assert len(sources) == 1 and sources[0].startswith(f"s3://{BUCKET}/signed/")
+    assert "X-Amz-" not in sources[0]
+
+
+# A target built from the parts that made trouble: userinfo, ports, spaces, dot segments, empty
+# segments, control bytes, backslashes, non-ASCII.
+_PIECES = st.sampled_from(
+    ["exports", "b c", "ex", "u:p@", "Exports", ":9", ".", "..", "", "x", "\x00", "\x1b", "\\",
+     "é", "%2e%2e", "?q", "#f", "@", "\udcff", "\u2028"]
+)  # fmt: skip
+_TARGETS = st.one_of(
+    st.text(max_size=40),
+    st.builds(
+        lambda host, segments, slash: "s3://" + "".join(host) + "/" + "/".join(segments) + slash,
+        st.lists(_PIECES, min_size=1, max_size=3),
+        st.lists(_PIECES, max_size=4),
+        st.sampled_from(["", "/"]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TARGETS)
+def test_any_target_is_a_plain_bucket_and_prefix_or_one_line_that_hides_userinfo(
+    target: str,
+) -> None:
+    from preflight.errors import UsageError
+    from preflight.staging import parse_target
+
+    try:
+        bucket, prefix = parse_target(target)
+    except UsageError as exc:
+        message = str(exc)
+        assert "\n" not in message and message.isprintable(), message
+        userinfo = target[: target.find("@")].removeprefix("s3://") if "@" in target else ""
+        assert len(userinfo) < 3 or userinfo not in message, message  # never echoed
+        return
+    assert re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket) and ".." not in bucket
+    assert prefix == "" or prefix.endswith("/")
+    segments = prefix.split("/")[:-1]
+    assert all(s not in ("", ".", "..") and s.isprintable() and "\\" not in s for s in segments)
+    assert "@" not in target

@@ -277,13 +277,17 @@ def test_a_probes_deadline_does_not_cut_another_probe_on_its_old_connection(
 
         def probe_b() -> None:
             try:
-                with fetch(url, options=RemoteOptions(pools=pools, deadline_s=30)) as source:
+                b_options = RemoteOptions(
+                    pools=pools, public_networks=PUBLIC_LOOPBACK, deadline_s=30
+                )
+                with fetch(url, options=b_options) as source:
                     outcome["b"] = source.info.status
             except Exception as exc:  # the failure is the finding
                 outcome["b"] = f"{type(exc).__name__}: {exc}"
 
         b = threading.Thread(target=probe_b)
-        with fetch(url, options=RemoteOptions(pools=pools, deadline_s=1.5)):  # answered at ~1 s
+        a_options = RemoteOptions(pools=pools, public_networks=PUBLIC_LOOPBACK, deadline_s=1.5)
+        with fetch(url, options=a_options):  # answered at ~1 s
             b.start()  # B's request is in flight from ~1 s to ~2 s; A's deadline passes at 1.5 s
             time.sleep(1.0)
         b.join(timeout=60)
@@ -319,7 +323,7 @@ def test_a_host_whose_pool_was_retired_while_busy_stays_within_per_host(shapes: 
         MediaServer(shapes) as b,
         ConnectionPools(per_host=1, max_pools=1) as pools,
     ):
-        options = RemoteOptions(pools=pools, deadline_s=30)
+        options = RemoteOptions(pools=pools, public_networks=PUBLIC_LOOPBACK, deadline_s=30)
         outcomes: list[object] = []
 
         def read_a() -> None:

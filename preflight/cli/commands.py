@@ -103,8 +103,17 @@ def run_check(args: argparse.Namespace) -> int:
         if args.dask is not None:
             from ..fanout.cluster import run_on_cluster
 
+            def on_lost(message: str) -> None:
+                print(f"preflight: {message}", file=sys.stderr)
+
             results = run_on_cluster(
-                sources, policy, options, address=args.dask, on_result=on_result
+                sources,
+                policy,
+                options,
+                address=args.dask,
+                on_result=on_result,
+                timeout_s=args.dask_timeout,
+                on_lost=on_lost,
             )
         else:
             results = run_batch(
@@ -197,7 +206,7 @@ def run_init(args: argparse.Namespace) -> int:
         raise UsageError("give --file with --stage, or --video-url, or --video-id with --task-id")
     if args.video_url is None and args.video_id is None and args.file is None:
         raise UsageError("give --video-url URL, or --video-id ID with --task-id ID")
-    video_url, same_source = args.video_url, None
+    video_url, same_source, shown_source = args.video_url, None, None
     try:
         if args.file is not None:
             from ..staging import stage_file
@@ -211,8 +220,11 @@ def run_init(args: argparse.Namespace) -> int:
             )
             # Each presigning gives another URL for the same bytes: the hash is the source.
             video_url, same_source = staged.url, f"sha256:{staged.sha256}"
+            # The ledger and `sessions` name the object, never its presigned (live) URL.
+            shown_source = staged.object_url
         result = init_session(
             same_source=same_source,
+            source=shown_source,
             video_url=video_url,
             video_id=args.video_id,
             task_id=args.task_id,

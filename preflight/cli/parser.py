@@ -123,6 +123,14 @@ def _add_check(subcommands: _Subcommands[_Parser]) -> None:
         help="probe on a Dask cluster: a scheduler (tcp://host:8786; workers must see the "
         "paths) or local[:N] worker processes here; needs pip install 'preflight[dask]'",
     )
+    batch.add_argument(
+        "--dask-timeout",
+        type=options.positive,
+        default=60.0,
+        metavar="S",
+        help="with --dask: how long to wait for a worker to join the scheduler (at the start, "
+        "and when every worker has left) before giving up (default 60)",
+    )
     batch.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     batch.add_argument(
         "--no-cache",

@@ -1,39 +1,36 @@
-"""`check --dask ADDRESS`: connect to a Dask scheduler (or start a LocalCluster), send each source
-by name to a worker, judge and cache what comes back here, deliver results as batch.run_batch does.
+"""`check --dask ADDRESS`: connect to a Dask scheduler (or start a LocalCluster), wait for a worker,
+and hand the sources to fanout/run.py, which sends them out and judges what comes back.
 
-The only module that imports `distributed`, and only when called: `import preflight` and a plain
-`preflight check` never load it.
+With run.py, the only module that imports `distributed`, and only when called: `import preflight`
+and a plain `preflight check` never load it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import uuid
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..batch import Collected
 from ..errors import ClusterError
-from ..pipeline import CheckOptions, FileProbe, judge_file
+from ..pipeline import CheckOptions
 from ..policy import Policy
-from ..policy.url import is_url, redact_url
-from ..verdict import Failure, Result
-from .task import check_url_on_worker, probe_on_worker
+from ..verdict import Result
 
 if TYPE_CHECKING:
-    from distributed import Client, Future
+    from distributed import Client
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+# The most a run waits for the scheduler to have a worker, at the start (--dask-timeout) and
+# whenever all of them have left: a scheduler without workers would otherwise wait forever.
+DEFAULT_TIMEOUT_S = 60.0
 # Dask's own knob for the connect timeout; when the user set it, it wins over ours.
 CONNECT_TIMEOUT_ENV = "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"
-# A task whose worker dies is put back by the scheduler (up to its allowed-failures, 3 by
-# default); `retries` adds re-runs for a task that raised on a worker (ours never do by design,
-# but a worker-side import or pickling failure would).
-RETRIES = 2
-TASK_PREFIX = "preflight-probe"  # every task key starts so: a worker's log shows what it ran
+# What a scheduler address may start with: Dask's networked transports (inproc:// is this
+# process only; anything else would make Client look for a plugin, then time out noisily).
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
 
 
 def parse_address(address: str) -> tuple[str | None, int]:
@@ -57,11 +54,18 @@ def run_on_cluster(
     *,
     address: str,
     on_result: Callable[[int, Result], None] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    on_lost: Callable[[str], None] | None = None,
 ) -> list[Result]:
     """Check every source on the cluster; `on_result(index, result)` in completion order.
 
-    Raises ClusterError (before anything is checked) when the scheduler cannot be reached.
+    Raises ClusterError (before anything is checked) when the scheduler cannot be reached or no
+    worker joins it within `timeout_s`. A scheduler lost mid-run (or left without workers for
+    `timeout_s`) makes every unfinished source an `error` of kind `worker`; `on_lost` gets one
+    line saying so and how many were checked.
     """
+    from .run import fan_out
+
     scheduler, local_workers = parse_address(address)
     try:
         import distributed  # noqa: F401  (only to say what is missing)
@@ -69,12 +73,23 @@ def run_on_cluster(
         raise ClusterError(
             "--dask needs Dask's distributed: pip install 'preflight[dask]'"
         ) from None
-    with _connect(scheduler, local_workers) as client:
-        return _fan_out(client, sources, policy, options, on_result)
+    with _connect(scheduler, local_workers, timeout_s) as client:
+        results, lost = fan_out(
+            client,
+            scheduler or address,
+            sources,
+            policy,
+            options,
+            on_result=on_result,
+            timeout_s=timeout_s,
+        )
+    if lost and on_lost is not None:
+        on_lost(lost)
+    return results
 
 
 @contextmanager
-def _connect(scheduler: str | None, local_workers: int) -> Iterator[Client]:
+def _connect(scheduler: str | None, local_workers: int, timeout_s: float) -> Iterator[Client]:
     from distributed import Client, LocalCluster
 
     if scheduler is None:
@@ -92,12 +107,58 @@ def _connect(scheduler: str | None, local_workers: int) -> Iterator[Client]:
         finally:
             cluster.close()
         return
+    _check_address(scheduler)
+    started = time.monotonic()
+    connect_s = min(DEFAULT_CONNECT_TIMEOUT_S, timeout_s)
+    timeout: Any = os.environ.get(CONNECT_TIMEOUT_ENV) or f"{connect_s:g}s"
+    with _quiet_distributed():  # its retry and reconnect logs would bury our one line
+        yield from _connected(scheduler, timeout, timeout_s, started)
+
+
+def _connected(scheduler: str, timeout: Any, timeout_s: float, started: float) -> Iterator[Client]:
+    from distributed import Client
+
+    try:
+        client = Client(scheduler, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {scheduler} within {timeout}: {reason}"
+        ) from None
+    with client:
+        _wait_for_a_worker(client, scheduler, timeout_s, started)
+        yield client
+
+
+@contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Only CRITICAL from Dask's loggers while we talk to its scheduler (restored after): a lost
+    scheduler otherwise prints reconnect attempts and tracebacks from the Client's own tasks.
+    Dask configures some child loggers (distributed.client, ...) with levels of their own."""
+    names = ["distributed"] + [
+        name for name in logging.root.manager.loggerDict if name.startswith("distributed.")
+    ]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _check_address(scheduler: str) -> None:
+    """Refuse an address Dask cannot dial, before a Client exists: a Client made from one waits
+    out its timeout and then hangs or complains in its finalizer."""
     from distributed.comm.addressing import parse_address as split_address
     from distributed.comm.addressing import parse_host_port
 
-    # Checked before a Client exists: a Client made from a bad address hangs in its finalizer.
     try:
         scheme, location = split_address(scheduler)
+        if scheme not in _SCHEMES:
+            raise ValueError(f"unknown scheme {scheme}://")
         if scheme in ("tcp", "tls"):
             parse_host_port(location)
     except ValueError as exc:
@@ -105,93 +166,18 @@ def _connect(scheduler: str | None, local_workers: int) -> Iterator[Client]:
             f"--dask {scheduler}: not a scheduler address ({exc}); "
             "give tcp://host:8786 or local[:N]"
         ) from None
-    timeout_s: Any = os.environ.get(CONNECT_TIMEOUT_ENV) or f"{DEFAULT_CONNECT_TIMEOUT_S:g}s"
-    quiet = logging.getLogger("distributed")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # its retry warnings would bury our one line
+
+
+def _wait_for_a_worker(client: Client, scheduler: str, timeout_s: float, started: float) -> None:
     try:
-        client = Client(scheduler, timeout=timeout_s, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ClusterError(
-            f"cannot reach the Dask scheduler at {scheduler} within {timeout_s}: {reason}"
-        ) from None
-    finally:
-        quiet.setLevel(level)
-    with client:
-        yield client
-
-
-def _fan_out(
-    client: Client,
-    sources: Sequence[str],
-    policy: Policy,
-    options: CheckOptions,
-    on_result: Callable[[int, Result], None] | None,
-) -> list[Result]:
-    from distributed import as_completed
-
-    collected = Collected(len(sources), on_result)
-    cache = options.cache
-    remote_options = replace(options, cache=None)  # the cache is a file here, never shipped
-    batch_id = uuid.uuid4().hex[:12]
-    # index and the cache key computed at submit time, by task key
-    waiting: dict[str, tuple[int, str | None]] = {}
-    running = as_completed(loop=client.loop)
-    # A bounded window, as in run_batch: a million-line --from list is not a million futures.
-    window = max(8, 4 * sum(client.nthreads().values()))
-
-    def submit(index: int) -> None:
-        name = sources[index]
-        task_key = f"{TASK_PREFIX}-{batch_id}-{index}"
-        if is_url(name):
-            future = client.submit(
-                check_url_on_worker, name, policy, remote_options, key=task_key, retries=RETRIES
-            )
-            waiting[task_key] = (index, None)
-        else:
-            cache_key = cache.file_key(name, options.backend) if cache is not None else None
-            hit = cache.get(cache_key) if cache is not None else None
-            if hit is not None:  # facts known here: nothing to send
-                cached = FileProbe(name, hit[0], hit[1], None, 0.0, cached=True)
-                collected.deliver(index, judge_file(cached, policy, options))
-                return
-            future = client.submit(
-                probe_on_worker, name, remote_options, key=task_key, retries=RETRIES
-            )
-            waiting[task_key] = (index, cache_key)
-        running.add(future)
-
-    def collect(future: Future) -> None:
-        index, cache_key = waiting.pop(future.key)
+        client.wait_for_workers(1, timeout=max(timeout_s - (time.monotonic() - started), 0.1))
+    except (TimeoutError, OSError):
         try:
-            value = future.result()
-        except Exception as exc:  # KilledWorker past the scheduler's allowed failures, a lost task
-            name = sources[index]
-            shown = redact_url(name) if is_url(name) else name
-            failure = Failure("worker", f"the Dask task failed: {type(exc).__name__}: {exc}")
-            collected.deliver(index, Result(shown, "error", error=failure, backend=options.backend))
-            return
-        finally:
-            future.release()
-        if isinstance(value, FileProbe):
-            if cache is not None and value.facts is not None:
-                cache.put(cache_key, value.facts, value.disagreements)
-            collected.deliver(index, judge_file(value, policy, options))
-            return
-        result: Result = value
-        info = result.remote
-        if cache is not None and info is not None and result.facts is not None:
-            url_key = cache.url_key(
-                info.final_url, info.etag, info.last_modified, info.size_bytes, options.backend
-            )
-            cache.put(url_key, result.facts, result.disagreements)
-        collected.deliver(index, result)
-
-    for index in range(len(sources)):
-        submit(index)
-        while running.count() >= window:
-            collect(next(running))
-    for future in running:
-        collect(future)
-    return collected.results()
+            joined = len(client.scheduler_info()["workers"])
+        except Exception:
+            joined = 0
+        raise ClusterError(
+            f"no Dask worker joined the scheduler at {scheduler} within the "
+            f"{timeout_s:g} s --dask-timeout ({joined} workers joined): start workers with "
+            f"`dask worker {scheduler}`, or wait longer with --dask-timeout S"
+        ) from None

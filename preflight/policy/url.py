@@ -21,8 +21,10 @@ from ..verdict import RemoteInfo, Violation
 
 EXPIRY_WARNING = timedelta(minutes=30)
 VIDEO_TYPES = {"video/mp4", "video/quicktime", "application/octet-stream"}
-# Rules after which nothing is fetched: the URL cannot be fetched, or fetching would send secrets.
-UNFETCHABLE = frozenset({"url.scheme", "url.host", "url.credentials"})
+# Rules after which nothing is fetched: the URL cannot be fetched, fetching would send secrets, or
+# it would connect to an address the API cannot reach (the first URL is judged like a redirect
+# hop, so a service calling check_one(user_url) never sends a request inside its own network).
+UNFETCHABLE = frozenset({"url.scheme", "url.host", "url.credentials", "url.public"})
 # scheme://userinfo@ — greedy up to the last @ before the path, as URL parsers split it.
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:)?//[^/?#]*@")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -186,9 +188,10 @@ def judge_before_fetch(facts: UrlFacts) -> UrlJudgement:
     allow_private = facts.allow_private
     if private:
         fix = "upload the file somewhere public (a bucket or CDN)"
+        said = f"{host} resolves to {private}, which the API cannot reach from the internet"
         rule = Violation(
             "url.public",
-            f"{host} resolves to {private}, which the API cannot reach from the internet",
+            said if allow_private else f"{said}, and preflight did not connect to it",
             private,
             "a public address",
             fix if allow_private else f"{fix}, or pass --allow-private-urls to check it anyway",

@@ -252,14 +252,27 @@ def network_error(exc: BaseException, deadline: Deadline | None = None) -> Netwo
         return NetworkError("more than 5 redirects (a redirect loop?)", kind="redirects")
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return NetworkError("could not connect in time (connect timeout)", kind="timeout")
-    # requests reports a stall inside a body as a ConnectionError around urllib3's timeout.
-    stalled = bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
-    if stalled or isinstance(exc, requests.exceptions.Timeout):
-        return NetworkError("the server stopped sending (read timeout)", kind="timeout")
+    # requests reports a stall inside a body as a ConnectionError around urllib3's timeout, and
+    # a stall before the headers (our Retry never retries reads) as a ConnectionError around a
+    # MaxRetryError whose reason is that timeout: both are the server going quiet, not a refusal.
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, urllib3.exceptions.MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError) or isinstance(
+        exc, requests.exceptions.Timeout
+    ):
+        return NetworkError(
+            "connected, but the server stopped sending for longer than the read timeout "
+            "(read timeout)",
+            kind="timeout",
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         return NetworkError("TLS failed: the certificate could not be verified", kind="network")
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        return NetworkError("could not connect: the connection was refused", kind="network")
     if isinstance(exc, requests.exceptions.ConnectionError):
         return NetworkError(
-            "could not connect: the connection was refused or dropped", kind="network"
+            "the connection was dropped before the answer was complete",
+            kind="network",
         )
     return NetworkError(f"the request failed: {type(exc).__name__}", kind="network")

@@ -104,9 +104,9 @@ def fetch(
 
     Raises NetworkError for what stops a read (dns, refused, timeout, 5xx after retries, redirect
     loops) and ProbeError (kind empty) for a zero-byte resource; a 4xx or a refused redirect is
-    data in `info`. `gate` judges every redirect hop and holds the addresses the connections go
-    to; the check passes the gate that judged `url` itself, so its host is resolved once. Without
-    one, private redirect hops are refused and `url`'s host is resolved here.
+    data in `info`. `gate` judges `url` and every redirect hop and holds the addresses the
+    connections go to; the check passes the gate that judged `url` itself, so its host is
+    resolved once. Without one, a private `url` (UsageError) and private hops are refused.
     """
     options = options or RemoteOptions()
     gate = gate or UrlGate(
@@ -119,7 +119,15 @@ def fetch(
     host = host_of(url)
     if host is None:
         raise UsageError("the URL has no usable host (or a bad port)")
-    gate.addresses(host)  # the URL the caller named is connected to, private or not
+    # The URL named is judged like a redirect hop, before anything connects (the check already
+    # refused it as url.public; this holds for every caller): resolved once, pinned for the
+    # connection, and a private address is not connected to unless the gate allows it.
+    private = gate.private_address(host)
+    if private and not gate.allow_private:
+        raise UsageError(
+            f"{redact_url(url)}: {host} resolves to {private}, a private address the API cannot "
+            "reach; nothing was connected to it"
+        )
     with contextlib.ExitStack() as stack:
         # A batch shares its run's connections; a lone probe opens its own and closes them here.
         pools = options.pools or stack.enter_context(ConnectionPools(options.per_host))

@@ -62,12 +62,15 @@ def init_session(
     client: InitClient | None = None,
     debug: IO[str] | None = None,
     same_source: str | None = None,
+    source: str | None = None,
 ) -> InitResult:
     """Open (or reuse) an editing session for one video. Raises VideoRejected, VideoUnreadable,
     UsageError or ApiError; sends nothing unless the pre-flight passed.
 
     `same_source` replaces what the ledger takes for the same source (source_key): for a staged
-    file, its content hash, since each presigned URL of the same object differs."""
+    file, its content hash, since each presigned URL of the same object differs. `source` is
+    what the ledger stores and reports print for it (default: the URL without credentials): for a
+    staged file s3://BUCKET/KEY, so no live signature is kept or shown."""
     body: dict[str, Any] = {}
     if video_url is not None:
         # What is traced, stored and printed never holds user:password@; the check's
@@ -83,7 +86,7 @@ def init_session(
             "the request body is not valid, nothing was sent: "
             + "; ".join(f"{p.path}: {p.message}" for p in problems)
         )
-    source = body.get("video_url") or source_key(body)
+    source = source or body.get("video_url") or source_key(body)
     result = InitResult(source=source, body=body, verdict="unchecked", dry_run=dry_run)
     if video_url is not None:
         # The Result we print and keep names the URL without its credentials.

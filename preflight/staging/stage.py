@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import StagingError, UsageError, VideoRejected, VideoUnreadable
 from ..pipeline import CheckOptions, check_one
@@ -22,6 +22,10 @@ from ..verdict import Result
 DEFAULT_EXPIRES_S = 3600
 _MAX_EXPIRES_S = 7 * 24 * 3600  # SigV4's own upper bound
 _CONTENT_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime"}
+_TARGET = re.compile(r"s3://([^/?#]*)(/[^?#]*)?", re.IGNORECASE | re.DOTALL)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+# S3 keys are at most 1024 bytes; the key adds /<64 hex sha256>/<file name> to the prefix.
+_MAX_PREFIX_BYTES = 512
 
 __all__ = ["DEFAULT_EXPIRES_S", "StageResult", "StagingError", "parse_target", "stage_file"]
 
@@ -37,6 +41,12 @@ class StageResult:
     uploaded: bool  # False when the same bytes were already there
     check: Result  # the check of `url`, not of the local file
 
+    @property
+    def object_url(self) -> str:
+        """s3://BUCKET/KEY: the object's name for ledgers and reports, with no live signature
+        (the presigned `url` is a bearer credential until it expires)."""
+        return f"s3://{self.bucket}/{self.key}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -51,14 +61,44 @@ class StageResult:
 
 
 def parse_target(target: str) -> tuple[str, str]:
-    """s3://BUCKET/PREFIX/ -> (bucket, prefix ending in / or empty)."""
-    parts = urlsplit(target)
-    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
-        raise UsageError(f"--to/--stage {target!r}: give s3://BUCKET/PREFIX/")
-    prefix = parts.path.lstrip("/")
+    """s3://BUCKET/PREFIX/ -> (bucket, prefix ending in / or empty).
+
+    Refused here, before anything is checked or sent (UsageError, exit 2): anything but a plain
+    bucket name (S3's rules: 3-63 of a-z 0-9 . -, a letter or digit at each end; so no port, no
+    `user:password@`, no space), and a prefix with `.`/`..`/empty segments, a backslash or a
+    control character, which stores would resolve, refuse or keep verbatim as they each like.
+    A target with '@' is refused without being shown (it may hold a password).
+    """
+    if "@" in target:
+        # Most likely user:password@, and a password may hold '/' or '#': nothing of it is shown.
+        raise UsageError(
+            "--to/--stage: the target holds '@' (user:password@?), so it is not used nor shown; "
+            "credentials do not go in it: the storage's keys come from the AWS chain "
+            "(AWS_ACCESS_KEY_ID, ...)"
+        )
+    shown = ascii(target)[1:-1] if not target.isprintable() else target
+    match = _TARGET.fullmatch(target)
+    if match is None:
+        raise UsageError(f"--to/--stage {shown}: give s3://BUCKET/PREFIX/")
+    netloc, path = match.group(1), match.group(2) or ""
+    if not _BUCKET.fullmatch(netloc) or ".." in netloc:
+        raise UsageError(
+            f"--to/--stage {shown}: {netloc!a} is not a bucket name (3-63 characters: "
+            "a-z, 0-9, '.', '-'; no port: the endpoint is AWS_ENDPOINT_URL)"
+        )
+    prefix = path.lstrip("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    return parts.netloc, prefix
+    segments = prefix.split("/")[:-1]
+    if any(s in ("", ".", "..") for s in segments) or not prefix.isprintable() or "\\" in prefix:
+        # Not printable: control characters, and the \udcXX of bytes that are not UTF-8.
+        raise UsageError(
+            f"--to/--stage {shown}: the prefix may not hold '.' or '..' segments, '//', a "
+            "backslash, control characters or bytes that are not UTF-8"
+        )
+    if len(prefix.encode()) > _MAX_PREFIX_BYTES:
+        raise UsageError(f"--to/--stage: the prefix is longer than {_MAX_PREFIX_BYTES} bytes")
+    return netloc, prefix
 
 
 def stage_file(
@@ -88,7 +128,7 @@ def stage_file(
     sha256 = _sha256(name)
     key = f"{prefix}{sha256}/{os.path.basename(name)}"
     container = local.facts.container if local.facts else ""
-    bucket = Bucket(bucket_name)
+    bucket = Bucket(bucket_name, deadline_s=options.remote.deadline_s)
     uploaded = False
     if not bucket.exists(key):
         bucket.upload(name, key, _CONTENT_TYPES.get(container, "application/octet-stream"))
