@@ -144,7 +144,8 @@ def init_session(
                 _fill_from_session(result, active, reused=True)
             return result
         api = client or InitClient(base, api_key or load_api_key(api_key_file), debug=debug)
-        fingerprint = api.key.fingerprint()
+        # The account is where the request goes and the key it goes with.
+        base, fingerprint = api.api_base, api.key.fingerprint()
 
         def waiting(line: str) -> None:
             _notice(notices, line)
