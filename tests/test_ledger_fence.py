@@ -308,17 +308,17 @@ def _terminate(dsn: str, *, sparing: int | None = None) -> int:
 
 def test_the_renewer_survives_its_connection_being_terminated(pg_ledger: str) -> None:
     # Before: the renewer stopped for good at its first error, and the claim lapsed.
-    with (
-        Ledger(pg_ledger, lease_s=1.5) as holder,
-        Ledger(pg_ledger) as other,
-        holder.exclusive(SOURCE),
-    ):
+    with Ledger(pg_ledger, lease_s=1.5) as holder, holder.exclusive(SOURCE):
         main = holder._store._conn.info.backend_pid  # type: ignore[attr-defined]
         for _ in range(3):  # the renewer's connection, each time it has come back
             time.sleep(0.8)
             _terminate(pg_ledger, sparing=main)
         time.sleep(2.0)  # past the lease: only renewal keeps the claim
-        with pytest.raises(LedgerBusy), other.exclusive(SOURCE, wait_s=0.5):
+        with (
+            Ledger(pg_ledger) as other,
+            pytest.raises(LedgerBusy),
+            other.exclusive(SOURCE, wait_s=0.5),
+        ):
             pass
 
 
@@ -399,6 +399,7 @@ class _Proxy:
 @pytest.fixture
 def silent_path(pg_ledger: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, _Proxy]]:
     monkeypatch.setenv("PREFLIGHT_LEDGER_READ_TIMEOUT_S", "1.5")
+    monkeypatch.setenv("PREFLIGHT_LEDGER_RETRY_S", "20")
     address = pg_ledger.split("@", 1)[1].split("/", 1)[0]
     host, port = address.rsplit(":", 1)
     proxy = _Proxy((host, int(port)))
@@ -432,17 +433,18 @@ def test_a_silent_path_is_cut_by_the_read_bound_and_reconnected(
 ) -> None:
     # Before: statement_timeout is the server's and the path is silent: a hang without end.
     dsn, proxy = silent_path
-    with Ledger(dsn, retry_s=20) as ledger:
+    with Ledger(dsn) as ledger:
         assert ledger.sessions() == []
         proxy.go_silent()  # the held connection freezes; a new one is served
         assert _bounded(ledger.sessions) == []
 
 
 def test_a_path_that_stays_silent_is_an_error_not_a_hang(
-    silent_path: tuple[str, _Proxy],
+    silent_path: tuple[str, _Proxy], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dsn, proxy = silent_path
-    with Ledger(dsn, retry_s=1) as ledger:
+    monkeypatch.setenv("PREFLIGHT_LEDGER_RETRY_S", "1")
+    with Ledger(dsn) as ledger:
         assert ledger.sessions() == []
         proxy.go_silent()
         proxy.refuse_new()  # and nothing new gets through either
