@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import select
+import shlex
 import socket
 import sqlite3
 import threading
@@ -472,7 +473,7 @@ def test_an_earlier_ambiguous_attempt_stops_init_until_imported(tmp_path: Path) 
         assert out["error"]["earlier_attempt"]["request_id"] == "req-lost"
         (line,) = err.strip().splitlines()
         assert "req-lost" in line and f"pid {os.getpid()}" in line and "--force" in line
-        assert f"sessions import ID --source {SOURCE}" in line
+        assert f"sessions import ID --source {shlex.quote(SOURCE)}" in line
         listed = run_cli("sessions", "--attempts", env=env)
         assert listed.returncode == 0 and "ambiguous" in listed.stdout and SOURCE in listed.stdout
         imported = run_cli("sessions", "import", "800000000000000042", "--source", SOURCE,
@@ -531,7 +532,7 @@ def test_a_session_the_ledger_cannot_record_names_the_import_command(pg_ledger: 
     with psycopg.connect(postgres, autocommit=True, connect_timeout=10) as conn:
         conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
     assert code == 4 and out["error"]["kind"] == "unrecorded" and out["session_id"] == opened
-    assert f"preflight sessions import {opened} --source {SOURCE}" in err
+    assert f"preflight sessions import {opened} --source {shlex.quote(SOURCE)}" in err
     assert "free space" not in err
     env.pop("PREFLIGHT_LEDGER_RETRY_S")
     imported = run_cli("sessions", "import", opened, "--source", SOURCE, env=env)
