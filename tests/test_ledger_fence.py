@@ -15,6 +15,7 @@ import select
 import shlex
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from preflight.ledger.tables import SCHEMA_VERSION, upgrade_steps
 from preflight.session.credentials import ApiKey
 from preflight.testing import ROUTE, Fault, Sandbox
 
-from .conftest import run_cli
+from .conftest import preflight_script, run_cli
 
 KEY = "sk-test-fence-5d1c8e"
 OTHER_KEY = "sk-test-fence-other-93ab"
@@ -259,6 +260,8 @@ def test_init_records_a_session_billed_after_its_claim_was_taken_over_as_contend
     assert code == 0, err
     assert out["session_id"] == opened and out["contended"] is True
     assert "contended" in err and "sessions --attempts" in err
+    shown = run_cli("sessions", env=environment(where, None))
+    assert shown.stdout.rstrip().endswith("CONTENDED")
     listed = run_cli("sessions", "--attempts", "--json", env=environment(where, None))
     (attempt,) = json.loads(listed.stdout)["attempts"]
     assert attempt["state"] == "contended" and attempt["session_id"] == opened
@@ -290,6 +293,38 @@ def _steal_once_sending(where: str) -> None:
                 steal(where)
                 return
         time.sleep(0.05)
+
+
+def test_a_newcomer_waits_for_a_live_holder_then_reuses_its_session(where: str) -> None:
+    with Sandbox(key=KEY) as api:
+        api.faults.append(Fault(delay_s=2.0))
+        env = environment(where, api)
+        holder = subprocess.Popen(
+            [preflight_script(), "init", "--json", *IDS],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            _wait_for_sending(where)  # the holder's request is out: its claim is held
+            code, out, err = init(env, *IDS)
+            held_out, held_err = holder.communicate(timeout=60)
+        finally:
+            holder.kill()
+        assert holder.returncode == 0, held_err
+        assert code == 0, err
+        assert out["reused"] is True and out["session_id"] == json.loads(held_out)["session_id"]
+        (line,) = err.strip().splitlines()
+        assert line.startswith("preflight: waiting up to") and f"pid {holder.pid}" in line
+        assert posts(api) == 1
+
+
+def _wait_for_sending(where: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception), Ledger(where) as ledger:
+            if any(a.state == "sending" for a in ledger.attempts()):
+                return
+        time.sleep(0.05)
+    pytest.fail("the holder never sent its request")
 
 
 # --- surviving the ledger's own connections ----------------------------------------------------
@@ -556,7 +591,8 @@ def test_a_session_the_ledger_cannot_record_names_the_import_command(pg_ledger: 
 )
 def test_a_malformed_dsn_is_one_line_exit_2_password_masked(dsn: str) -> None:
     # Before: a ValueError traceback, exit 1.
-    for command in (("sessions",), ("init", *IDS)):
+    commands = [("sessions",), ("init", *IDS)] if "[" in dsn else [("sessions",)]
+    for command in commands:
         done = run_cli(*command, "--ledger", dsn, env=environment("unused.sqlite3", None))
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and "SECRET" not in done.stdout + done.stderr

@@ -104,7 +104,9 @@ def print_sessions(
         return
     for row in rows:
         state = "active " if row.active(now) else "expired"
-        stream.write(f"{row.session_id}  {state}  expires {row.expires_at}  {row.source}\n")
+        # Billed after its claim was taken over: another session may exist for the source.
+        flag = "  CONTENDED" if row.contended else ""
+        stream.write(f"{row.session_id}  {state}  expires {row.expires_at}  {row.source}{flag}\n")
 
 
 def print_attempts(rows: list[AttemptRow], stream: IO[str], *, as_json: bool) -> None:
