@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from preflight.ledger import Ledger
 from preflight.session import source_key
+from preflight.session.credentials import ApiKey
 from preflight.testing import ROUTE, Fault, Sandbox
 
 from .conftest import run_cli
@@ -128,17 +130,41 @@ def test_a_session_the_ledger_cannot_record_is_printed_and_exits_4(
 ) -> None:
     ledger = Path(env["PREFLIGHT_LEDGER"])
     api.faults.append(Fault(on_answer=lambda: _truncate_wal_then_fill(ledger, disk)))
-    code, out, err = run_json(env, "init", *IDS)
+    # The recording is retried for PREFLIGHT_LEDGER_RETRY_S (the disk may be freed meanwhile).
+    code, out, err = run_json({**env, "PREFLIGHT_LEDGER_RETRY_S": "1"}, "init", *IDS)
     [opened] = api.sessions
     assert code == 4, err
     assert out["session_id"] == opened and out["error"]["kind"] == "unrecorded"
     assert out["error"]["session_id"] == opened
     assert len(err.strip().splitlines()) == 1 and opened in err
+    # A full disk is what the hint says, with the command that records the session after.
+    assert "free space" in err and f"preflight sessions import {opened} --source" in err
     free(disk)
     # Nothing could be written: the attempt is still 'sending', i.e. unknown, never 'failed'.
     with Ledger(ledger) as book:
         assert [a.state for a in book.attempts()] == ["sending"]
         assert book.sessions() == []
+
+
+def test_a_session_is_recorded_once_the_full_disk_has_room_again(
+    env: dict[str, str], api: Sandbox, disk: Path
+) -> None:
+    # The billed session waits in memory and its recording is retried: freed a moment later,
+    # the disk takes it (before: exit 4 `unrecorded` at the first failure).
+    ledger = Path(env["PREFLIGHT_LEDGER"])
+
+    def fill_then_free_soon() -> None:
+        _truncate_wal_then_fill(ledger, disk)
+        threading.Timer(1.0, free, args=(disk,)).start()
+
+    api.faults.append(Fault(on_answer=fill_then_free_soon))
+    code, out, err = run_json({**env, "PREFLIGHT_LEDGER_RETRY_S": "30"}, "init", *IDS)
+    [opened] = api.sessions
+    assert code == 0, err
+    assert out["session_id"] == opened and out["reused"] is False
+    with Ledger(ledger) as book:
+        assert [(a.state, a.session_id) for a in book.attempts()] == [("ok", opened)]
+        assert [row.session_id for row in book.sessions()] == [opened]
 
 
 def test_a_disk_full_before_sending_sends_nothing(
@@ -167,6 +193,7 @@ def test_a_session_only_on_its_attempt_row_is_reused_and_listed(
             facts=None,
             verdict="unchecked",
             api_base=api.base_url,
+            key_fingerprint=ApiKey(KEY).fingerprint(),  # reuse is per account
         )
         book.finish_attempt(
             attempt, state="ok", http_status=200, code=0, session_id="900000000000000001"

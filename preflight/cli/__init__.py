@@ -36,6 +36,23 @@ def _never_raise_on_output() -> None:
             reconfigure(errors="backslashreplace")
 
 
+def _warn_of_a_password(ledger: str | None) -> None:
+    """A password in --ledger is on the command line: `ps` shows it to every user for the
+    whole run. One line says where psycopg (libpq) reads it from instead."""
+    # The schemes are ledger.backend.DSN_SCHEMES, spelled here so that a command without a
+    # DSN does not load the ledger package (test_startup counts what `check` loads).
+    if not ledger or not ledger.startswith(("postgresql://", "postgres://")):
+        return
+    from ..ledger.pg import dsn_password
+
+    if dsn_password(ledger):
+        print(
+            "preflight: warning: the --ledger DSN holds a password, which other users can see "
+            "(ps): put it in PGPASSWORD, ~/.pgpass or a PGSERVICE entry instead",
+            file=sys.stderr,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script (pyproject: preflight.cli:main), also run by `python -m preflight`."""
     _never_raise_on_output()
@@ -46,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
     signal.signal(signal.SIGTERM, _terminate)
+    _warn_of_a_password(getattr(args, "ledger", None))
     try:
         code: int = args.handler(args)  # set by each subcommand's parser (parser.py)
         return code

@@ -236,6 +236,7 @@ def run_init(args: argparse.Namespace) -> int:
             force=args.force,
             dry_run=args.dry_run,
             debug=debug_stream(args.debug),
+            notices=sys.stderr,
         )
     except (VideoRejected, VideoUnreadable) as exc:
         from ..report.text import TextReporter
@@ -285,28 +286,6 @@ def run_stage(args: argparse.Namespace) -> int:
                 TextReporter(sys.stderr).result(staged.check)
             print(staged.url)
     return exit_code_for_verdicts(verdicts)
-
-
-def run_sessions(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
-
-    from ..ledger import Ledger, default_path
-    from ..report.sessions import print_sessions
-
-    with Ledger(args.ledger or default_path()) as ledger:
-        if not args.action:
-            rows = ledger.sessions(active_only=args.active)
-            print_sessions(rows, sys.stdout, as_json=args.json, now=datetime.now(timezone.utc))
-            return ExitCode.OK
-        if len(args.action) != 2 or args.action[0] != "show":
-            raise UsageError(
-                "usage: preflight sessions [--active] [--json] | preflight sessions show SESSION_ID"
-            )
-        row = ledger.session(args.action[1])
-        if row is None:
-            raise UsageError(f"no session {args.action[1]} in {ledger.path}")
-        print(json.dumps(row.to_dict(), indent=2))
-        return ExitCode.OK
 
 
 def run_watch(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Any, Protocol
 
 import requests
@@ -54,6 +55,7 @@ class Outcome:
     session_id: str | None = None
     data: dict[str, Any] | None = None  # the response's `data` object, when a session opened
     key_fingerprint: str | None = None  # the key it was sent with (ApiKey.fingerprint)
+    server_date: datetime | None = None  # the answer's Date header: the API's clock
 
 
 class Recorder(Protocol):
