@@ -237,6 +237,58 @@ class LedgerBusy(LedgerError):
     """
 
 
+class LedgerUnavailable(LedgerError):
+    """Nothing was sent: safe to retry once the ledger's server answers again.
+
+    The connection to a PostgreSQL ledger was lost, refused, or went silent past its read bound,
+    and reconnecting with back-off did not bring it back within the ledger's retry time.
+    """
+
+
+class ClaimLost(LedgerError):
+    """Nothing was sent: safe to retry; the claim on the source was taken over before sending.
+
+    This process stopped renewing its claim long enough (paused, cut off from the ledger) that
+    another took it over; checked right before each request, so this request never left.
+    """
+
+
+class UnsettledAttempt(PreflightError):
+    """Not safe to retry as is: an earlier attempt on this source and account may have billed.
+
+    A row in state `sending` or `ambiguous`, younger than a session's lifetime, with no session
+    recorded: its process died, was paused past its claim, or lost the answer. `--force` sends
+    again; `preflight sessions import ID --source SRC` records the session if its id is known.
+    The CLI exits 4 with kind `ambiguous`.
+    """
+
+    kind = "ambiguous"
+
+    def __init__(self, message: str, *, source: str, attempt: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.source = source
+        self.attempt = attempt  # id, state, host, pid, started_at, request_id of the earlier one
+
+    @property
+    def hint(self) -> str:
+        return (
+            "--force sends again (and may pay twice); if you know the session's id, record it "
+            f"with: preflight sessions import ID --source {self.source}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": str(self),
+            "session_id": None,
+            "request_id": self.attempt.get("request_id"),
+            "hint": self.hint,
+            "attempts": 0,
+            "ambiguous": True,
+            "earlier_attempt": self.attempt,
+        }
+
+
 class SessionUnrecorded(PreflightError):
     """Not safe to retry: a session was (or may have been) opened and billed, unknown to the ledger.
 
@@ -256,18 +308,26 @@ class SessionUnrecorded(PreflightError):
         request_id: str | None = None,
         attempts: int = 1,
         ambiguous: bool = False,
+        source: str | None = None,
+        disk_full: bool = False,
     ) -> None:
         super().__init__(message)
         self.session_id = session_id
         self.request_id = request_id
         self.attempts = attempts
         self.ambiguous = ambiguous
+        self.source = source
+        self.disk_full = disk_full
 
     @property
     def hint(self) -> str:
         if self.session_id:
-            return "keep this session id: the ledger does not know it, free space or fix the ledger"
-        return "see the ledger's attempts: a session may have been opened and billed"
+            fix = "free space on the ledger's disk, then " if self.disk_full else ""
+            return (
+                f"keep this session id: {fix}record it with: preflight sessions import "
+                f"{self.session_id} --source {self.source or 'SOURCE'}"
+            )
+        return "see preflight sessions --attempts: a session may have been opened and billed"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ from .errors import (
     ProbeError,
     SessionUnrecorded,
     StagingError,
+    UnsettledAttempt,
     UsageError,
     VideoRejected,
 )
@@ -41,6 +42,8 @@ _EXIT_CODES: tuple[tuple[type[PreflightError], ExitCode], ...] = (
     (ProbeError, ExitCode.PROBE_ERROR),  # VideoUnreadable too
     (ApiError, ExitCode.API_ERROR),
     (SessionUnrecorded, ExitCode.API_ERROR),
+    # Kind `ambiguous`: an earlier attempt may have billed, so nothing was sent this time.
+    (UnsettledAttempt, ExitCode.API_ERROR),
     # The storage refused or failed (`stage`): like the API, a remote service said no.
     (StagingError, ExitCode.API_ERROR),
 )

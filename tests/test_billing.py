@@ -16,6 +16,7 @@ import pytest
 
 from preflight.ledger import Ledger
 from preflight.session import source_key
+from preflight.session.credentials import ApiKey
 from preflight.testing import ROUTE, Fault, Sandbox
 
 from .conftest import run_cli
@@ -167,6 +168,7 @@ def test_a_session_only_on_its_attempt_row_is_reused_and_listed(
             facts=None,
             verdict="unchecked",
             api_base=api.base_url,
+            key_fingerprint=ApiKey(KEY).fingerprint(),  # reuse is per account
         )
         book.finish_attempt(
             attempt, state="ok", http_status=200, code=0, session_id="900000000000000001"

@@ -442,7 +442,11 @@ def test_a_dead_holder_is_replaced_at_once(path: Path) -> None:
     gone.wait()
     with Ledger(path) as ledger:
         dead = (gone.pid, socket.gethostname(), now_stamp())
-        sql(path, "INSERT INTO locks VALUES ('k', ?, ?, ?)", dead)
+        sql(
+            path,
+            "INSERT INTO locks (source_key, pid, host, acquired_at) VALUES ('k', ?, ?, ?)",
+            dead,
+        )
         with ledger.exclusive("k", wait_s=0):
             assert sql(path, "SELECT pid FROM locks") == [(os.getpid(),)]
     assert_intact(path)
@@ -451,11 +455,21 @@ def test_a_dead_holder_is_replaced_at_once(path: Path) -> None:
 def test_an_old_lock_is_stale_even_if_its_holder_lives(path: Path) -> None:
     with Ledger(path) as ledger:
         old = (os.getppid(), "2000-01-01T00:00:00Z")
-        sql(path, "INSERT INTO locks VALUES ('k', ?, 'elsewhere', ?)", old)
+        sql(
+            path,
+            "INSERT INTO locks (source_key, pid, host, acquired_at) "
+            "VALUES ('k', ?, 'elsewhere', ?)",
+            old,
+        )
         with ledger.exclusive("k", wait_s=0):
             pass
         # A fresh lock from another host cannot be probed: it is waited for, then LedgerBusy.
-        sql(path, "INSERT INTO locks VALUES ('k', 1, 'elsewhere', ?)", (now_stamp(),))
+        sql(
+            path,
+            "INSERT INTO locks (source_key, pid, host, acquired_at) "
+            "VALUES ('k', 1, 'elsewhere', ?)",
+            (now_stamp(),),
+        )
         with pytest.raises(LedgerBusy), ledger.exclusive("k", wait_s=0.2):
             pass
 
@@ -490,5 +504,5 @@ def test_the_lock_is_released_on_exceptions_and_only_if_ours(path: Path) -> None
         assert sql(path, "SELECT count(*) FROM locks") == [(0,)]
         with ledger.exclusive("k"):
             # Someone judged us stale and took over: leaving must not remove their lock.
-            sql(path, "UPDATE locks SET pid = 1, host = 'elsewhere'")
+            sql(path, "UPDATE locks SET pid = 1, host = 'elsewhere', owner = 'elsewhere:1:x'")
         assert sql(path, "SELECT pid FROM locks") == [(1,)]

@@ -139,12 +139,22 @@ def test_a_killed_holders_lease_is_taken_over(pg_ledger: str, tmp_path: Path) ->
         with psycopg.connect(pg_ledger, connect_timeout=10) as conn:
             row = conn.execute("SELECT pid FROM claims").fetchone()
             assert row is not None and row[0] == holder.pid
-        taker = cli(environment(pg_ledger, api, tmp_path / "taker"), "init", "--json",
-                    "--video-id", video_id, "--task-id", "9")  # fmt: skip
-        assert taker.returncode == 0, taker.stderr
-        taken = json.loads(taker.stdout)
-        assert taken["reused"] is False
-        # The killed request opened nothing (it was never answered); the taker's did.
+        # The taker finds the killed holder's attempt, which may have billed: it sends nothing
+        # and names it (before version 4 it sent again: two POSTs, exit 0).
+        taker_env = environment(pg_ledger, api, tmp_path / "taker")
+        ids = ("--video-id", video_id, "--task-id", "9")
+        before = posts(api)  # the stand-in counts a request once it is answered
+        taker = cli(taker_env, "init", "--json", *ids)
+        assert taker.returncode == 4, taker.stderr
+        error = json.loads(taker.stdout)["error"]
+        assert error["kind"] == "ambiguous" and error["earlier_attempt"]["pid"] == holder.pid
+        assert f"pid {holder.pid}" in taker.stderr and "--force" in taker.stderr
+        assert posts(api) == before
+        # --force is the user saying "send again".
+        forced = cli(taker_env, "init", "--json", "--force", *ids)
+        assert forced.returncode == 0, forced.stderr
+        taken = json.loads(forced.stdout)
+        assert taken["reused"] is False and posts(api) == before + 1
         assert list(api.sessions) == [taken["session_id"]]
     with Ledger(pg_ledger) as ledger:
         states = [(a.attempt_no, a.state) for a in ledger.attempts()]
@@ -225,7 +235,7 @@ def test_a_read_only_server_refuses_before_sending(pg_ledger: str, tmp_path: Pat
     assert done.returncode == 2 and "read-only" in done.stderr, done.stderr
 
 
-def test_a_connection_lost_after_a_billed_request_is_unrecorded(
+def test_every_connection_lost_after_a_billed_request_is_recorded_on_new_ones(
     pg_ledger: str, tmp_path: Path
 ) -> None:
     name = pg_ledger.rsplit("/", 1)[1]
@@ -243,7 +253,12 @@ def test_a_connection_lost_after_a_billed_request_is_unrecorded(
         done = cli(environment(pg_ledger, api, tmp_path), "init", "--json", "--video-id",
                    "784912347344945500", "--task-id", "1")  # fmt: skip
         (opened,) = api.sessions
-    assert done.returncode == 4, done.stderr
-    assert opened in done.stdout + done.stderr and PG_PASSWORD not in done.stdout + done.stderr
+    # Both the main connection and the lease renewer's were cut while the answer was on its
+    # way: each reconnects, and the billed session is recorded (before: exit 4 `unrecorded`).
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["session_id"] == opened and out["contended"] is False
+    assert PG_PASSWORD not in done.stdout + done.stderr
     with Ledger(pg_ledger) as ledger:
-        assert [a.state for a in ledger.attempts()] == ["sending"]
+        assert [(a.state, a.session_id) for a in ledger.attempts()] == [("ok", opened)]
+        assert ledger.session(opened) is not None

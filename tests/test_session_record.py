@@ -99,7 +99,7 @@ def test_init_records_what_the_next_calls_need(
     assert out["duration_bucket"] == bucket
     assert out["key_fingerprint"] == ApiKey(KEY).fingerprint()
     # New keys come after the ones scripts already read, in their old order.
-    assert list(out)[-2:] == ["duration_bucket", "key_fingerprint"]
+    assert list(out)[-3:] == ["duration_bucket", "key_fingerprint", "contended"]
     assert list(out)[:4] == ["source", "verdict", "session_id", "reused"]
     shown = show_json(env, out["session_id"])
     for field in NEXT_CALL_FIELDS:
@@ -199,7 +199,8 @@ def test_an_old_sqlite_ledger_migrates_on_first_use(
     env = environment(api, str(path))
     shown = show_json(env, "111")  # first use: the CLI migrates it
     assert shown["fps"] == 30 and shown["request_id"] == "r-old"
-    assert shown["duration_bucket"] is None and shown["key_fingerprint"] is None
+    # Version 4 gives a session of an unknown key the fingerprint 'unknown': never reused.
+    assert shown["duration_bucket"] is None and shown["key_fingerprint"] == "unknown"
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -24,7 +24,8 @@ import pytest
 from preflight import CheckOptions, Facts, check, load_policy
 from preflight.cache import ProbeCache
 from preflight.errors import ProbeError
-from preflight.ledger.tables import SCHEMA_VERSION
+from preflight.ledger import store as sqlite_store
+from preflight.ledger.tables import SCHEMA_VERSION, upgrade_steps
 from preflight.probing import worker
 from preflight.probing.limits import ProbeLimits
 from preflight.report import html
@@ -299,11 +300,12 @@ def test_thumbnails_round_trip_through_postgresql(pg_ledger: str, tmp_path: Path
 
 def _old_cache(path: Path) -> None:
     """A ledger as schema version 2 left it, its probe cache holding one row of facts."""
-    cache = ProbeCache(path)
-    cache.close()
     conn = sqlite3.connect(path)
     try:
-        conn.execute("DROP TABLE probe_cache")
+        # The tables of versions 1 and 2, as the migrations build them.
+        for _, statements in upgrade_steps(0, sqlite_store._SCHEMA, path, "sqlite")[:2]:
+            for statement in statements:
+                conn.execute(statement)
         conn.execute(
             "CREATE TABLE probe_cache (key TEXT PRIMARY KEY, facts TEXT NOT NULL,"
             " disagreements TEXT NOT NULL, stored_at TEXT NOT NULL)"

@@ -223,6 +223,7 @@ def run_init(args: argparse.Namespace) -> int:
             force=args.force,
             dry_run=args.dry_run,
             debug=debug_stream(args.debug),
+            notices=sys.stderr,
         )
     except (VideoRejected, VideoUnreadable) as exc:
         from ..report.text import TextReporter

@@ -3,8 +3,10 @@
 `Ledger(path)` opens (or creates) one: a SQLite file, or a postgresql:// DSN shared between
 machines; `default_path()` is where it lives unless told otherwise. backend.py picks the store
 and says what both give; store.py owns the SQLite file, pg.py the PostgreSQL connection and
-schema; book.py the Ledger on either; lock.py the SQLite per-source lock, claim.py the
-PostgreSQL claim with its lease; rows.py the typed rows and the one stamp format.
+schema, watchdog.py its client-side read bound, retry.py reconnecting with back-off; book.py
+the Ledger's writes on either, reads.py its reads, queries.py their SQL, manual.py a session
+recorded by hand; lock.py the SQLite per-(source, account) lock, claim.py the PostgreSQL claim
+with its lease and fencing token; rows.py the typed rows and the one stamp format.
 """
 
 from __future__ import annotations

@@ -47,7 +47,30 @@ class Store(Protocol):
 
     def guard(self, doing: str) -> AbstractContextManager[None]: ...
 
+    def reconnect(self) -> None:
+        """Open the connection again after it failed (a file's needs nothing)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class Claim(Protocol):
+    """This process's hold on one (source, account) in one ledger: the SQLite lock row or the
+    PostgreSQL claim with its token. Both checks run inside the caller's transaction, so what
+    it writes there is written only if the claim was still ours (the fence)."""
+
+    @property
+    def token(self) -> int | None:
+        """The PostgreSQL claim's token (it grows with every take-over); None on SQLite."""
+        ...
+
+    def confirm(self, store: Store) -> bool:
+        """Right before sending: still ours? On PostgreSQL this also extends the lease."""
+        ...
+
+    def held(self, store: Store) -> bool:
+        """When recording what was sent: still ours, or taken over meanwhile (contended)?"""
+        ...
 
 
 def is_dsn(location: str | Path) -> bool:

@@ -1,22 +1,30 @@
 """The Ledger of `init`: a row per HTTP attempt written before it is sent, and the sessions they
-opened (valid 24 h, reused instead of paying twice), on the file and connection of store.py.
+opened (valid 24 h, reused instead of paying twice), per account, on the store of store.py/pg.py.
+
+Every operation survives a lost connection (retry.py); the writes made on a claim's behalf check
+it in the same transaction (the fence: backend.Claim).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import LedgerError
-from . import lock
-from .backend import Dialect, open_store
+from ..errors import ClaimLost, LedgerError
+from . import lock, queries
+from .backend import Claim, open_store
+from .queries import SESSION_LIFETIME
+from .reads import LedgerReads
+from .retry import retry_s as default_retry_s
 from .rows import (
     FINISHED_STATES,
-    STAMP_FORMAT,
-    AttemptRow,
     AttemptState,
     FinishedState,
     SessionRow,
@@ -24,65 +32,63 @@ from .rows import (
     as_json,
     as_number,
     as_text,
-    attempt_from,
     session_from,
     stamp,
     utc,
 )
 from .store import SqliteStore
+from .tables import UNKNOWN_KEY
 
-SESSION_LIFETIME = timedelta(hours=24)
+__all__ = ["LEASE_S", "SESSION_LIFETIME", "Ledger", "claim_key"]
+
 # The only fields of an init-selection body; anything else (a key, a header) must never be stored.
 REQUEST_FIELDS = frozenset({"video_url", "video_id", "task_id"})
 # Pages of WAL and of free database pages kept ready before a billed request: recording its
 # answer (attempt, session, both indexes, a page split or two) and releasing the lock fit in far
 # fewer, and other processes sharing the ledger meanwhile may use a few.
 ROOM_PAGES = 64
-_LIFETIME_S = int(SESSION_LIFETIME.total_seconds())
-# Every session the ledger knows: the sessions table, and a session that only lives on its
-# attempt row (a ledger written by a preflight that recorded the two in separate transactions
-# and failed in between, e.g. on a full disk). It expires 24 h after that attempt finished.
-_KNOWN_SESSIONS = """
-WITH known AS (
-    SELECT session_id, source, source_key, attempt_id, created_at, expires_at, fps,
-        original_duration, width, height, total_frame, normalized_video,
-        final_unit_deduction, request_id, duration_bucket, key_fingerprint, {seq} AS seq
-    FROM sessions
-    UNION ALL
-    SELECT a.session_id, a.source, a.source_key, a.id, a.finished_at, {expires},
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.request_id, NULL, NULL, -a.id
-    FROM attempts a
-    WHERE a.state = 'ok' AND a.session_id IS NOT NULL AND a.finished_at IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = a.session_id)
-)
-SELECT * FROM known
-"""
-# What differs between the two ledgers' SQL: how a stamp gets 24 h later, the sessions' order.
-_KNOWN_SESSIONS_IN: dict[Dialect, str] = {
-    "sqlite": _KNOWN_SESSIONS.format(
-        seq="rowid",
-        expires=f"strftime('{STAMP_FORMAT}', a.finished_at, '+{_LIFETIME_S} seconds')",
-    ),
-    "postgresql": _KNOWN_SESSIONS.format(
-        seq="seq",
-        expires="to_char((a.finished_at::timestamptz AT TIME ZONE 'UTC')"
-        f" + interval '{_LIFETIME_S} seconds', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-    ),
-}
-_GREATEST: dict[Dialect, str] = {"sqlite": "max", "postgresql": "greatest"}
-# How long a claim on a shared (PostgreSQL) ledger outlives its holder's last renewal.
+# How long a claim on a shared (PostgreSQL) ledger outlives its holder's last renewal
+# ($PREFLIGHT_LEASE_S), how long `init` waits for another holder ($PREFLIGHT_CLAIM_WAIT_S), and
+# after how long a SQLite lock whose holder still lives is taken over ($PREFLIGHT_LOCK_STALE_S).
 LEASE_S = 30.0
+CLAIM_WAIT_S = 300.0
+LOCK_STALE_S = 900.0
+
+T = TypeVar("T")
 
 
-class Ledger:
+def _env_s(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if 0 < value < 86_400 else default
+
+
+def claim_key(source_key: str, api_base: str | None, key_fingerprint: str | None) -> str:
+    """What a claim or lock is taken on: one source for one account (API base, key)."""
+    if api_base is None:
+        return source_key
+    return f"{key_fingerprint or UNKNOWN_KEY}@{api_base} {source_key}"
+
+
+class Ledger(LedgerReads):
     """The attempts and sessions in one ledger: a SQLite file (safe to share between processes),
     or a postgresql:// DSN (safe to share between machines). `path` is safe to print."""
 
-    def __init__(self, path: str | Path, *, lease_s: float = LEASE_S) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        lease_s: float | None = None,
+        retry_s: float | None = None,
+    ) -> None:
         self._store = open_store(path)
         self.path = self._store.path
-        self._lease_s = lease_s
-        self._known_sessions = _KNOWN_SESSIONS_IN[self._store.dialect]
+        self.dialect = self._store.dialect
+        self._lease_s = lease_s or _env_s("PREFLIGHT_LEASE_S", LEASE_S)
+        self.retry_s = retry_s or default_retry_s()
+        self._known_sessions = queries.KNOWN_SESSIONS[self._store.dialect]
 
     def close(self) -> None:
         self._store.close()
@@ -108,9 +114,14 @@ class Ledger:
         facts: dict[str, Any] | None,
         verdict: str | None,
         api_base: str,
+        key_fingerprint: str | None = None,
+        claim: Claim | None = None,
         now: datetime | None = None,
     ) -> int:
-        """Record an attempt as 'sending', committed before this returns: it precedes the send."""
+        """Record an attempt as 'sending', committed before this returns: it precedes the send.
+
+        With a claim, in the same transaction as confirming it is still ours: ClaimLost (and
+        nothing written, nothing to send) if it was taken over."""
         unexpected = sorted(set(request_body) - REQUEST_FIELDS)
         if unexpected:
             raise ValueError(
@@ -118,22 +129,39 @@ class Ledger:
                 f"{sorted(REQUEST_FIELDS)} belong in the ledger"
             )
         self.reserve_room()
-        with self._store.guard("recording an attempt"):
-            return self._store.insert(
-                "INSERT INTO attempts (source, source_key, attempt_no, state, started_at,"
-                " request_body, facts, verdict, api_base)"
-                " VALUES (?, ?, ?, 'sending', ?, ?, ?, ?, ?)",
-                (
-                    source,
-                    source_key,
-                    attempt_no,
-                    stamp(now),
-                    as_json(request_body),
-                    None if facts is None else as_json(facts),
-                    verdict,
-                    api_base,
-                ),
-            )
+        nonce = secrets.token_hex(16)  # the same row when a lost COMMIT makes us write it again
+        when, when_params = self._now(now)
+        params = (
+            source,
+            source_key,
+            attempt_no,
+            "sending",
+            *when_params,
+            as_json(request_body),
+            None if facts is None else as_json(facts),
+            verdict,
+            api_base,
+            key_fingerprint or UNKNOWN_KEY,
+            socket.gethostname(),
+            os.getpid(),
+            nonce,
+        )
+
+        def write() -> int:
+            with self._store.transaction():
+                if claim is not None and not claim.confirm(self._store):
+                    raise ClaimLost(
+                        f"the claim on {source} in {self.path} was taken over by another "
+                        "process before sending (this one was paused or cut off from the "
+                        "ledger past its lease): nothing was sent"
+                    )
+                self._store.execute(queries.INSERT_ATTEMPT.format(now=when), params)
+                row = self._store.execute(
+                    "SELECT id FROM attempts WHERE nonce = ?", (nonce,)
+                ).fetchone()
+                return int(row[0])
+
+        return self._run("recording an attempt", write)
 
     def reserve_room(self) -> None:
         """Make sure the answer to a billed request can be recorded even if the disk fills up
@@ -167,39 +195,58 @@ class Ledger:
         cross_check: list[dict[str, Any]],
         duration_bucket: str | None = None,
         key_fingerprint: str | None = None,
+        claim: Claim | None = None,
+        server_date: datetime | None = None,
+        deadline: float | None = None,
         now: datetime | None = None,
     ) -> SessionRow:
-        """Finish the attempt as ok and record the session it opened, in one transaction: a
-        session the API billed is in the ledger with its attempt, or neither was written."""
-        with self._store.guard(f"recording session {session_id}"), self._store.transaction():
-            row = self._finish(
-                attempt_id,
-                state="ok",
-                http_status=http_status,
-                code=0,
-                message=message,
-                request_id=request_id,
-                session_id=session_id,
-                ambiguous=ambiguous,
-                cross_check=cross_check,
-                now=now,
-            )
-            if row != 1:
-                raise LedgerError(f"ledger {self.path}: there is no attempt {attempt_id} to finish")
-            (source, key) = self._store.execute(
-                "SELECT source, source_key FROM attempts WHERE id = ?", (attempt_id,)
-            ).fetchone()
-            return self._insert_session(
-                session_id=session_id,
-                source=source,
-                source_key=key,
-                attempt_id=attempt_id,
-                data=data,
-                request_id=request_id,
-                duration_bucket=duration_bucket,
-                key_fingerprint=key_fingerprint,
-                now=now,
-            )
+        """Finish the attempt and record the session it opened, in one transaction: a session
+        the API billed is in the ledger with its attempt, or neither was written.
+
+        The session expires 24 h after `server_date` (the API's clock), else after the ledger's
+        now. With a claim taken over meanwhile, both are marked contended (the row says so).
+        With a monotonic `deadline`, every failure is retried until then (it was billed)."""
+
+        def write() -> SessionRow:
+            with self._store.transaction():
+                contended = claim is not None and not claim.held(self._store)
+                state: AttemptState = "contended" if contended else "ok"
+                changed = self._finish(
+                    attempt_id,
+                    state=state,
+                    http_status=http_status,
+                    code=0,
+                    message=message,
+                    request_id=request_id,
+                    session_id=session_id,
+                    ambiguous=ambiguous,
+                    cross_check=cross_check,
+                    now=now,
+                )
+                if changed != 1:
+                    raise LedgerError(
+                        f"ledger {self.path}: there is no attempt {attempt_id} to finish"
+                    )
+                (source, key, api_base, fingerprint) = self._store.execute(
+                    "SELECT source, source_key, api_base, key_fingerprint FROM attempts"
+                    " WHERE id = ?",
+                    (attempt_id,),
+                ).fetchone()
+                return self._insert_session(
+                    session_id=session_id,
+                    source=source,
+                    source_key=key,
+                    attempt_id=attempt_id,
+                    data=data,
+                    request_id=request_id,
+                    duration_bucket=duration_bucket,
+                    key_fingerprint=key_fingerprint or fingerprint,
+                    api_base=api_base,
+                    contended=contended,
+                    created=server_date or now,
+                )
+
+        return self._run(f"recording session {session_id}", write, deadline=deadline)
 
     def finish_attempt(
         self,
@@ -213,6 +260,7 @@ class Ledger:
         session_id: str | None = None,
         ambiguous: bool = False,
         cross_check: list[dict[str, Any]] | None = None,
+        deadline: float | None = None,
         now: datetime | None = None,
     ) -> None:
         """Record how an attempt ended. May be called again (init adds the cross-check later):
@@ -220,8 +268,9 @@ class Ledger:
         # Checked at run time too: a caller without mypy could write 'sending' back.
         if state not in FINISHED_STATES:
             raise ValueError(f"an attempt finishes as one of {FINISHED_STATES}, not {state!r}")
-        with self._store.guard(f"finishing attempt {attempt_id}"):
-            changed = self._finish(
+        changed = self._run(
+            f"finishing attempt {attempt_id}",
+            lambda: self._finish(
                 attempt_id,
                 state=state,
                 http_status=http_status,
@@ -232,7 +281,9 @@ class Ledger:
                 ambiguous=ambiguous,
                 cross_check=cross_check,
                 now=now,
-            )
+            ),
+            deadline=deadline,
+        )
         if changed != 1:
             raise LedgerError(f"ledger {self.path}: there is no attempt {attempt_id} to finish")
 
@@ -250,16 +301,13 @@ class Ledger:
         cross_check: list[dict[str, Any]] | None,
         now: datetime | None,
     ) -> int:
-        greatest = _GREATEST[self._store.dialect]
+        when, when_params = self._now(now)
+        sql = queries.FINISH.format(now=when, greatest=queries.GREATEST[self.dialect])
         cursor = self._store.execute(
-            "UPDATE attempts SET state = ?, finished_at = ?,"
-            " http_status = coalesce(?, http_status), code = coalesce(?, code),"
-            " message = coalesce(?, message), request_id = coalesce(?, request_id),"
-            f" session_id = coalesce(?, session_id), ambiguous = {greatest}(ambiguous, ?),"
-            " cross_check = coalesce(?, cross_check) WHERE id = ?",
+            sql,
             (
                 state,
-                stamp(now),
+                *when_params,
                 http_status,
                 code,
                 message,
@@ -283,22 +331,29 @@ class Ledger:
         request_id: str | None,
         duration_bucket: str | None = None,
         key_fingerprint: str | None = None,
+        api_base: str | None = None,
         now: datetime | None = None,
     ) -> SessionRow:
         """Record a session the API opened. `data` is the response's `data` object; a field of an
         odd type is stored as NULL rather than lost with the (already billed) session."""
-        with self._store.guard(f"recording session {session_id}"), self._store.transaction():
-            return self._insert_session(
-                session_id=session_id,
-                source=source,
-                source_key=source_key,
-                attempt_id=attempt_id,
-                data=data,
-                request_id=request_id,
-                duration_bucket=duration_bucket,
-                key_fingerprint=key_fingerprint,
-                now=now,
-            )
+
+        def write() -> SessionRow:
+            with self._store.transaction():
+                return self._insert_session(
+                    session_id=session_id,
+                    source=source,
+                    source_key=source_key,
+                    attempt_id=attempt_id,
+                    data=data,
+                    request_id=request_id,
+                    duration_bucket=duration_bucket,
+                    key_fingerprint=key_fingerprint,
+                    api_base=api_base,
+                    contended=False,
+                    created=now,
+                )
+
+        return self._run(f"recording session {session_id}", write)
 
     def _insert_session(
         self,
@@ -311,26 +366,26 @@ class Ledger:
         request_id: str | None,
         duration_bucket: str | None,
         key_fingerprint: str | None,
-        now: datetime | None,
+        api_base: str | None,
+        contended: bool,
+        created: datetime | None,
+        expires: datetime | None = None,
     ) -> SessionRow:
-        created = utc(now)
+        if created is None and self.dialect == "postgresql":
+            created = utc(self._store.execute("SELECT now()").fetchone()[0])
+        opened = utc(created)
         deduction = data.get("final_unit_deduction")
         if deduction is not None and not isinstance(deduction, str):
             deduction = as_json(deduction)
-        # The same session recorded twice keeps its first record: the call is idempotent.
         self._store.execute(
-            "INSERT INTO sessions (session_id, source, source_key, attempt_id, created_at,"
-            " expires_at, fps, original_duration, width, height, total_frame,"
-            " normalized_video, final_unit_deduction, request_id, data, duration_bucket,"
-            " key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (session_id) DO NOTHING",
+            queries.INSERT_SESSION,
             (
                 session_id,
                 source,
                 source_key,
                 attempt_id,
-                stamp(created),
-                stamp(created + SESSION_LIFETIME),
+                stamp(opened),
+                stamp(expires or opened + SESSION_LIFETIME),
                 as_number(data.get("fps")),
                 as_number(data.get("original_duration")),
                 as_integer(data.get("width")),
@@ -341,7 +396,9 @@ class Ledger:
                 request_id,
                 as_json(data),
                 duration_bucket,
-                key_fingerprint,
+                key_fingerprint or UNKNOWN_KEY,
+                api_base,
+                int(contended),
             ),
         )
         row = self._store.execute(
@@ -349,60 +406,43 @@ class Ledger:
         ).fetchone()
         return session_from(row)
 
-    def active_session(self, source_key: str, now: datetime | None = None) -> SessionRow | None:
-        """The newest unexpired session for this source, if any."""
-        with self._store.guard("reading sessions"):
-            row = self._store.execute(
-                self._known_sessions + " WHERE source_key = ? AND expires_at > ?"
-                " ORDER BY created_at DESC, seq DESC LIMIT 1",
-                (source_key, stamp(now)),
-            ).fetchone()
-        return None if row is None else session_from(row)
-
-    def sessions(
-        self, *, active_only: bool = False, now: datetime | None = None
-    ) -> list[SessionRow]:
-        """Every recorded session, newest first."""
-        where, params = ("WHERE expires_at > ?", (stamp(now),)) if active_only else ("", ())
-        with self._store.guard("reading sessions"):
-            rows = self._store.execute(
-                f"{self._known_sessions} {where} ORDER BY created_at DESC, seq DESC", params
-            ).fetchall()
-        return [session_from(row) for row in rows]
-
-    def session(self, session_id: str) -> SessionRow | None:
-        with self._store.guard("reading sessions"):
-            row = self._store.execute(
-                self._known_sessions + " WHERE session_id = ?", (session_id,)
-            ).fetchone()
-        return None if row is None else session_from(row)
-
-    def attempts(self, source_key: str | None = None) -> list[AttemptRow]:
-        """Attempts, oldest first; of one source if `source_key` is given."""
-        where, params = (
-            ("WHERE source_key = ?", (source_key,)) if source_key is not None else ("", ())
-        )
-        with self._store.guard("reading attempts"):
-            rows = self._store.execute(
-                f"SELECT * FROM attempts {where} ORDER BY id", params
-            ).fetchall()
-        return [attempt_from(row) for row in rows]
-
     def exclusive(
-        self, source_key: str, *, wait_s: float = 300.0, stale_s: float = 900.0
-    ) -> AbstractContextManager[None]:
-        """Hold the lock on one source across processes, so two `init`s cannot both pay.
+        self,
+        source_key: str,
+        *,
+        api_base: str | None = None,
+        key_fingerprint: str | None = None,
+        wait_s: float | None = None,
+        stale_s: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> AbstractContextManager[Claim]:
+        """Hold the claim on one source for one account across processes, so two `init`s
+        cannot both pay; yields the Claim that begin_attempt and record_opened check.
 
-        On SQLite the lock is a row in `locks`, not a file lock: it works wherever the ledger
+        On SQLite the claim is a row in `locks`, not a file lock: it works wherever the ledger
         does and a holder that died is recognised (same host, no such pid) or outlived (older
-        than stale_s). On PostgreSQL it is a claim row with a lease (claim.py): a holder on any
-        machine that stops renewing it is taken over lease_s later.
+        than stale_s). On PostgreSQL it is a claim row with a lease and a token (claim.py): a
+        holder on any machine that stops renewing it is taken over lease_s later. `on_wait` is
+        told, once, whom we wait for.
         """
+        key = claim_key(source_key, api_base, key_fingerprint)
+        wait = wait_s if wait_s is not None else _env_s("PREFLIGHT_CLAIM_WAIT_S", CLAIM_WAIT_S)
         if self._store.dialect == "postgresql":
             from . import claim
             from .pg import PgStore
 
             assert isinstance(self._store, PgStore)
-            return claim.hold(self._store, source_key, wait_s=wait_s, lease_s=self._lease_s)
+            return claim.hold(
+                self._store,
+                key,
+                wait_s=wait,
+                lease_s=self._lease_s,
+                retry_s=self.retry_s,
+                label=source_key,
+                on_wait=on_wait,
+            )
         assert isinstance(self._store, SqliteStore)
-        return lock.hold(self._store, source_key, wait_s=wait_s, stale_s=stale_s)
+        stale = stale_s if stale_s is not None else _env_s("PREFLIGHT_LOCK_STALE_S", LOCK_STALE_S)
+        return lock.hold(
+            self._store, key, wait_s=wait, stale_s=stale, label=source_key, on_wait=on_wait
+        )

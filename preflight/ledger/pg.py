@@ -4,27 +4,34 @@ its schema and version, and the same execute/transaction/guard the SQLite store 
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from ..errors import LedgerError
+from ..errors import LedgerError, LedgerUnavailable
 from .tables import PROBE_CACHE, records, upgrade_steps
+from .watchdog import WATCHDOG
 
 if TYPE_CHECKING:
     import psycopg
 
 CONNECT_TIMEOUT_S = 10
-# A statement that waits longer (a lock held by a stuck peer, a server gone quiet) fails instead
-# of hanging init; TCP keepalives notice a server that vanished mid-run.
-STATEMENT_TIMEOUT_MS = 60_000
+# The client's own bound on every call (watchdog.py): $PREFLIGHT_LEDGER_READ_TIMEOUT_S seconds.
+# The server's statement_timeout is set a little below it, so a statement stuck on the server
+# (a lock held by a stuck peer) is cancelled there first and the connection survives.
+READ_TIMEOUT_S = 15.0
+# TCP keepalives notice a server that vanished while idle; tcp_user_timeout one that stops
+# acknowledging what we send. Neither sees a silent path that still acknowledges: the watchdog.
 _CONNECTION_DEFAULTS: dict[str, str | int] = {
     "connect_timeout": CONNECT_TIMEOUT_S,
     "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
     "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
     "application_name": "preflight",
 }
 
@@ -73,8 +80,43 @@ def _row_factory(cursor: Any) -> Any:
     return make
 
 
+def read_timeout_s() -> float:
+    """$PREFLIGHT_LEDGER_READ_TIMEOUT_S, else READ_TIMEOUT_S: how long one call may take."""
+    return _env_seconds("PREFLIGHT_LEDGER_READ_TIMEOUT_S", READ_TIMEOUT_S)
+
+
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if 0 < value < 86_400 else default
+
+
+# The password of a URL DSN (user:PASSWORD@) or of a key=value one, found without parsing it:
+# a DSN psycopg cannot parse still names its password in psycopg's message.
+_URL_PASSWORD = re.compile(r"^[a-z]+://[^/@?#]*?:([^/?#]*)@")
+_QUERY_PASSWORD = re.compile(r"(?:[?&]|^|\s)password\s*=\s*'?([^&\s']+)")
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password written inside a DSN, if any (what `ps` shows of an argument)."""
+    found = _URL_PASSWORD.match(dsn) or _QUERY_PASSWORD.search(dsn)
+    return found.group(1) if found and found.group(1) else None
+
+
 def masked(dsn: str) -> str:
-    """The DSN without its password, to print and to name the ledger in errors."""
+    """The DSN without its password, to print and to name the ledger in errors. Never raises."""
+    try:
+        return _masked(dsn)
+    except ValueError:  # not a URL urllib can split ([::1 unclosed, say): hide what we found
+        text = dsn
+        for secret in _secrets(dsn):
+            text = text.replace(secret, "***")
+        return text
+
+
+def _masked(dsn: str) -> str:
     parts = urlsplit(dsn)
     netloc = parts.netloc
     if "@" in netloc:
@@ -88,13 +130,18 @@ def masked(dsn: str) -> str:
 
 
 def _secrets(dsn: str) -> list[str]:
-    from psycopg.conninfo import conninfo_to_dict
-
+    found = dsn_password(dsn)
+    # Longest first, so a decoded password is not left half-replaced by its encoded form.
+    out = {found, unquote(found)} if found else set()
     try:
+        from psycopg.conninfo import conninfo_to_dict
+
         password = conninfo_to_dict(dsn).get("password")
-    except Exception:  # a DSN psycopg cannot parse: connect() will say so
-        return []
-    return [str(password)] if password else []
+        if password:
+            out.add(str(password))
+    except Exception:  # a DSN psycopg cannot parse: the regex's finding is all there is
+        pass
+    return sorted(out, key=len, reverse=True)
 
 
 class PgStore:
@@ -110,6 +157,7 @@ class PgStore:
         self._dsn = dsn
         self.path = masked(dsn)
         self._secrets = _secrets(dsn)
+        self.read_timeout_s = read_timeout_s()
         try:
             import psycopg
         except ImportError:
@@ -118,20 +166,47 @@ class PgStore:
             ) from None
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-        with self.guard("connecting"):
+        try:
             given = conninfo_to_dict(dsn)
-            extra = {k: v for k, v in _CONNECTION_DEFAULTS.items() if k not in given}
-            self._conn: psycopg.Connection[Any] = psycopg.connect(
-                make_conninfo(dsn, **extra), autocommit=True, row_factory=_row_factory
+            self._conninfo = make_conninfo(
+                dsn, **{k: v for k, v in _CONNECTION_DEFAULTS.items() if k not in given}
             )
+        except psycopg.Error as exc:
+            # A bad DSN is the user's to fix (exit 2), said in one line without its password.
+            raise LedgerError(
+                f"the ledger DSN {self.path} is not valid: {self._reason(exc)}"
+            ) from None
+        self._conn: psycopg.Connection[Any] = self._connect()
+        if prepare:
+            try:
+                with self.guard("opening"):
+                    self._prepare()
+            except LedgerError:
+                self._conn.close()
+                raise
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        with self.guard("connecting"):
+            conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=_row_factory)
         try:
             with self.guard("opening"):
-                self._conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
-                if prepare:
-                    self._prepare()
+                # Cancelled by the server a second before the watchdog would cut the socket.
+                timeout_ms = max(int(self.read_timeout_s * 1000) - 1000, 500)
+                conn.execute(f"SET statement_timeout = {timeout_ms}")
         except LedgerError:
-            self._conn.close()
+            conn.close()
             raise
+        return conn
+
+    def reconnect(self) -> None:
+        """Drop the connection and open another (after the server or the path failed)."""
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        self._conn = self._connect()
 
     def again(self) -> PgStore:
         """A second connection to the same ledger (the claim's lease renewer uses one)."""
@@ -154,7 +229,7 @@ class PgStore:
             self._conn.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
             row = self._conn.execute("SELECT max(version) FROM schema_version").fetchone()
             version = row[0] if row is not None and row[0] is not None else 0
-            for step, statements in upgrade_steps(version, _SCHEMA, self.path):
+            for step, statements in upgrade_steps(version, _SCHEMA, self.path, "postgresql"):
                 for statement in statements:
                     self._conn.execute(statement)
                 # One row per step taken: max(version) is the schema, the rest its history.
@@ -165,8 +240,19 @@ class PgStore:
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
         """One statement in the SQLite store's `?` style, committed at once unless inside
-        transaction()."""
-        return self._conn.execute(_placeholders(sql), params)
+        transaction(). The whole result is read before this returns, within the read bound."""
+        with self._bound():
+            return self._conn.execute(_placeholders(sql), params)
+
+    @contextmanager
+    def _bound(self) -> Iterator[None]:
+        try:
+            fd = self._conn.pgconn.socket
+        except Exception:  # closed: the call itself will say so
+            yield
+            return
+        with WATCHDOG.bound(fd, self.read_timeout_s):
+            yield
 
     def insert(self, sql: str, params: tuple[Any, ...]) -> int:
         row = self.execute(sql + " RETURNING id", params).fetchone()
@@ -175,7 +261,8 @@ class PgStore:
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._conn.transaction():
+        # BEGIN and COMMIT are calls too: the bound spans the whole (short) transaction.
+        with self._bound(), self._conn.transaction():
             yield self._conn
 
     @contextmanager
@@ -186,6 +273,12 @@ class PgStore:
 
         try:
             yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            # The connection or the server failed (lost, refused, shut, cancelled): a Ledger
+            # reconnects and tries again for a while (book.py).
+            raise LedgerUnavailable(
+                f"ledger {self.path}: {doing} failed: {self._reason(exc)}"
+            ) from None
         except psycopg.Error as exc:
             raise LedgerError(f"ledger {self.path}: {doing} failed: {self._reason(exc)}") from None
 

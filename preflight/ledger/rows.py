@@ -15,9 +15,13 @@ from .backend import Row
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # An attempt is written as 'sending' before it is sent and finished as one of the others; left
-# 'sending' after a crash, it means "unknown": the request may have gone out.
+# 'sending' after a crash, it means "unknown": the request may have gone out. 'contended' is an
+# attempt that opened a session although its process had lost the claim on the source meanwhile
+# (schema version 4): recorded, since it was billed, and flagged, since another may have been too.
 FinishedState = Literal["ok", "failed", "ambiguous"]
-AttemptState = Literal["sending", FinishedState]
+AttemptState = Literal["sending", FinishedState, "contended"]
+# The states of an attempt that may have billed without a session the ledger can reuse.
+UNSETTLED_STATES: tuple[AttemptState, ...] = ("sending", "ambiguous")
 FINISHED_STATES: tuple[FinishedState, ...] = get_args(FinishedState)
 
 
@@ -41,6 +45,10 @@ class AttemptRow:
     ambiguous: bool
     cross_check: list[dict[str, Any]]  # where the server's reading differs from our probe
     api_base: str
+    # Schema version 4: the account ('unknown' in rows written before) and who sent it.
+    key_fingerprint: str
+    host: str | None
+    pid: int | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +73,10 @@ class SessionRow:
     # Schema version 2; NULL in sessions recorded before it. What Kling's next calls need.
     duration_bucket: str | None  # the create-task `duration`: "5" or "10"
     key_fingerprint: str | None  # the API key that opened it, never the key (ApiKey.fingerprint)
+    # Schema version 4: the account's API base, and whether the process that recorded it had
+    # lost its claim on the source meanwhile (another process may have opened one as well).
+    api_base: str | None = None
+    contended: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +86,9 @@ class SessionRow:
 
 
 def session_from(row: Row) -> SessionRow:
-    return SessionRow(**{f.name: row[f.name] for f in fields(SessionRow)})
+    values = {f.name: row[f.name] for f in fields(SessionRow)}
+    values["contended"] = bool(values["contended"])
+    return SessionRow(**values)
 
 
 def attempt_from(row: Row) -> AttemptRow:

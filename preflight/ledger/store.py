@@ -99,18 +99,24 @@ class SqliteStore:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
         if self._is_current():
             # The usual open: reads only. No write lock is taken and nothing is written, so a
             # cached check costs no commit, and closing has no WAL frames to checkpoint.
+            conn.execute("PRAGMA foreign_keys = ON")
             return
+        # Off while migrating (it cannot change inside a transaction): version 4 rebuilds the
+        # attempts table that sessions refer to, as SQLite's guide to ALTER TABLE does it.
+        conn.execute("PRAGMA foreign_keys = OFF")
         with self.transaction():
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for _, statements in upgrade_steps(version, _SCHEMA, self.path):
+            for _, statements in upgrade_steps(version, _SCHEMA, self.path, "sqlite"):
                 for statement in statements:
                     conn.execute(statement)
+            if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise LedgerError(f"the ledger {self.path}: migrating it broke a reference")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(_ROOM_TABLE)
+        conn.execute("PRAGMA foreign_keys = ON")
 
     def _is_current(self) -> bool:
         """At this schema version, with the room table: nothing for _prepare to create."""
@@ -123,6 +129,9 @@ class SqliteStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    def reconnect(self) -> None:
+        """Nothing to do: a SQLite file has no connection to lose."""
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """One statement, committed at once unless inside transaction()."""

@@ -7,9 +7,12 @@ stay text in rows.STAMP_FORMAT. Each backend adds its own lock tables (store.py,
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ..errors import LedgerError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+UNKNOWN_KEY = "unknown"  # the key fingerprint of rows written before version 4 knew it
 
 # As version 1 made it; migration 3 adds `thumbnail`.
 PROBE_CACHE = """CREATE TABLE IF NOT EXISTS probe_cache (
@@ -19,9 +22,52 @@ PROBE_CACHE = """CREATE TABLE IF NOT EXISTS probe_cache (
     stored_at TEXT NOT NULL
 )"""
 
+_V4_ATTEMPT_COLUMNS = (
+    f"key_fingerprint TEXT NOT NULL DEFAULT '{UNKNOWN_KEY}', host TEXT, pid INTEGER, nonce TEXT"
+)
+_V4_STATES = "state IN ('sending', 'ok', 'failed', 'ambiguous', 'contended')"
+_V4_COMMON = (
+    "ALTER TABLE sessions ADD COLUMN api_base TEXT",
+    "ALTER TABLE sessions ADD COLUMN contended INTEGER NOT NULL DEFAULT 0",
+    f"UPDATE sessions SET key_fingerprint = '{UNKNOWN_KEY}' WHERE key_fingerprint IS NULL",
+    "UPDATE sessions SET api_base = (SELECT a.api_base FROM attempts a"
+    " WHERE a.id = sessions.attempt_id)",
+    # An old attempt that opened a session knew its key through it; the rest stay 'unknown'.
+    "UPDATE attempts SET key_fingerprint = coalesce((SELECT max(s.key_fingerprint)"
+    f" FROM sessions s WHERE s.attempt_id = attempts.id), '{UNKNOWN_KEY}')",
+    "CREATE UNIQUE INDEX attempts_by_nonce ON attempts (nonce)",
+    "CREATE INDEX sessions_by_account ON sessions (source_key, api_base, key_fingerprint)",
+)
+
+
+def _attempts_table(name: str, more_states: str, more_columns: str) -> str:
+    """The attempts table of version 1 (more_states and more_columns empty) or of version 4."""
+    columns = f",\n    {more_columns}" if more_columns else ""
+    return f"""CREATE TABLE {name} (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    attempt_no INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('sending', 'ok', 'failed', 'ambiguous'{more_states})),
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    request_body TEXT NOT NULL,
+    facts TEXT,
+    verdict TEXT,
+    http_status INTEGER,
+    code INTEGER,
+    message TEXT,
+    request_id TEXT,
+    session_id TEXT,
+    ambiguous INTEGER NOT NULL DEFAULT 0,
+    cross_check TEXT NOT NULL DEFAULT '[]',
+    api_base TEXT NOT NULL{columns}
+)"""
+
+
 # What brings a ledger of version N-1 to N: a new ledger is made at version 1 and walks them too,
 # so an old file and a new one end with the same columns. Rows written before keep NULLs.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+MIGRATIONS: dict[int, tuple[str, ...] | dict[str, tuple[str, ...]]] = {
     # What Kling's follow-up calls need of a session (rows.SessionRow).
     2: (
         "ALTER TABLE sessions ADD COLUMN duration_bucket TEXT",
@@ -34,10 +80,36 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         PROBE_CACHE,
         "ALTER TABLE probe_cache ADD COLUMN thumbnail TEXT",
     ),
+    # Reuse and claims are per account (source, API base, key fingerprint); an attempt says who
+    # sent it (host, pid) and may end `contended` (sent by a holder whose claim was taken over);
+    # its nonce makes writing it idempotent when a lost connection makes us write it again.
+    # SQLite cannot change a CHECK in place: the attempts table is rebuilt (store.py turns
+    # foreign keys off around it, as SQLite's ALTER TABLE guide says).
+    4: {
+        "sqlite": (
+            _attempts_table("attempts_v4", ", 'contended'", _V4_ATTEMPT_COLUMNS),
+            f"INSERT INTO attempts_v4 SELECT *, '{UNKNOWN_KEY}', NULL, NULL, NULL FROM attempts",
+            "DROP TABLE attempts",
+            "ALTER TABLE attempts_v4 RENAME TO attempts",
+            "CREATE INDEX attempts_by_source ON attempts (source_key, id)",
+            "ALTER TABLE locks ADD COLUMN owner TEXT",
+            *_V4_COMMON,
+        ),
+        "postgresql": (
+            "ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_state_check",
+            f"ALTER TABLE attempts ADD CONSTRAINT attempts_state_check CHECK ({_V4_STATES})",
+            *(f"ALTER TABLE attempts ADD COLUMN {c}" for c in _V4_ATTEMPT_COLUMNS.split(", ")),
+            "ALTER TABLE claims ADD COLUMN token BIGINT NOT NULL DEFAULT 0",
+            "CREATE SEQUENCE IF NOT EXISTS claim_tokens",
+            *_V4_COMMON,
+        ),
+    },
 }
 
 
-def upgrade_steps(version: int, schema: str, where: object) -> list[tuple[int, list[str]]]:
+def upgrade_steps(
+    version: int, schema: str, where: object, dialect: Literal["sqlite", "postgresql"]
+) -> list[tuple[int, list[str]]]:
     """What brings a ledger at `version` (0: empty) to SCHEMA_VERSION, as (version, statements)
     a step: version 1 creates `schema` (the dialect's), the rest are MIGRATIONS. LedgerError for
     a ledger newer than this preflight; `where` names it in the message."""
@@ -50,7 +122,10 @@ def upgrade_steps(version: int, schema: str, where: object) -> list[tuple[int, l
     if version == 0:
         steps.append((1, [s for s in schema.split(";") if s.strip()]))
         version = 1
-    steps += [(step, list(MIGRATIONS[step])) for step in range(version + 1, SCHEMA_VERSION + 1)]
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        statements = MIGRATIONS[step]
+        chosen = statements[dialect] if isinstance(statements, dict) else statements
+        steps.append((step, list(chosen)))
     return steps
 
 

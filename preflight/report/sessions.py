@@ -9,7 +9,14 @@ import json
 from datetime import datetime
 from typing import IO, Any
 
-from ..errors import ApiError, NetworkError, PreflightError, ProbeError, SessionUnrecorded
+from ..errors import (
+    ApiError,
+    NetworkError,
+    PreflightError,
+    ProbeError,
+    SessionUnrecorded,
+    UnsettledAttempt,
+)
 from ..ledger import SessionRow
 from ..session.result import InitResult
 from ..verdict import Result
@@ -65,8 +72,10 @@ def print_init_error(
     if not as_json:
         return
     detail: dict[str, Any]
-    if isinstance(error, (ApiError, SessionUnrecorded)):
-        detail = error.to_dict()  # what the server said, or the session the ledger lost
+    if isinstance(error, (ApiError, SessionUnrecorded, UnsettledAttempt)):
+        # What the server said, the session the ledger lost, or the earlier attempt that may
+        # have billed (`earlier_attempt`).
+        detail = error.to_dict()
     else:
         kind = error.kind if isinstance(error, (ProbeError, NetworkError)) else "error"
         detail = {"kind": kind, "message": str(error)}

@@ -6,6 +6,7 @@ unexpired session gets that session back instead of a second, billed one.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -13,14 +14,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import (
     ApiError,
+    ClaimLost,
     LedgerError,
     SessionUnrecorded,
+    UnsettledAttempt,
     UsageError,
     VideoRejected,
     VideoUnreadable,
 )
 from ..facts import Facts
-from ..ledger import Ledger, SessionRow, default_path
+from ..ledger import AttemptRow, Ledger, SessionRow, default_path
+from ..ledger.backend import Claim
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
 from ..policy.url import redact_url
@@ -62,12 +66,18 @@ def init_session(
     client: InitClient | None = None,
     debug: IO[str] | None = None,
     same_source: str | None = None,
+    notices: IO[str] | None = None,
 ) -> InitResult:
     """Open (or reuse) an editing session for one video. Raises VideoRejected, VideoUnreadable,
-    UsageError or ApiError; sends nothing unless the pre-flight passed.
+    UsageError, ApiError, UnsettledAttempt (an earlier attempt may have billed: nothing sent) or
+    SessionUnrecorded; sends nothing unless the pre-flight passed.
 
+    At most one billed request per source and account (API base, key) unless `force`: a session
+    of the same account is reused, and an earlier attempt that may have billed stops this one.
     `same_source` replaces what the ledger takes for the same source (source_key): for a staged
-    file, its content hash, since each presigned URL of the same object differs."""
+    file, its content hash, since each presigned URL of the same object differs. `notices`, if
+    given, gets a line when waiting for another process's claim and when a claim was contended.
+    """
     body: dict[str, Any] = {}
     if video_url is not None:
         # What is traced, stored and printed never holds user:password@; the check's
@@ -116,31 +126,89 @@ def init_session(
     try:
         key = same_source or source_key(body)
         if dry_run:
-            active = book.active_session(key)
+            # Without a key the account is unknown: any account's session is shown.
+            fingerprint = _fingerprint(client, api_key, api_key_file)
+            active = book.active_session(
+                key, api_base=base if fingerprint else None, key_fingerprint=fingerprint
+            )
             if active is not None and not force:
                 _fill_from_session(result, active, reused=True)
             return result
         api = client or InitClient(base, api_key or load_api_key(api_key_file), debug=debug)
-        with book.exclusive(key):
-            active = book.active_session(key)
+        fingerprint = api.key.fingerprint()
+
+        def waiting(line: str) -> None:
+            _notice(notices, line)
+
+        with book.exclusive(
+            key, api_base=base, key_fingerprint=fingerprint, on_wait=waiting
+        ) as claim:
+            active = book.active_session(key, api_base=base, key_fingerprint=fingerprint)
             if active is not None and not force:
                 _fill_from_session(result, active, reused=True)
                 return result
-            _send(api, book, result, key, base)
+            if not force:
+                unsettled = book.unsettled_attempts(key, api_base=base, key_fingerprint=fingerprint)
+                if unsettled:
+                    raise _unsettled(result.source, unsettled[-1])
+            _send(api, book, result, key, claim)
+            if result.contended:
+                _notice(
+                    notices,
+                    f"warning: the claim on {result.source} was taken over while this request "
+                    f"was out; session {result.session_id} is recorded as contended (another "
+                    "process may hold one too): see preflight sessions --attempts",
+                )
     finally:
         if own_ledger:
             book.close()
     return result
 
 
-def _send(api: InitClient, book: Ledger, result: InitResult, key: str, base: str) -> None:
+def _fingerprint(
+    client: InitClient | None, api_key: ApiKey | None, api_key_file: str | None
+) -> str | None:
+    if client is not None:
+        return client.key.fingerprint()
+    try:
+        return (api_key or load_api_key(api_key_file)).fingerprint()
+    except UsageError:
+        return None
+
+
+def _notice(stream: IO[str] | None, line: str) -> None:
+    if stream is not None:
+        print(f"preflight: {line}", file=stream, flush=True)
+
+
+def _unsettled(source: str, row: AttemptRow) -> UnsettledAttempt:
+    who = f"pid {row.pid} on {row.host}" if row.host else "a preflight before version 4"
+    request = f", request id {row.request_id}" if row.request_id else ""
+    return UnsettledAttempt(
+        f"an earlier attempt on {source} may have opened and billed a session: attempt "
+        f"{row.id} ({row.state}) by {who}, started {row.started_at}{request}; nothing was sent",
+        source=source,
+        attempt={
+            "id": row.id,
+            "state": row.state,
+            "host": row.host,
+            "pid": row.pid,
+            "started_at": row.started_at,
+            "request_id": row.request_id,
+        },
+    )
+
+
+def _send(api: InitClient, book: Ledger, result: InitResult, key: str, claim: Claim) -> None:
     facts = result.check.facts if result.check else None
-    recorder = _LedgerRecorder(book, result, key, facts, base)
+    recorder = _LedgerRecorder(book, result, key, facts, api.api_base, api.key.fingerprint(), claim)
     try:
         response = api.init_selection(result.body, recorder)
     except ApiError as exc:
         result.attempts, result.ambiguous = exc.attempts, exc.ambiguous
         raise
+    except ClaimLost:
+        raise  # checked before sending: this attempt never left, and earlier ones are recorded
     except LedgerError as exc:
         if not recorder.sent:
             raise  # nothing was sent: a plain usage error, nothing billed
@@ -158,6 +226,8 @@ def _send(api: InitClient, book: Ledger, result: InitResult, key: str, base: str
             request_id=opened.request_id if opened else None,
             attempts=recorder.sent,
             ambiguous=recorder.ambiguous,
+            source=result.source,
+            disk_full="full" in str(exc),
         ) from None
     assert recorder.row is not None  # finish() recorded it, or raised above
     result.cross_check = recorder.cross_check
@@ -172,6 +242,8 @@ class _LedgerRecorder:
     key: str
     facts: Facts | None  # what our probe read; None for video_id + task_id
     api_base: str
+    key_fingerprint: str
+    claim: Claim  # checked right before each send, and when recording its answer
     last_id: int | None = None
     sent: int = 0  # attempts whose row was written, so the request went (or may have gone) out
     ambiguous: bool = False
@@ -188,11 +260,16 @@ class _LedgerRecorder:
             facts=None if self.facts is None else self.facts.to_dict(),
             verdict=self.result.verdict,
             api_base=self.api_base,
+            key_fingerprint=self.key_fingerprint,
+            claim=self.claim,
         )
         self.sent += 1
         return self.last_id
 
     def finish(self, attempt_id: int, outcome: Outcome) -> None:
+        """Record the answer. It may have been billed: a ledger that fails is tried again (on
+        a new connection) until book.retry_s from now, the session kept here meanwhile."""
+        deadline = time.monotonic() + self.book.retry_s
         self.ambiguous = self.ambiguous or outcome.state == "ambiguous"
         if outcome.session_id is not None:
             # Kept before the write, so that a failing ledger cannot make us forget it.
@@ -211,7 +288,10 @@ class _LedgerRecorder:
                 ambiguous=self.ambiguous,
                 cross_check=[item.to_dict() for item in self.cross_check],
                 duration_bucket=duration_bucket(self.facts, server),
-                key_fingerprint=outcome.key_fingerprint,
+                key_fingerprint=outcome.key_fingerprint or self.key_fingerprint,
+                claim=self.claim,
+                server_date=outcome.server_date,
+                deadline=deadline,
             )
             return
         code = outcome.code if isinstance(outcome.code, int) else None
@@ -229,6 +309,7 @@ class _LedgerRecorder:
             request_id=outcome.request_id,
             session_id=outcome.session_id,
             ambiguous=outcome.state == "ambiguous",
+            deadline=deadline,
         )
 
 
@@ -237,3 +318,4 @@ def _fill_from_session(result: InitResult, row: SessionRow, *, reused: bool) -> 
     result.expires_at, result.request_id = row.expires_at, row.request_id
     result.server = ServerFacts.from_row(row)
     result.duration_bucket, result.key_fingerprint = row.duration_bucket, row.key_fingerprint
+    result.contended = row.contended

@@ -118,6 +118,9 @@ class InitResult:
     ledger: str = ""
     duration_bucket: str | None = None  # the create-task `duration`: "5" or "10"
     key_fingerprint: str | None = None  # which API key opened it (ApiKey.fingerprint)
+    # The claim on the source was taken over while the request was out: the session is recorded
+    # (it was billed) and marked contended, since another process may have opened one too.
+    contended: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,4 +140,5 @@ class InitResult:
             "check": self.check.to_dict() if self.check else None,
             "duration_bucket": self.duration_bucket,
             "key_fingerprint": self.key_fingerprint,
+            "contended": self.contended,
         }
