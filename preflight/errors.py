@@ -271,9 +271,11 @@ class UnsettledAttempt(PreflightError):
 
     @property
     def hint(self) -> str:
+        import shlex  # here, not at the top: this module stays cheap to import
+
         return (
             "--force sends again (and may pay twice); if you know the session's id, record it "
-            f"with: preflight sessions import ID --source {self.source}"
+            f"with: preflight sessions import ID --source {shlex.quote(self.source)}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -321,11 +323,13 @@ class SessionUnrecorded(PreflightError):
 
     @property
     def hint(self) -> str:
+        import shlex  # here, not at the top: this module stays cheap to import
+
         if self.session_id:
             fix = "free space on the ledger's disk, then " if self.disk_full else ""
             return (
                 f"keep this session id: {fix}record it with: preflight sessions import "
-                f"{self.session_id} --source {self.source or 'SOURCE'}"
+                f"{shlex.quote(self.session_id)} --source {shlex.quote(self.source or 'SOURCE')}"
             )
         return "see preflight sessions --attempts: a session may have been opened and billed"
 

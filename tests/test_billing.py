@@ -129,12 +129,15 @@ def test_a_session_the_ledger_cannot_record_is_printed_and_exits_4(
 ) -> None:
     ledger = Path(env["PREFLIGHT_LEDGER"])
     api.faults.append(Fault(on_answer=lambda: _truncate_wal_then_fill(ledger, disk)))
-    code, out, err = run_json(env, "init", *IDS)
+    # The recording is retried for PREFLIGHT_LEDGER_RETRY_S (the disk may be freed meanwhile).
+    code, out, err = run_json({**env, "PREFLIGHT_LEDGER_RETRY_S": "1"}, "init", *IDS)
     [opened] = api.sessions
     assert code == 4, err
     assert out["session_id"] == opened and out["error"]["kind"] == "unrecorded"
     assert out["error"]["session_id"] == opened
     assert len(err.strip().splitlines()) == 1 and opened in err
+    # A full disk is what the hint says, with the command that records the session after.
+    assert "free space" in err and f"preflight sessions import {opened} --source" in err
     free(disk)
     # Nothing could be written: the attempt is still 'sending', i.e. unknown, never 'failed'.
     with Ledger(ledger) as book:

@@ -213,7 +213,8 @@ def test_an_unreachable_server_is_one_line_and_sends_nothing(
     if wrong == "port":
         dsn = dsn.replace(dsn.rsplit(":", 1)[1].split("/")[0], "9")
     with Sandbox(key=KEY) as api:
-        env = environment(dsn, api, tmp_path)
+        # A closed port is retried (a server restarting) for the ledger's retry time.
+        env = {**environment(dsn, api, tmp_path), "PREFLIGHT_LEDGER_RETRY_S": "1"}
         done = cli(env, "init", "--video-id", "784912347344945300", "--task-id", "1")
         assert posts(api) == 0
     assert done.returncode == 2, done.stderr

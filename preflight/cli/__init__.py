@@ -26,6 +26,23 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
     raise Terminated
 
 
+def _warn_of_a_password(ledger: str | None) -> None:
+    """A password in --ledger is on the command line: `ps` shows it to every user for the
+    whole run. One line says where psycopg (libpq) reads it from instead."""
+    from ..ledger.backend import is_dsn
+
+    if not ledger or not is_dsn(ledger):
+        return
+    from ..ledger.pg import dsn_password
+
+    if dsn_password(ledger):
+        print(
+            "preflight: warning: the --ledger DSN holds a password, which other users can see "
+            "(ps): put it in PGPASSWORD, ~/.pgpass or a PGSERVICE entry instead",
+            file=sys.stderr,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script (pyproject: preflight.cli:main), also run by `python -m preflight`."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -35,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
     signal.signal(signal.SIGTERM, _terminate)
+    _warn_of_a_password(getattr(args, "ledger", None))
     try:
         code: int = args.handler(args)  # set by each subcommand's parser (parser.py)
         return code

@@ -244,12 +244,30 @@ def _add_stage(subcommands: _Subcommands[_Parser]) -> None:
 def _add_sessions(subcommands: _Subcommands[_Parser]) -> None:
     sessions = subcommands.add_parser(
         "sessions",
-        help="list recorded sessions, or show one",
-        description="preflight sessions [--active] [--json] | preflight sessions show SESSION_ID",
+        help="list recorded sessions, or show one, or record one by hand; list risky attempts",
+        description="preflight sessions [--active] [--json] | preflight sessions show SESSION_ID"
+        " | preflight sessions --attempts [--json] | preflight sessions import SESSION_ID"
+        " --source SOURCE [--expires ISO8601]",
     )
-    sessions.add_argument("action", nargs="*", metavar="show SESSION_ID")
+    sessions.add_argument("action", nargs="*", metavar="show|import SESSION_ID")
     sessions.add_argument("--active", action="store_true", help="only unexpired sessions")
+    sessions.add_argument(
+        "--attempts",
+        action="store_true",
+        help="list the attempts that may have billed: sending, ambiguous, contended",
+    )
     sessions.add_argument("--json", action="store_true")
+    record = sessions.add_argument_group("import (the account is the current API base and key)")
+    record.add_argument(
+        "--source", metavar="SOURCE", help="the source as init printed it (a URL or video_id=...)"
+    )
+    record.add_argument(
+        "--expires",
+        metavar="ISO8601",
+        help="when the session expires (default 24 h from now), e.g. 2026-12-08T10:00:00Z",
+    )
+    record.add_argument("--api-base", metavar="URL", help="as for init")
+    record.add_argument("--api-key-file", metavar="FILE", help="as for init")
     options.add_ledger_option(sessions)
     sessions.set_defaults(handler=commands.run_sessions)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -17,9 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..errors import ClaimLost, LedgerError
+from ..errors import ClaimLost, LedgerError, LedgerUnavailable
 from . import lock, queries
-from .backend import Claim, open_store
+from .backend import Claim, Store, open_store
 from .queries import SESSION_LIFETIME
 from .reads import LedgerReads
 from .retry import retry_s as default_retry_s
@@ -72,6 +73,21 @@ def claim_key(source_key: str, api_base: str | None, key_fingerprint: str | None
     return f"{key_fingerprint or UNKNOWN_KEY}@{api_base} {source_key}"
 
 
+def _open(path: str | Path, within_s: float) -> Store:
+    """The store, opened again with back-off while its server cannot be reached (restarting,
+    say) for up to within_s: a refused password or a bad DSN fails at once."""
+    deadline = time.monotonic() + within_s
+    delay = 0.1
+    while True:
+        try:
+            return open_store(path)
+        except LedgerUnavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
 class Ledger(LedgerReads):
     """The attempts and sessions in one ledger: a SQLite file (safe to share between processes),
     or a postgresql:// DSN (safe to share between machines). `path` is safe to print."""
@@ -83,11 +99,11 @@ class Ledger(LedgerReads):
         lease_s: float | None = None,
         retry_s: float | None = None,
     ) -> None:
-        self._store = open_store(path)
-        self.path = self._store.path
-        self.dialect = self._store.dialect
         self._lease_s = lease_s or _env_s("PREFLIGHT_LEASE_S", LEASE_S)
         self.retry_s = retry_s or default_retry_s()
+        self._store = _open(path, self.retry_s)
+        self.path = self._store.path
+        self.dialect = self._store.dialect
         self._known_sessions = queries.KNOWN_SESSIONS[self._store.dialect]
 
     def close(self) -> None:

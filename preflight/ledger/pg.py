@@ -35,6 +35,10 @@ _CONNECTION_DEFAULTS: dict[str, str | int] = {
     "application_name": "preflight",
 }
 
+# SQLSTATE classes that no reconnecting cures: a refused password or role (28), no such
+# database (3D).
+_FINAL_CLASSES = ("28", "3D")
+
 # The shared tables in PostgreSQL's types. `seq` orders sessions as SQLite's rowid does; `claims`
 # is the per-source claim with its lease (claim.py).
 _SCHEMA = (
@@ -274,8 +278,12 @@ class PgStore:
         try:
             yield
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if (getattr(exc, "sqlstate", None) or "")[:2] in _FINAL_CLASSES:
+                raise LedgerError(
+                    f"ledger {self.path}: {doing} failed: {self._reason(exc)}"
+                ) from None
             # The connection or the server failed (lost, refused, shut, cancelled): a Ledger
-            # reconnects and tries again for a while (book.py).
+            # reconnects and tries again for a while (retry.py).
             raise LedgerUnavailable(
                 f"ledger {self.path}: {doing} failed: {self._reason(exc)}"
             ) from None

@@ -44,13 +44,6 @@ class LedgerReads:
             return PG_NOW, ()
         return "?", (stamp(now),)
 
-    def clock(self) -> datetime:
-        """Now, by the ledger's clock: the PostgreSQL server's, or this host's for a file."""
-        if self.dialect != "postgresql":
-            return utc(None)
-        row = self._run("reading the clock", lambda: self._store.execute("SELECT now()"))
-        return utc(row.fetchone()[0])
-
     def active_session(
         self,
         source_key: str,

@@ -17,7 +17,7 @@ from ..errors import (
     SessionUnrecorded,
     UnsettledAttempt,
 )
-from ..ledger import SessionRow
+from ..ledger import AttemptRow, SessionRow
 from ..session.result import InitResult
 from ..verdict import Result
 
@@ -104,4 +104,24 @@ def print_sessions(
         return
     for row in rows:
         state = "active " if row.active(now) else "expired"
-        stream.write(f"{row.session_id}  {state}  expires {row.expires_at}  {row.source}\n")
+        # Billed after its claim was taken over: another session may exist for the source.
+        flag = "  CONTENDED" if row.contended else ""
+        stream.write(f"{row.session_id}  {state}  expires {row.expires_at}  {row.source}{flag}\n")
+
+
+def print_attempts(rows: list[AttemptRow], stream: IO[str], *, as_json: bool) -> None:
+    """`sessions --attempts`: the attempts that may have billed (sending, ambiguous,
+    contended), newest first, with who sent them and when."""
+    if as_json:
+        stream.write(json.dumps({"attempts": [r.to_dict() for r in rows]}, indent=2) + "\n")
+        return
+    if not rows:
+        stream.write("no attempts that may have billed\n")
+        return
+    for row in rows:
+        who = f"pid {row.pid} on {row.host}" if row.host else "host unknown"
+        session = f"  session {row.session_id}" if row.session_id else ""
+        request = f"  request_id {row.request_id}" if row.request_id else ""
+        stream.write(
+            f"{row.id}  {row.state:<9}  {row.started_at}  {who}{session}{request}  {row.source}\n"
+        )

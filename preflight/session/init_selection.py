@@ -50,6 +50,15 @@ def source_key(body: dict[str, Any]) -> str:
     return f"video_id={body.get('video_id')}&task_id={body.get('task_id')}"
 
 
+def source_for(text: str) -> tuple[str, str]:
+    """(source, source_key) for a source as `init` printed it: a URL (its credentials and
+    signing parameters do not count), video_id=...&task_id=..., or a staged file's sha256:..."""
+    if text.lower().startswith(("http://", "https://")):
+        url = redact_url(text)
+        return url, source_key({"video_url": url})
+    return text, text
+
+
 def init_session(
     *,
     video_url: str | None = None,
@@ -135,7 +144,8 @@ def init_session(
                 _fill_from_session(result, active, reused=True)
             return result
         api = client or InitClient(base, api_key or load_api_key(api_key_file), debug=debug)
-        fingerprint = api.key.fingerprint()
+        # The account is where the request goes and the key it goes with.
+        base, fingerprint = api.api_base, api.key.fingerprint()
 
         def waiting(line: str) -> None:
             _notice(notices, line)
@@ -150,7 +160,7 @@ def init_session(
             if not force:
                 unsettled = book.unsettled_attempts(key, api_base=base, key_fingerprint=fingerprint)
                 if unsettled:
-                    raise _unsettled(result.source, unsettled[-1])
+                    raise _unsettled(result.source, key, unsettled[-1])
             _send(api, book, result, key, claim)
             if result.contended:
                 _notice(
@@ -181,13 +191,13 @@ def _notice(stream: IO[str] | None, line: str) -> None:
         print(f"preflight: {line}", file=stream, flush=True)
 
 
-def _unsettled(source: str, row: AttemptRow) -> UnsettledAttempt:
+def _unsettled(source: str, key: str, row: AttemptRow) -> UnsettledAttempt:
     who = f"pid {row.pid} on {row.host}" if row.host else "a preflight before version 4"
     request = f", request id {row.request_id}" if row.request_id else ""
     return UnsettledAttempt(
         f"an earlier attempt on {source} may have opened and billed a session: attempt "
         f"{row.id} ({row.state}) by {who}, started {row.started_at}{request}; nothing was sent",
-        source=source,
+        source=key,
         attempt={
             "id": row.id,
             "state": row.state,
@@ -226,7 +236,7 @@ def _send(api: InitClient, book: Ledger, result: InitResult, key: str, claim: Cl
             request_id=opened.request_id if opened else None,
             attempts=recorder.sent,
             ambiguous=recorder.ambiguous,
-            source=result.source,
+            source=key,
             disk_full="full" in str(exc),
         ) from None
     assert recorder.row is not None  # finish() recorded it, or raised above
