@@ -22,7 +22,7 @@ import pytest
 
 from preflight.testing import Fault, Sandbox
 
-from .conftest import PgCluster
+from .conftest import PgCluster, run_cli
 from .money import (
     KEY,
     LEASE_S,
@@ -201,29 +201,40 @@ def test_the_server_stopped_and_started_mid_request_loses_nothing(
 def test_a_silent_path_to_the_server_is_an_error_not_a_hang(
     pg_ledger: str, api: Sandbox, tmp_path: Path
 ) -> None:
-    # Before: A hung (the server's statement_timeout cannot see a silent path) while B, on a
-    # host with a working path, took the lapsed claim and paid again.
+    # Before: A hung without limit (the server's statement_timeout cannot see a silent path)
+    # and never printed its billed session, while B, on a host with a working path, took the
+    # lapsed claim and paid again.
     body, (gate,) = video(5), held(api)
     server = urlsplit(pg_ledger)
     assert server.port is not None
     proxy = SilentProxy(("127.0.0.1", server.port))
     through = pg_ledger.replace(f":{server.port}/", f":{proxy.port}/")
-    a = Init(body, host_env(tmp_path, "a", through, api)).start()
+    # A gives its billed session 4 s to reach the ledger, then says what it was billed for.
+    a = Init(body, host_env(tmp_path, "a", through, api, PREFLIGHT_LEDGER_RETRY_S="4")).start()
     try:
         wait_for("A's POST", lambda: api.posts(body) == 1)
-        proxy.freeze()
+        proxy.freeze()  # for good: no RST, no FIN, nothing
         gate.set()  # A has its session and cannot reach the ledger
         time.sleep(LEASE_S * 2)
         b = Init(body, host_env(tmp_path, "b", pg_ledger, api)).run()
-        proxy.thaw()
-        a.wait()
+        a.wait(timeout=45)
     finally:
         gate.set()
         proxy.close()
         a.kill()
-    assert_billed_once_and_known(pg_ledger, [api], [body], [a, b])
     assert b.code == 4 and b.kind == "ambiguous", b.stderr
-    assert a.code == 0, a.stderr
+    assert a.code == 4 and a.kind == "unrecorded" and a.out is not None, a.stderr
+    opened = a.out["session_id"]
+    assert opened in api.sessions and "sessions import" in a.stderr
+    # What the user does with the printed id, on a host that reaches the ledger.
+    c_env = host_env(tmp_path, "c", pg_ledger, api)
+    source = f"video_id={body['video_id']}&task_id={body['task_id']}"  # as the hint quotes it
+    imported = run_cli("sessions", "import", opened, "--source", source, env=c_env)
+    assert imported.returncode == 0, imported.stderr
+    c = Init(body, c_env).run()
+    assert c.code == 0 and c.out is not None and c.out["reused"] is True
+    assert c.out["session_id"] == opened
+    assert_billed_once_and_known(pg_ledger, [api], [body], [a, b, c])
 
 
 def test_a_host_clock_hours_off_uses_the_apis_and_the_databases(
