@@ -212,6 +212,6 @@ class SilentProxy:
                     dst.shutdown(socket.SHUT_WR)
                     return
                 dst.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: select() on a socket close() closed
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_RDWR)
