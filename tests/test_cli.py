@@ -240,7 +240,7 @@ def test_python_dash_m_preflight_is_the_command() -> None:
 
 
 def test_every_subcommand_runs_its_own_function() -> None:
-    from preflight.cli import commands
+    from preflight.cli import commands, sessions
     from preflight.cli.parser import build_parser
 
     parser = build_parser()
@@ -249,7 +249,7 @@ def test_every_subcommand_runs_its_own_function() -> None:
         ("validate-request", "-"): commands.run_validate_request,
         ("policy",): commands.run_policy,
         ("init",): commands.run_init,
-        ("sessions",): commands.run_sessions,
+        ("sessions",): sessions.run_sessions,
         ("watch", "."): commands.run_watch,
         ("sandbox",): commands.run_sandbox,
     }

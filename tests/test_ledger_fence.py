@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ def _v3_rows(execute: Any, fingerprint: str) -> None:
 
 
 def _check_migrated(where: str, fingerprint: str) -> None:
-    then = __import__("datetime").datetime(2099, 1, 1, 12, tzinfo=__import__("datetime").UTC)
+    then = datetime(2099, 1, 1, 12, tzinfo=timezone.utc)
     with Ledger(where) as ledger:
         unknown, known = ledger.session("old-1"), ledger.session("old-2")
         assert unknown is not None and known is not None
@@ -212,6 +213,24 @@ def test_a_version_3_postgresql_ledger_migrates(pg_ledger: str) -> None:
     with psycopg.connect(pg_ledger, autocommit=True, connect_timeout=10) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
         assert versions == [1, 2, 3, 4]
+
+
+# --- one clock ---------------------------------------------------------------------------------
+
+
+def test_a_session_expires_24_hours_after_the_apis_date(where: str) -> None:
+    # Before: created_at and expires_at came from this host's clock, whatever the API said.
+    answered = datetime(2026, 3, 1, 8, 0, 5, tzinfo=timezone.utc)
+    with Ledger(where) as ledger:
+        attempt = ledger.begin_attempt(
+            source=SOURCE, source_key=SOURCE, attempt_no=1, request_body=BODY, facts=None,
+            verdict="unchecked", api_base="https://a",
+        )  # fmt: skip
+        row = ledger.record_opened(
+            attempt, session_id="dated", data={}, http_status=200, message=None,
+            request_id=None, ambiguous=False, cross_check=[], server_date=answered,
+        )  # fmt: skip
+    assert (row.created_at, row.expires_at) == ("2026-03-01T08:00:05Z", "2026-03-02T08:00:05Z")
 
 
 # --- fenced claims -----------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from ..status import ExitCode, exit_code_for_verdicts
 if TYPE_CHECKING:
     from ..cache import ProbeCache, ThumbnailCache
     from ..fixing import FixResult
-    from ..ledger import Ledger
     from ..pipeline import CheckOptions
     from ..policy import Policy
     from ..probing.limits import ProbeLimits
@@ -274,70 +273,6 @@ def run_stage(args: argparse.Namespace) -> int:
                 TextReporter(sys.stderr).result(staged.check)
             print(staged.url)
     return exit_code_for_verdicts(verdicts)
-
-
-def run_sessions(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
-
-    from ..ledger import Ledger, default_path
-    from ..report.sessions import print_attempts, print_sessions
-
-    with Ledger(args.ledger or default_path()) as ledger:
-        if args.attempts and not args.action:
-            print_attempts(ledger.risky_attempts(), sys.stdout, as_json=args.json)
-            return ExitCode.OK
-        if not args.action:
-            rows = ledger.sessions(active_only=args.active)
-            print_sessions(rows, sys.stdout, as_json=args.json, now=datetime.now(timezone.utc))
-            return ExitCode.OK
-        if len(args.action) == 2 and args.action[0] == "import":
-            return _import_session(ledger, args)
-        if len(args.action) != 2 or args.action[0] != "show":
-            raise UsageError(
-                "usage: preflight sessions [--active] [--attempts] [--json] | preflight sessions"
-                " show SESSION_ID | preflight sessions import SESSION_ID --source SOURCE"
-            )
-        row = ledger.session(args.action[1])
-        if row is None:
-            raise UsageError(f"no session {args.action[1]} in {ledger.path}")
-        print(json.dumps(row.to_dict(), indent=2))
-        return ExitCode.OK
-
-
-def _import_session(ledger: Ledger, args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
-
-    from ..ledger.manual import import_session
-    from ..session.credentials import load_api_key, resolve_api_base
-    from ..session.init_selection import source_for
-
-    if not args.source:
-        raise UsageError("sessions import needs --source SOURCE, as init printed it")
-    expires = None
-    if args.expires:
-        try:
-            expires = datetime.fromisoformat(args.expires)
-        except ValueError:
-            raise UsageError(
-                f"--expires {args.expires!r} is not an ISO 8601 time, e.g. 2026-12-08T10:00:00Z"
-            ) from None
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=timezone.utc)
-    source, key = source_for(args.source)
-    row = import_session(
-        ledger,
-        args.action[1],
-        source=source,
-        source_key=key,
-        api_base=resolve_api_base(args.api_base),
-        key_fingerprint=load_api_key(args.api_key_file).fingerprint(),
-        expires_at=expires,
-    )
-    if args.json:
-        print(json.dumps(row.to_dict(), indent=2))
-    else:
-        print(f"IMPORTED {row.session_id} (expires {row.expires_at}) {row.source}")
-    return ExitCode.OK
 
 
 def run_watch(args: argparse.Namespace) -> int:

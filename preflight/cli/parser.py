@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from ..status import ExitCode
 from . import commands, options
+from .sessions import run_sessions
 
 # The names of report.REPORTERS and completion.SHELLS, spelled out so that parsing loads no
 # reporter and no completion code (a test keeps each pair equal).
@@ -269,7 +270,7 @@ def _add_sessions(subcommands: _Subcommands[_Parser]) -> None:
     record.add_argument("--api-base", metavar="URL", help="as for init")
     record.add_argument("--api-key-file", metavar="FILE", help="as for init")
     options.add_ledger_option(sessions)
-    sessions.set_defaults(handler=commands.run_sessions)
+    sessions.set_defaults(handler=run_sessions)
 
 
 def _add_watch(subcommands: _Subcommands[_Parser]) -> None:

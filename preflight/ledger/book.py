@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -18,11 +17,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..errors import ClaimLost, LedgerError, LedgerUnavailable
+from ..errors import ClaimLost, LedgerError
 from . import lock, queries
-from .backend import Claim, Store, open_store
+from .backend import Claim
 from .queries import SESSION_LIFETIME
 from .reads import LedgerReads
+from .retry import env_seconds, open_retrying
 from .retry import retry_s as default_retry_s
 from .rows import (
     FINISHED_STATES,
@@ -58,34 +58,11 @@ LOCK_STALE_S = 900.0
 T = TypeVar("T")
 
 
-def _env_s(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, ""))
-    except ValueError:
-        return default
-    return value if 0 < value < 86_400 else default
-
-
 def claim_key(source_key: str, api_base: str | None, key_fingerprint: str | None) -> str:
     """What a claim or lock is taken on: one source for one account (API base, key)."""
     if api_base is None:
         return source_key
     return f"{key_fingerprint or UNKNOWN_KEY}@{api_base} {source_key}"
-
-
-def _open(path: str | Path, within_s: float) -> Store:
-    """The store, opened again with back-off while its server cannot be reached (restarting,
-    say) for up to within_s: a refused password or a bad DSN fails at once."""
-    deadline = time.monotonic() + within_s
-    delay = 0.1
-    while True:
-        try:
-            return open_store(path)
-        except LedgerUnavailable:
-            if time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 2.0)
 
 
 class Ledger(LedgerReads):
@@ -99,9 +76,9 @@ class Ledger(LedgerReads):
         lease_s: float | None = None,
         retry_s: float | None = None,
     ) -> None:
-        self._lease_s = lease_s or _env_s("PREFLIGHT_LEASE_S", LEASE_S)
+        self._lease_s = lease_s or env_seconds("PREFLIGHT_LEASE_S", LEASE_S)
         self.retry_s = retry_s or default_retry_s()
-        self._store = _open(path, self.retry_s)
+        self._store = open_retrying(path, self.retry_s)
         self.path = self._store.path
         self.dialect = self._store.dialect
         self._known_sessions = queries.KNOWN_SESSIONS[self._store.dialect]
@@ -442,7 +419,7 @@ class Ledger(LedgerReads):
         told, once, whom we wait for.
         """
         key = claim_key(source_key, api_base, key_fingerprint)
-        wait = wait_s if wait_s is not None else _env_s("PREFLIGHT_CLAIM_WAIT_S", CLAIM_WAIT_S)
+        wait = wait_s if wait_s is not None else env_seconds("PREFLIGHT_CLAIM_WAIT_S", CLAIM_WAIT_S)
         if self._store.dialect == "postgresql":
             from . import claim
             from .pg import PgStore
@@ -458,7 +435,9 @@ class Ledger(LedgerReads):
                 on_wait=on_wait,
             )
         assert isinstance(self._store, SqliteStore)
-        stale = stale_s if stale_s is not None else _env_s("PREFLIGHT_LOCK_STALE_S", LOCK_STALE_S)
+        stale = (
+            stale_s if stale_s is not None else env_seconds("PREFLIGHT_LOCK_STALE_S", LOCK_STALE_S)
+        )
         return lock.hold(
             self._store, key, wait_s=wait, stale_s=stale, label=source_key, on_wait=on_wait
         )

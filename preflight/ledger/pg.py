@@ -5,7 +5,6 @@ its schema and version, and the same execute/transaction/guard the SQLite store 
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -87,15 +86,9 @@ def _row_factory(cursor: Any) -> Any:
 
 def read_timeout_s() -> float:
     """$PREFLIGHT_LEDGER_READ_TIMEOUT_S, else READ_TIMEOUT_S: how long one call may take."""
-    return _env_seconds("PREFLIGHT_LEDGER_READ_TIMEOUT_S", READ_TIMEOUT_S)
+    from .retry import env_seconds
 
-
-def _env_seconds(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, ""))
-    except ValueError:
-        return default
-    return value if 0 < value < 86_400 else default
+    return env_seconds("PREFLIGHT_LEDGER_READ_TIMEOUT_S", READ_TIMEOUT_S)
 
 
 # The password of a URL DSN (user:PASSWORD@) or of a key=value one, found without parsing it:

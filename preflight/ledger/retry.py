@@ -13,10 +13,11 @@ import os
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ClaimLost, LedgerError, LedgerUnavailable
-from .backend import Store
+from .backend import Store, open_store
 
 RETRY_S = 30.0
 _FIRST_DELAY_S = 0.05
@@ -25,13 +26,33 @@ _MAX_DELAY_S = 2.0
 T = TypeVar("T")
 
 
-def retry_s() -> float:
-    """$PREFLIGHT_LEDGER_RETRY_S if it is a positive number of seconds, else RETRY_S."""
+def env_seconds(name: str, default: float) -> float:
+    """A knob of the ledger: $name if it is a positive number of seconds, else `default`."""
     try:
-        value = float(os.environ.get("PREFLIGHT_LEDGER_RETRY_S", ""))
+        value = float(os.environ.get(name, ""))
     except ValueError:
-        return RETRY_S
-    return value if 0 < value < 86_400 else RETRY_S
+        return default
+    return value if 0 < value < 86_400 else default
+
+
+def retry_s() -> float:
+    """$PREFLIGHT_LEDGER_RETRY_S, else RETRY_S."""
+    return env_seconds("PREFLIGHT_LEDGER_RETRY_S", RETRY_S)
+
+
+def open_retrying(path: str | Path, within_s: float) -> Store:
+    """The store, opened again with back-off while its server cannot be reached (restarting,
+    say) for up to within_s: a refused password or a bad DSN fails at once."""
+    deadline = time.monotonic() + within_s
+    delay = 0.1
+    while True:
+        try:
+            return open_store(path)
+        except LedgerUnavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, _MAX_DELAY_S)
 
 
 def retrying(

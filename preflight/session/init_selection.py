@@ -137,6 +137,7 @@ def init_session(
         if dry_run:
             # Without a key the account is unknown: any account's session is shown.
             fingerprint = _fingerprint(client, api_key, api_key_file)
+            base = client.api_base if client is not None else base
             active = book.active_session(
                 key, api_base=base if fingerprint else None, key_fingerprint=fingerprint
             )
