@@ -43,6 +43,16 @@ install_postgresql() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 }
 
+install_faketime() {
+    # The billing tests shift one real process's clock by hours (libfaketime via LD_PRELOAD).
+    command -v faketime >/dev/null 2>&1 && return
+    say "faketime is missing: installing Debian's faketime (for the shifted-clock billing test)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends faketime >/dev/null
+}
+
 install_shells() {
     # The completion scripts are loaded by the real shells; the pre-commit hook test needs git.
     local missing=()
@@ -77,6 +87,7 @@ test)
     setup dev
     install_chromium
     install_postgresql
+    install_faketime
     install_shells
     say "ruff: lint and format check"
     "$VENV/bin/ruff" check .

@@ -57,6 +57,7 @@ ApiErrorKind = Literal[
     "network",
     "refused",  # a 2xx whose data.status is not 0: the API refused the video itself
     "protocol",  # an answer this client does not understand
+    "ambiguous",  # the request may have reached the API and billed, and no answer said so
 ]
 _API_HINTS: dict[ApiErrorKind, str] = {
     "auth": "the API key was refused: check COMETAPI_KEY or --api-key-file",
@@ -74,6 +75,8 @@ _API_HINTS: dict[ApiErrorKind, str] = {
     "network": "the API could not be reached: check the network and --api-base",
     "refused": "the API refused the video: see the message",
     "protocol": "the API answered something this client does not understand",
+    "ambiguous": "a session may have been opened and billed: `preflight sessions --attempts`"
+    " shows the attempt; --force sends again",
 }
 
 
@@ -168,7 +171,8 @@ class ApiError(PreflightError):
     """Safe to retry only if `retryable` and not `after_send`: a sent request may have billed.
 
     The API refused or failed. Carries what the server said; never the key. The init client
-    already retried what was safe (and an ambiguous lost answer at most once).
+    already retried what was safe, and never a request whose answer was lost after it left
+    (kind `ambiguous`: it may have opened and billed a session).
     """
 
     def __init__(

@@ -108,48 +108,75 @@ def _pg_bin(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A running cluster's DSN (to its `postgres` database, as the superuser)."""
-    import socket
-    import tempfile
+class PgCluster:
+    """A throwaway cluster in a private folder; stop() and start() again keep its port and data
+    (the billing tests stop the server mid-request)."""
 
-    as_nobody = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
-    home = Path(tempfile.mkdtemp(prefix="preflight-pg-"))
-    (home / "pw").write_text(PG_PASSWORD + "\n")
-    if as_nobody:
-        import pwd
+    def __init__(self) -> None:
+        import socket
+        import tempfile
 
-        nobody = pwd.getpwnam("nobody")
-        for path in (home, home / "pw"):
-            os.chown(path, nobody.pw_uid, nobody.pw_gid)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    data = home / "data"
-    subprocess.run(
-        [*as_nobody, _pg_bin("initdb"), "-D", str(data), "-U", PG_USER, "-A", "scram-sha-256",
-         f"--pwfile={home / 'pw'}", "-E", "UTF8", "--no-sync"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    options = f"-k {home} -h 127.0.0.1 -p {port} -c fsync=off -c max_connections=200"
-    pg_ctl = _pg_bin("pg_ctl")
-    started = subprocess.run(
-        [*as_nobody, pg_ctl, "-D", str(data), "-o", options, "-l", str(home / "log"), "-w",
-         "-t", "60", "start"],
-        capture_output=True, text=True, timeout=90, check=False,
-    )  # fmt: skip
-    try:
-        if started.returncode != 0:
-            log = (home / "log").read_text() if (home / "log").exists() else ""
-            pytest.fail(f"PostgreSQL did not start: {started.stderr}{log}")
-        yield f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
-    finally:
+        self._as_nobody = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+        self.home = Path(tempfile.mkdtemp(prefix="preflight-pg-"))
+        (self.home / "pw").write_text(PG_PASSWORD + "\n")
+        if self._as_nobody:
+            import pwd
+
+            nobody = pwd.getpwnam("nobody")
+            for path in (self.home, self.home / "pw"):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.data = self.home / "data"
         subprocess.run(
-            [*as_nobody, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "-t", "60", "stop"],
+            [*self._as_nobody, _pg_bin("initdb"), "-D", str(self.data), "-U", PG_USER, "-A",
+             "scram-sha-256", f"--pwfile={self.home / 'pw'}", "-E", "UTF8", "--no-sync"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        self.dsn = f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        status = [*self._as_nobody, _pg_bin("pg_ctl"), "-D", str(self.data), "status"]
+        if subprocess.run(status, capture_output=True, timeout=30, check=False).returncode == 0:
+            return  # already running
+        options = f"-k {self.home} -h 127.0.0.1 -p {self.port} -c fsync=off -c max_connections=200"
+        started = subprocess.run(
+            [*self._as_nobody, _pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
+             str(self.home / "log"), "-w", "-t", "60", "start"],
+            capture_output=True, text=True, timeout=90, check=False,
+        )  # fmt: skip
+        if started.returncode != 0:
+            log = (self.home / "log").read_text() if (self.home / "log").exists() else ""
+            pytest.fail(f"PostgreSQL did not start: {started.stderr}{log}")
+
+    def stop(self, mode: str = "immediate") -> None:
+        subprocess.run(
+            [*self._as_nobody, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t",
+             "60", "stop"],
             capture_output=True, timeout=90, check=False,
         )  # fmt: skip
-        shutil.rmtree(home, ignore_errors=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """The session's cluster, for the tests that stop and start it."""
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres(pg_cluster: PgCluster) -> str:
+    """A running cluster's DSN (to its `postgres` database, as the superuser)."""
+    return pg_cluster.dsn
 
 
 @pytest.fixture

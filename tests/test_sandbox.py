@@ -309,6 +309,27 @@ def test_retry_after_fault_sets_the_header(sandbox: Sandbox) -> None:
     assert "Retry-After" not in post(sandbox, ID_BODY).headers
 
 
+def test_a_524_is_cloudflares_page_after_the_session_was_opened(sandbox: Sandbox) -> None:
+    sandbox.faults.append(Fault(status=524, after_processing=True))
+    response = post(sandbox, ID_BODY)
+    assert response.status_code == 524 and "Error code 524" in response.text
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert len(sandbox.sessions) == 1 and sandbox.posts(ID_BODY) == 1  # billed, unanswered
+
+
+def test_the_date_header_follows_the_sandboxs_clock() -> None:
+    import email.utils
+
+    with Sandbox(clock_offset_s=-3600) as shifted:
+        sent = email.utils.parsedate_to_datetime(post(shifted, ID_BODY).headers["Date"])
+    assert 3500 < time.time() - sent.timestamp() < 3700
+
+
+def test_an_odd_retry_after_is_sent_as_given(sandbox: Sandbox) -> None:
+    sandbox.faults.append(Fault(status=429, code=1302, retry_after="nan"))
+    assert post(sandbox, ID_BODY).headers["Retry-After"] == "nan"
+
+
 def test_status_fault_answers_before_auth(sandbox: Sandbox) -> None:
     # A gateway error comes before the key is even looked at, as at a real proxy.
     sandbox.faults.append(Fault(status=503))
@@ -400,6 +421,7 @@ def test_faults_given_at_construction() -> None:
         {"status": 502, "body": "<p>x</p>", "comet_error": True},
         {"status": 502, "drop": True},
         {"after_processing": True},
+        {"until": threading.Event(), "retry_after": "1"},  # retry_after still needs a status
         {"delay_s": -1.0},
     ],
 )

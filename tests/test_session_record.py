@@ -242,14 +242,16 @@ def test_a_postgresql_ledger_records_and_migrates(
         Fault(status=524, comet_error=True),
     ],
 )
-def test_524_is_retried_like_504(
+def test_524_is_ambiguous_and_not_sent_again(
     api: Sandbox, media: MediaServer, tmp_path: Path, fault: Fault
 ) -> None:
+    # The origin got the request and did not answer in time: it may have opened a session.
     api.faults.append(fault)
     env = environment(api, str(tmp_path / "ledger.sqlite3"))
-    out = init_json(env, media.url("short.mp4"))
-    assert out["attempts"] == 2 and len(api.sessions) == 1
+    done = cli(env, "init", "--allow-private-urls", "--json", "--video-url", media.url("short.mp4"))
+    assert done.returncode == 4 and "Traceback" not in done.stderr, done.stderr
+    assert json.loads(done.stdout)["error"]["kind"] == "ambiguous"
+    assert api.posts() == 1
     with Ledger(env["PREFLIGHT_LEDGER"]) as ledger:
-        assert [a.state for a in ledger.attempts()] == ["failed", "ok"]
-        assert [a.http_status for a in ledger.attempts()] == [524, 200]
-        assert len(ledger.sessions()) == 1
+        assert [(a.state, a.http_status) for a in ledger.attempts()] == [("ambiguous", 524)]
+        assert ledger.sessions() == []

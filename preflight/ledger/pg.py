@@ -4,6 +4,7 @@ its schema and version, and the same execute/transaction/guard the SQLite store 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -165,8 +166,14 @@ class PgStore:
 
         try:
             given = conninfo_to_dict(dsn)
+            # The read bound bounds a connect too (a silent path accepts and never answers);
+            # libpq takes whole seconds and treats less than 2 as 2.
+            defaults = {
+                **_CONNECTION_DEFAULTS,
+                "connect_timeout": max(2, min(CONNECT_TIMEOUT_S, math.ceil(self.read_timeout_s))),
+            }
             self._conninfo = make_conninfo(
-                dsn, **{k: v for k, v in _CONNECTION_DEFAULTS.items() if k not in given}
+                dsn, **{k: v for k, v in defaults.items() if k not in given}
             )
         except psycopg.Error as exc:
             # A bad DSN is the user's to fix (exit 2), said in one line without its password.

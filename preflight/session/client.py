@@ -2,7 +2,8 @@
 What an answer amounts to is decided in answers.py; the key lives in credentials.py.
 
 The retry loop is ours, not urllib3's Retry: it must branch on the `code` inside a 429 body, write a
-ledger row before every attempt, and retry a billed call whose answer was lost at most once.
+ledger row before every attempt, and never send a billed call again once its answer was lost after
+it left (the call has no idempotency key: a second one could open and bill a second session).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .answers import (
     check_success,
     envelope_error,
     non_json_error,
+    server_date,
     transport_error,
 )
 from .credentials import ApiKey
@@ -40,7 +42,7 @@ __all__ = [
 
 # The one definition of the route; the sandbox (testing/sandbox.py) serves the same path.
 ROUTE = "/kling/v1/videos/multi-elements/init-selection"
-MAX_RETRY_AFTER_S = 120.0  # a Retry-After beyond this is a refusal in all but name
+MAX_RETRY_AFTER_S = 120.0  # a Retry-After beyond this is a refusal in all but name: not waited
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ class Outcome:
     session_id: str | None = None
     data: dict[str, Any] | None = None  # the response's `data` object, when a session opened
     key_fingerprint: str | None = None  # the key it was sent with (ApiKey.fingerprint)
-    server_date: datetime | None = None  # the answer's Date header: the API's clock
+    # The API's clock when it answered (its Date header, UTC); None when nothing was answered or
+    # the header was missing. A session's expiry counts from it, not from this host's clock.
+    server_date: datetime | None = None
 
 
 class Recorder(Protocol):
@@ -74,7 +78,8 @@ class InitResponse:
     data: dict[str, Any]
     http_status: int
     attempts: int
-    ambiguous: bool  # an earlier attempt's answer was lost after sending: it may have billed too
+    ambiguous: bool  # an earlier attempt may have billed too (never, since lost answers stop)
+    server_date: datetime | None = None  # the API's Date header on the answer
 
 
 @dataclass
@@ -90,80 +95,97 @@ class InitClient:
     sleep: Callable[[float], None] = time.sleep
 
     def init_selection(self, body: dict[str, Any], recorder: Recorder) -> InitResponse:
+        """Send until an answer opens a session, proves nothing was opened (and is not worth
+        another try), or may have opened one: that last is never sent again (kind `ambiguous`).
+        A Recorder.begin that raises (the claim is lost, say) is let through: nothing was sent.
+        """
         from .schemas import validate_response
 
         url = self.api_base + ROUTE
-        ambiguous_retries = 0
-        last: ApiError | None = None
         with requests.Session() as session:
             session.headers["User-Agent"] = "preflight"
             for attempt in range(1, self.max_attempts + 1):
                 attempt_id = recorder.begin(attempt)
+                answered: datetime | None = None
                 try:
-                    status, payload = self._post(session, url, body)
-                    response = check_success(status, payload, validate_response, self.key)
+                    response = self._post(session, url, body)
+                    answered = server_date(response)
+                    status, payload = self._read(response)
+                    success = check_success(status, payload, validate_response, self.key)
                 except ApiError as exc:
-                    lost_answer = exc.after_send and exc.kind == "network"
-                    state: FinishedState = "ambiguous" if lost_answer else "failed"
                     exc.attempts = attempt
-                    exc.ambiguous = lost_answer or ambiguous_retries > 0
+                    # A 2xx we cannot read may still have opened a session: a maybe, like a loss.
+                    maybe_billed = exc.kind == "ambiguous" or (
+                        exc.kind == "protocol" and 200 <= (exc.http_status or 0) < 300
+                    )
+                    exc.ambiguous = maybe_billed
                     recorder.finish(
                         attempt_id,
                         Outcome(
-                            state,
+                            "ambiguous" if maybe_billed else "failed",
                             exc.http_status,
                             exc.code,
                             exc.api_message or str(exc),
                             exc.request_id,
+                            server_date=answered,
                         ),
                     )
-                    last = exc
-                    if state == "ambiguous":
-                        # Billed and no idempotency key: one more try at most, and say so.
-                        ambiguous_retries += 1
-                        if ambiguous_retries > 1:
-                            break
-                    elif not exc.retryable:
-                        break
-                    if attempt < self.max_attempts:
-                        self.sleep(self._delay(attempt, exc.retry_after_s))
+                    if exc.kind == "protocol" and maybe_billed:
+                        exc.args = (
+                            f"{exc}; a session may have been opened (and billed): not sent again"
+                            " (--force sends again)",
+                        )
+                    if maybe_billed or not exc.retryable:
+                        raise
+                    if attempt == self.max_attempts:
+                        exc.args = (f"{exc} (gave up after {attempt} attempts)",)
+                        raise
+                    wait = self._delay(attempt, exc.retry_after_s)
+                    if wait is None:
+                        exc.args = (
+                            f"{exc} (the API asks to wait {exc.retry_after_s:g} s, more than the"
+                            f" {MAX_RETRY_AFTER_S:g} s this client waits: try again later)",
+                        )
+                        raise
+                    self.sleep(wait)
                     continue
+                data = dict(success["data"])
                 recorder.finish(
                     attempt_id,
                     Outcome(
                         "ok",
                         status,
                         0,
-                        response.get("message"),
-                        response.get("request_id"),
-                        str(response["data"]["session_id"]),
-                        dict(response["data"]),
+                        success.get("message"),
+                        success.get("request_id"),
+                        str(data["session_id"]),
+                        data,
                         self.key.fingerprint(),
+                        answered,
                     ),
                 )
                 return InitResponse(
-                    session_id=str(response["data"]["session_id"]),
-                    request_id=response.get("request_id"),
-                    data=dict(response["data"]),
+                    session_id=str(data["session_id"]),
+                    request_id=success.get("request_id"),
+                    data=data,
                     http_status=status,
                     attempts=attempt,
-                    ambiguous=ambiguous_retries > 0,
+                    ambiguous=False,
+                    server_date=answered,
                 )
-        assert last is not None
-        if last.retryable and last.attempts >= self.max_attempts:
-            last.args = (f"{last} (gave up after {last.attempts} attempts)",)
-        raise last
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _delay(self, attempt: int, retry_after_s: float | None) -> float:
+    def _delay(self, attempt: int, retry_after_s: float | None) -> float | None:
+        """How long to wait before the next attempt; None if the API asks for more than we wait."""
         if retry_after_s is not None:
-            return min(max(retry_after_s, 0.0), MAX_RETRY_AFTER_S)
+            return None if retry_after_s > MAX_RETRY_AFTER_S else retry_after_s
         ceiling = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)  # jitter: many clients do not retry in step
 
-    def _post(self, session: requests.Session, url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def _post(self, session: requests.Session, url: str, body: dict[str, Any]) -> requests.Response:
         self._trace(f"POST {url} Authorization: Bearer *** body={json.dumps(body)}")
         try:
-            response = session.post(
+            return session.post(
                 url,
                 json=body,
                 timeout=(self.connect_timeout_s, self.read_timeout_s),
@@ -172,6 +194,10 @@ class InitClient:
             )
         except requests.RequestException as exc:
             raise transport_error(exc) from None
+
+    def _read(self, response: requests.Response) -> tuple[int, Any]:
+        """The status and JSON payload of an answer, or the ApiError it amounts to."""
+        # (post() has read the whole body: a body cut off was a transport error there.)
         # Everything the server sends is redacted once, here, before anything else sees it: the
         # raw text for its escaped forms, then every decoded string (code, request_id, message,
         # error.param/type/code) for the forms JSON decoding produced.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,12 @@ _COMET_CODES = {
 # Where an echoing Fault puts the key it was sent, and the encodings a careless server uses.
 ECHO_PLACES = ("code", "request_id", "message", "param", "type", "header", "body")
 ECHO_FORMS = ("plain", "json_escaped", "slash_escaped", "url", "base64")
+# What Cloudflare sends in front of an origin that took over 100 s (abridged): HTML, not JSON.
+CLOUDFLARE_524 = (
+    "<!DOCTYPE html><html><head><title>api.cometapi.com | 524: A timeout occurred</title></head>"
+    "<body><h1>A timeout occurred</h1><p>Error code 524</p><p>The origin web server timed out"
+    " responding to this request.</p></body></html>"
+)
 ECHO_MARK = "@@ECHO@@"  # stands for the key in the answer until the raw text is written
 
 
@@ -60,9 +67,11 @@ class Fault:
     """One scripted answer; Sandbox.faults is a FIFO consumed one per POST to ROUTE.
 
     `status` answers that status without opening a session (in the envelope, `comet_error` or raw
-    `body` shape); `drop` hangs up without an answer; `delay_s` answers late. `after_processing`
-    first opens (and bills) the session normally, then delays, drops or answers `status`: the
-    ambiguous case where the client never learns the session it paid for.
+    `body` shape; a 524 as Cloudflare's HTML page); `drop` hangs up without an answer; `delay_s`
+    answers late; `until` holds the answer until the test sets that Event (a first answer that
+    comes when the test says so). `after_processing` first opens (and bills) the session normally,
+    then delays, holds, drops or answers `status`: the ambiguous case where the client never
+    learns the session it paid for.
     """
 
     status: int = 0  # HTTP status to answer with; 0 = behave normally for this request
@@ -72,6 +81,7 @@ class Fault:
     comet_error: bool = False  # CometAPI's own shape {"error": {message, type, param, code}}
     retry_after: str | None = None  # Retry-After header value
     delay_s: float = 0.0  # sleep this long before answering (slow answer)
+    until: threading.Event | None = None  # then wait for this Event too (never set: no answer)
     drop: bool = False  # close the connection without any answer
     after_processing: bool = False  # open (and bill) the session first, then delay/drop/status
     # A careless server: echo the key it was sent (the Authorization header's) in this place of
@@ -110,8 +120,10 @@ class Fault:
             raise ValueError("Fault: drop sends no answer, so it cannot have a status")
         if self.delay_s < 0:
             raise ValueError("Fault.delay_s must not be negative")
-        if self.after_processing and not (self.drop or self.delay_s or self.status):
-            raise ValueError("Fault.after_processing needs drop, delay_s or status")
+        if self.after_processing and not (
+            self.drop or self.delay_s or self.status or self.until is not None
+        ):
+            raise ValueError("Fault.after_processing needs drop, delay_s, until or status")
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,8 @@ def fault_answer(fault: Fault, session_id: str | None) -> Answer:
     headers = (("Retry-After", fault.retry_after),) if fault.retry_after is not None else ()
     if fault.body is not None:
         answer = Answer(status, raw=fault.body)
+    elif status == 524 and not fault.comet_error and fault.code is None and not fault.echo:
+        answer = Answer(status, raw=CLOUDFLARE_524)
     elif fault.echo == "body":
         answer = Answer(status, raw=f"<html><h1>{status}</h1> you sent Bearer {ECHO_MARK}</html>")
     elif fault.comet_error:

@@ -66,6 +66,8 @@ class LoopbackHandler(BaseHTTPRequestHandler):
 
 class LoopbackHTTPServer(ThreadingHTTPServer, Generic[_Owner]):
     daemon_threads = True
+    # Many client processes connect at once in the billing tests: a backlog of 5 drops SYNs.
+    request_queue_size = 128
     block_on_close = False  # stop() must not wait for a handler stalled or sleeping out a delay
 
     def __init__(

@@ -37,7 +37,15 @@ from .loopback import (
     serve_until_interrupt,
 )
 
-__all__ = ["DEMO_KEY", "MAX_BODY_BYTES", "Sandbox", "SandboxRequest", "main", "serve"]
+__all__ = [
+    "DEMO_KEY",
+    "MAX_BODY_BYTES",
+    "Arrival",
+    "Sandbox",
+    "SandboxRequest",
+    "main",
+    "serve",
+]
 
 DEMO_KEY = "sandbox-demo-key"
 MAX_BODY_BYTES = 1024 * 1024  # an init-selection body is a few hundred bytes; more is an abuse
@@ -66,6 +74,16 @@ class SandboxRequest:
     method: str = "POST"
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A POST of ROUTE as it arrived, before anything was decided or answered: what a billing
+    counter sees, including requests whose client died before the answer."""
+
+    body: Any  # the parsed JSON body, or None
+    authorized: bool
+    at: float  # time.monotonic() when its body had been read
+
+
 class _Handler(LoopbackHandler):
     server_version = "preflight-sandbox"
     server: LoopbackHTTPServer[Sandbox]
@@ -80,6 +98,7 @@ class _Handler(LoopbackHandler):
         if self.command != "POST" or urlsplit(self.path).path != ROUTE:
             self._send(envelope(404, 1203), body, authorized)
             return
+        sandbox._arrived(Arrival(body, authorized, time.monotonic()))
         fault = sandbox._next_fault()
         try:
             self._answer_route(fault, body, authorized)
@@ -93,7 +112,7 @@ class _Handler(LoopbackHandler):
     def _answer_route(self, fault: Fault, body: Any, authorized: bool) -> None:
         sandbox = self.server.owner
         if not fault.after_processing:
-            if fault.delay_s and not sandbox._pause(fault.delay_s):
+            if not sandbox._hold(fault):
                 self._drop(body, authorized, None)
                 return
             if fault.drop:
@@ -107,7 +126,7 @@ class _Handler(LoopbackHandler):
             fault.on_answer()
         if fault.after_processing:
             # The session (if any) is opened and billed; only the answer goes astray.
-            if fault.delay_s and not sandbox._pause(fault.delay_s):
+            if not sandbox._hold(fault):
                 self._drop(body, authorized, answer.session_id)
                 return
             if fault.drop:
@@ -137,6 +156,11 @@ class _Handler(LoopbackHandler):
         if body["video_id"] in sandbox.missing_ids or body["task_id"] in sandbox.missing_ids:
             return envelope(404, 1203, "resource does not exist: no such video_id or task_id")
         return sandbox._open_session(body, _ID_FACTS)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header on the stand-in's clock, which a test may set off the host's.
+        when = time.time() if timestamp is None else timestamp
+        return super().date_time_string(when + self.server.owner.clock_offset_s)
 
     def _authorized(self) -> bool:
         presented = self.headers.get("Authorization", "")
@@ -207,7 +231,8 @@ def _parse_json(raw: bytes) -> Any:
 
 
 class Sandbox(LoopbackServer):
-    """The init-selection route on loopback; `faults`, `requests` and `sessions` are for tests."""
+    """The init-selection route on loopback; `faults`, `requests`, `arrivals` and `sessions` are
+    for tests. `clock_offset_s` moves the Date header of its answers off this host's clock."""
 
     _label = "Sandbox"
 
@@ -220,16 +245,19 @@ class Sandbox(LoopbackServer):
         allow_private_urls: bool = True,
         faults: list[Fault] | None = None,
         missing_ids: frozenset[str] = frozenset(),
+        clock_offset_s: float = 0.0,
     ) -> None:
         if not key:
             raise ValueError("the sandbox needs a non-empty key")
         self.key = key
         self.allow_private_urls = allow_private_urls
         self.missing_ids = missing_ids
+        self.clock_offset_s = clock_offset_s
         self.faults: list[Fault] = list(faults or [])  # tests append; handlers pop under _lock
         self._auth_value = f"Bearer {key}".encode()
         self._policy: Policy = load_policy()
         self._requests: list[SandboxRequest] = []
+        self._arrivals: list[Arrival] = []
         self._sessions: dict[str, dict[str, Any]] = {}
         super().__init__(host, port, _Handler)
 
@@ -244,6 +272,16 @@ class Sandbox(LoopbackServer):
             return list(self._requests)
 
     @property
+    def arrivals(self) -> list[Arrival]:
+        """Every POST of ROUTE, counted as it arrived (before its answer, if it got one)."""
+        with self._lock:
+            return list(self._arrivals)
+
+    def posts(self, body: dict[str, Any] | None = None) -> int:
+        """How many POSTs of ROUTE arrived (with exactly this body, if given): each may bill."""
+        return sum(1 for a in self.arrivals if body is None or a.body == body)
+
+    @property
     def sessions(self) -> dict[str, dict[str, Any]]:
         """Every session opened, and so billed, including those whose answer was lost."""
         with self._lock:
@@ -254,6 +292,21 @@ class Sandbox(LoopbackServer):
     def _next_fault(self) -> Fault:
         with self._lock:
             return self.faults.pop(0) if self.faults else Fault()
+
+    def _arrived(self, arrival: Arrival) -> None:
+        with self._lock:
+            self._arrivals.append(arrival)
+
+    def _hold(self, fault: Fault) -> bool:
+        """Wait out the fault's delay, then its Event; False if the sandbox is stopping."""
+        if fault.delay_s and not self._pause(fault.delay_s):
+            return False
+        if fault.until is None:
+            return True
+        while not fault.until.wait(0.05):
+            if self._stopping.is_set():
+                return False
+        return True
 
     def _log(self, request: SandboxRequest) -> None:
         with self._lock:
