@@ -143,6 +143,37 @@ def test_fix_counts_fixed_and_unfixable_and_never_runs_into_a_result(tmp_path: P
     assert "pass " not in raw and "reject " not in raw  # fix's bar does not count verdicts
 
 
+def test_a_terminal_narrowed_under_the_bar_still_shows_every_result_whole(tmp_path: Path) -> None:
+    # tmux rewraps a line when its window narrows, as most terminals do: a bar drawn 159 wide
+    # becomes three rows at 70, of which tqdm alone would clear one and write the next result
+    # into the rest of it.
+    sources = tmp_path / "in"
+    sources.mkdir()
+    names = ("dur_10.6s.mp4", "dur_6.0s.mp4", "fps_23.976.mp4", "fps_25.mp4", "fps_29.97.mp4")
+    for name in names:
+        shutil.copyfile(MEDIA / name, sources / name)
+    piped_out, out = tmp_path / "piped", tmp_path / "out"
+    piped_out.mkdir()
+    out.mkdir()
+    expected = piped_lines("fix", "--out-dir", str(piped_out), str(sources))
+    expected = [line.replace(str(piped_out), str(out)) for line in expected]
+    argv = [preflight_script(), "fix", "--out-dir", str(out), str(sources)]
+    with pane(tmp_path, argv) as shown:
+        deadline = time.monotonic() + DEADLINE_S
+        while not any(line.startswith("FIXED") for line in shown.screen()):
+            assert time.monotonic() < deadline, shown.screen()
+            time.sleep(0.02)
+        shown.tmux("resize-window", "-x", "70")
+        screen = shown.wait_for_exit()
+    # What a narrowed terminal may keep is the old bar on a line of its own; every result line
+    # is whole and on its own line.
+    stale = [line for line in screen if line[:1].isdigit() and "/5 |" in line]
+    assert [line for line in screen if line not in stale] == [*expected, "exit 0"], "\n".join(
+        screen
+    )
+    assert len(stale) == 1  # the bar was drawn 159 wide when the window narrowed
+
+
 def test_a_terminal_that_cannot_encode_blocks_gets_an_ascii_bar(tmp_path: Path) -> None:
     folder = tmp_path / "few"
     folder.mkdir()

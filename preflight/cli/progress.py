@@ -45,11 +45,9 @@ class Progress:
         if enabled and total > 1:
             import shutil  # here, as tqdm: a check that draws no bar loads neither
 
-            from tqdm import tqdm
-
             sized = _columns(stream) > 0
             fallback = shutil.get_terminal_size()
-            self._bar = tqdm(
+            self._bar = _bar_type()(
                 total=total,
                 file=stream,
                 dynamic_ncols=sized,  # a resized terminal gets a bar of its new width
@@ -95,6 +93,44 @@ class Progress:
             self._bar = None
         for stream in self._streams:
             stream.release()
+
+
+def _bar_type() -> type[tqdm[Any]]:
+    """tqdm, made safe for a terminal that narrows under a drawn bar.
+
+    A terminal that narrows rewraps the bar's line over several rows (tmux, VTE, kitty, iTerm)
+    or cuts it (xterm); tqdm then clears only the cursor's row, padded to the old width, and the
+    next result is written into what is left of the bar. Which of the two the terminal did cannot
+    be asked, so the old bar is left where it stands, ended by a newline, and drawing starts
+    afresh on the next row: at worst a stale bar line above, never one glued to a result.
+    """
+    from tqdm import tqdm
+
+    class Bar(tqdm):  # type: ignore[type-arg]
+        _drawn_columns = 0  # the terminal's width when the bar was last drawn (0: not shown)
+
+        def _leave_if_narrowed(self) -> None:
+            columns = _columns(self.fp)
+            if self._drawn_columns and 0 < columns < self._drawn_columns:
+                self.fp.write("\r\n")
+                self.sp = self.status_printer(self.fp)  # forget the old width's padding
+                self._drawn_columns = 0
+
+        # tqdm's close() reads display()'s answer (whether it drew); its stubs say None
+        def display(  # type: ignore[override]
+            self, msg: str | None = None, pos: int | None = None
+        ) -> bool | None:
+            self._leave_if_narrowed()
+            shown: bool | None = super().display(msg, pos)
+            self._drawn_columns = _columns(self.fp) if msg != "" else 0
+            return shown
+
+        def clear(self, nolock: bool = False) -> None:
+            self._leave_if_narrowed()
+            super().clear(nolock)
+            self._drawn_columns = 0
+
+    return Bar
 
 
 def _columns(stream: IO[str]) -> int:
