@@ -8,6 +8,7 @@ waits for a GO file before starting, so that tmux's pipe-pane records every byte
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -174,13 +175,15 @@ def test_a_terminal_narrowed_under_the_bar_still_shows_every_result_whole(tmp_pa
     assert len(stale) == 1  # the bar was drawn 159 wide when the window narrowed
 
 
-def test_a_terminal_that_cannot_encode_blocks_gets_an_ascii_bar(tmp_path: Path) -> None:
+def test_a_terminal_that_cannot_encode_blocks_gets_an_ascii_bar_and_no_color_holds(
+    tmp_path: Path,
+) -> None:
     folder = tmp_path / "few"
     folder.mkdir()
     for name in ("fps_24.mp4", "fps_30.mp4", "fps_29.97.mp4"):
         shutil.copyfile(MEDIA / name, folder / name)
     argv = [preflight_script(), "check", "--no-cache", "--workers", "1", str(folder)]
-    with pane(tmp_path, argv, PYTHONIOENCODING="ascii") as shown:
+    with pane(tmp_path, argv, PYTHONIOENCODING="ascii", NO_COLOR="1") as shown:
         screen = shown.wait_for_exit()
         raw = shown.raw.read_bytes()
     assert screen[-1] == "exit 1" and "Traceback" not in "\n".join(screen)
@@ -193,3 +196,4 @@ def test_a_terminal_that_cannot_encode_blocks_gets_an_ascii_bar(tmp_path: Path) 
     ], "\n".join(screen)
     assert b"/3 |" in raw
     raw.decode("ascii")  # the bar fell back to ASCII; the report's ✗ is escaped, not raised on
+    assert re.search(rb"\x1b\[[0-9;]*m", raw) is None  # NO_COLOR: no colour, bar or report
