@@ -33,30 +33,40 @@ DEADLINE_S = 30.0
 # (as an exporter does between passes). It is a process of its own, as an exporter is.
 WRITER = """
 import sys, time
-source, target, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+source, target, pause, split = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 data = open(source, "rb").read()
+split = split or len(data) // 2
 with open(target, "wb") as out:
-    out.write(data[: len(data) // 2])
+    out.write(data[:split])
     out.flush()
     print("half", flush=True)
     time.sleep(pause)
-    out.write(data[len(data) // 2 :])
+    out.write(data[split:])
 print("done", flush=True)
 """
 
 # moov at the end: the first half has no index (no_moov); moov first: it points past the end of
-# the first half (truncated).
-EXPORTS = {"no_moov": MEDIA / "moov_at_end.mp4", "truncated": MEDIA / "dur_7.0s.mp4"}
+# the first half (truncated). Both read as unfinished, so even without inotify they are held.
+UNFINISHED = {"no_moov": MEDIA / "moov_at_end.mp4", "truncated": MEDIA / "dur_7.0s.mp4"}
+# A fragmented MP4 cut after its first fragment (moov 28+707, moof+mdat to byte 4648) reads as a
+# whole 1 s clip: rejected for its duration, not held. Only inotify can tell it is being written.
+FRAGMENTED = MEDIA / "fragmented.mp4"
+FIRST_FRAGMENT_END = 4648
+EXPORTS = {
+    **{k: (v, 0) for k, v in UNFINISHED.items()},
+    "fragmented": (FRAGMENTED, FIRST_FRAGMENT_END),
+}
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_slowly(source: Path, target: Path, folder: Path) -> list[str]:
-    """Run the writer to its end; meanwhile the file must never be moved to rejected/."""
+def write_slowly(source: Path, target: Path, folder: Path, split: int = 0) -> list[str]:
+    """Run the writer to its end (first `split` bytes, default half, then a pause, then the
+    rest); meanwhile the file must never be moved to rejected/."""
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(source), str(target), str(PAUSE_S)],
+        [sys.executable, "-c", WRITER, str(source), str(target), str(PAUSE_S), str(split)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -92,7 +102,7 @@ def no_reports(folder: Path) -> list[Path]:
 def test_the_watch_command_waits_for_the_writer_to_close_the_file(
     tmp_path: Path, kind: str
 ) -> None:
-    source = EXPORTS[kind]
+    source, split = EXPORTS[kind]
     folder = tmp_path / "exports"
     folder.mkdir()
     command = [preflight_script(), "watch", "--sort", "--interval", "0.05"]
@@ -104,7 +114,7 @@ def test_the_watch_command_waits_for_the_writer_to_close_the_file(
     )
     try:
         time.sleep(0.5)  # the watch is listening (a file found at start is judged all the same)
-        write_slowly(source, folder / "export.mp4", folder)
+        write_slowly(source, folder / "export.mp4", folder, split)
         wait_for(lambda: (folder / "passed" / "export.mp4").exists(), "sorted into passed/")
         time.sleep(2 * SETTLE_S)  # a second verdict, if any, would come by now
     finally:
@@ -116,15 +126,17 @@ def test_the_watch_command_waits_for_the_writer_to_close_the_file(
     assert out.splitlines() == ["PASS    export.mp4  -> passed/export.mp4"], err
     log = [json.loads(line) for line in (folder / ".preflight" / "verdicts.jsonl").open()]
     assert [(line["event"], line["verdict"]) for line in log] == [("verdict", "pass")]
+    # the whole export was judged, not its first part
+    assert log[0]["facts"]["duration"] == (7.0 if kind == "truncated" else 3.0)
 
 
-@pytest.mark.parametrize("kind", sorted(EXPORTS))
+@pytest.mark.parametrize("kind", sorted(UNFINISHED))
 def test_without_inotify_an_unfinished_export_is_held_then_judged_when_it_changes(
     tmp_path: Path, kind: str
 ) -> None:
     # notify=False stands for a platform or a share without close events: the half file is
     # judged after the settle time, reads as unfinished, and must be held, not sorted.
-    source = EXPORTS[kind]
+    source = UNFINISHED[kind]
     seen: list[tuple[Result, Path | None]] = []
     events: list[WatchEvent] = []
     stop = threading.Event()
