@@ -166,3 +166,27 @@ def start_watch(folder: Path) -> subprocess.Popen[str]:
 def _copy(source: Path, target: Path) -> Path:
     target.write_bytes(source.read_bytes())
     return target
+
+
+def test_a_fix_line_reads_vmaf_and_ssim_when_the_fix_result_has_them(tmp_path: Path) -> None:
+    # Issue 20 adds `vmaf` to FixResult.to_dict() on its own schedule: a number or an object
+    # with a mean is shown, anything else (or nothing) is left out; the line never fails on it.
+    from preflight.watch import WatchEvent, describe_event
+
+    source, output = tmp_path / "rejected" / "a.mp4", tmp_path / "passed" / "a.fixed.mp4"
+    base = {"status": "fixed", "lossless": False, "ssim": 0.98765}
+    lines = [
+        describe_event(tmp_path, WatchEvent("fixed", source, fix={**base, **extra}, output=output))
+        for extra in ({"vmaf": 96.123}, {"vmaf": {"mean": 95.0}}, {"vmaf": "n/a"}, {})
+    ]
+    head = "FIXED   rejected/a.mp4  -> passed/a.fixed.mp4  (re-encoded, "
+    assert lines == [
+        head + "VMAF 96.12, SSIM 0.9877)",
+        head + "VMAF 95.00, SSIM 0.9877)",
+        head + "SSIM 0.9877)",
+        head + "SSIM 0.9877)",
+    ]
+    lossless = {"status": "fixed", "lossless": True, "ssim": None}
+    assert describe_event(tmp_path, WatchEvent("fixed", source, fix=lossless, output=output)) == (
+        "FIXED   rejected/a.mp4  -> passed/a.fixed.mp4  (lossless)"
+    )
