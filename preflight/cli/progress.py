@@ -142,7 +142,7 @@ def _columns(stream: IO[str]) -> int:
 
 class _AboveBar:
     """A text stream that writes only whole lines, each with the bar cleared first and drawn
-    again after; a part line waits for its end (or for flush at the close), so a redraw of the
+    again after; a part line waits for its end (or for the bar to close), so a redraw of the
     bar from tqdm's monitor thread can never land in the middle of a result."""
 
     def __init__(self, stream: IO[str], bar: tqdm[Any]) -> None:
