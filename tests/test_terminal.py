@@ -114,6 +114,20 @@ def test_check_prints_every_result_line_whole_above_the_bar(tmp_path: Path) -> N
     assert "/40 |" in raw and "reject" in raw and "ETA" in raw
 
 
+def test_a_report_piped_into_another_program_on_the_terminal_gets_no_bar(tmp_path: Path) -> None:
+    # `| cat` (as `| grep`, `| tee`, `| less`) prints our lines on the same terminal whenever it
+    # reads them: no clearing of ours reaches that, so no bar may be drawn under it.
+    folder = forty_files(tmp_path / "exports")
+    argv = ["check", "--no-cache", "--workers", "2", "--color", "never", str(folder)]
+    expected = piped_lines(*argv)
+    pipeline = f"{shlex.join([preflight_script(), *argv])} | cat"
+    with pane(tmp_path, ["sh", "-c", pipeline]) as shown:
+        screen = shown.wait_for_exit()
+        raw = shown.raw.read_bytes().decode("utf-8", "replace")
+    assert screen == [*expected, "exit 0"], "\n".join(screen)
+    assert "/40 |" not in raw and "ETA" not in raw
+
+
 def test_fix_counts_fixed_and_unfixable_and_never_runs_into_a_result(tmp_path: Path) -> None:
     sources = tmp_path / "in"
     sources.mkdir()

@@ -71,7 +71,7 @@ def run_check(args: argparse.Namespace) -> int:
     from ..batch import InOrder, default_workers, run_batch
     from ..report import REPORTERS, summarize
     from ..sources import DEFAULT_INCLUDE, expand_sources
-    from .progress import Progress
+    from .progress import Progress, wanted
 
     policy = _policy(args)
     sources = expand_sources(
@@ -88,7 +88,7 @@ def run_check(args: argparse.Namespace) -> int:
     options = _check_options(args)
     # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
     mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
-    progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
+    progress = Progress(len(sources), sys.stderr, enabled=wanted(quiet=args.quiet, mode=mode))
     # Results go above the bar: stdout and stderr are one terminal, and a result printed where
     # the bar stands would run into it.
     out = progress.above(sys.stdout)
@@ -118,6 +118,7 @@ def run_check(args: argparse.Namespace) -> int:
                 on_result=on_result,
             )
         code = exit_code_for_verdicts([r.verdict for r in results])
+        progress.close()  # before the summary or the --json document: no bar while they print
         reporter.finish(results, summarize(results, policy=policy.name, exit_code=int(code)))
         # The cache stays open for the reports: --html keeps its thumbnails beside the facts.
         thumbnails = options.cache.thumbnails(options.backend) if options.cache else None
@@ -333,7 +334,7 @@ def run_fix(args: argparse.Namespace) -> int:
     from ..fixing.batch import InOrder, fix_many
     from ..fixing.report import summarize, write_json, write_json_line, write_summary, write_text
     from ..sources import DEFAULT_INCLUDE, expand_sources
-    from .progress import FIX_OUTCOMES, Progress
+    from .progress import FIX_OUTCOMES, Progress, wanted
 
     policy = _policy(args)
     sources = expand_sources(
@@ -355,7 +356,7 @@ def run_fix(args: argparse.Namespace) -> int:
     if clashes:
         raise UsageError(f"two sources would be fixed into {sorted(clashes)[0]}")
     mode = "json" if args.json else "jsonl" if args.jsonl else "text"
-    enabled = not args.quiet and sys.stderr.isatty()
+    enabled = wanted(quiet=args.quiet, mode=mode)
     progress = Progress(len(sources), sys.stderr, enabled=enabled, outcomes=FIX_OUTCOMES)
     out = progress.above(sys.stdout)
     ordered = InOrder(lambda r: write_text(r, out))

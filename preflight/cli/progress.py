@@ -15,6 +15,7 @@ again, so the bar never runs into a result line when both streams show on one te
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -25,6 +26,27 @@ if TYPE_CHECKING:
 CHECK_OUTCOMES = ("pass", "reject", "error")
 FIX_OUTCOMES = ("fixed", "unfixable", "error")
 _REDRAW_S = 0.1  # at most ten redraws a second: a terminal is slower than the probes
+
+
+def wanted(*, quiet: bool, mode: str) -> bool:
+    """Whether to draw a bar: stderr is a terminal, and nothing we cannot clear prints on it.
+
+    stdout piped into another program (`| grep`, `| tee`, `| less`, `| head`) lands on the same
+    terminal, printed by that program when it likes, where clearing the bar first cannot help:
+    no bar then, but for `json`, whose one document is written after the bar is gone. A file or
+    a terminal on stdout keeps the bar.
+    """
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        return False
+    if mode == "json" or sys.stdout.isatty():
+        return True
+    try:
+        kind = os.fstat(sys.stdout.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return not (stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind))
 
 
 class Progress:
