@@ -54,13 +54,14 @@ install_faketime() {
 }
 
 install_shells() {
-    # The completion scripts are loaded by the real shells; the pre-commit hook test needs git.
+    # The completion scripts are loaded by the real shells; the pre-commit hook test needs git;
+    # the progress-bar tests read a real terminal's screen from tmux.
     local missing=()
-    for tool in zsh fish git; do
+    for tool in zsh fish git tmux; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     [ "${#missing[@]}" -eq 0 ] && return
-    say "${missing[*]} missing: installing Debian's (for the completion and pre-commit tests)"
+    say "${missing[*]} missing: installing Debian's (for the completion, pre-commit and terminal tests)"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq

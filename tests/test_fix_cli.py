@@ -165,6 +165,7 @@ def test_watch_sort_fix_puts_a_fixed_copy_in_passed(tmp_path: Path) -> None:
     from preflight.watch import WatchOptions, watch
 
     seen: list[object] = []
+    fixes: list[str] = []  # fixes run beside the judging: wait for both to end
     stop = threading.Event()
     options = WatchOptions(interval_s=0.05, settle_s=0.3, sort=True, fix=True)
     thread = threading.Thread(
@@ -175,6 +176,7 @@ def test_watch_sort_fix_puts_a_fixed_copy_in_passed(tmp_path: Path) -> None:
             "check_options": CheckOptions(),
             "options": options,
             "on_result": lambda result, moved: seen.append(result),
+            "on_event": lambda event: fixes.append(event.kind),
             "stop": stop,
         },
     )
@@ -183,7 +185,7 @@ def test_watch_sort_fix_puts_a_fixed_copy_in_passed(tmp_path: Path) -> None:
         shutil.copyfile(MEDIA / "fps_29.97.mp4", tmp_path / "ntsc.mp4")
         shutil.copyfile(MEDIA / "audio_only.mp4", tmp_path / "sound.mp4")
         deadline = time.monotonic() + DEADLINE_S
-        while len(seen) < 2 and time.monotonic() < deadline:
+        while (len(seen) < 2 or fixes.count("fixed") < 2) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         stop.set()

@@ -80,6 +80,9 @@ NOT_FOR_ONE_FILE = {
     "preflight.report.html",
     "preflight.report.junit",
     "preflight.fixing",
+    "tqdm",  # the progress bar: only when one is drawn (a terminal, more than one source)
+    "watchdog",  # `watch` alone
+    "preflight.watch",
 }
 
 

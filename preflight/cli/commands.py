@@ -71,7 +71,7 @@ def run_check(args: argparse.Namespace) -> int:
     from ..batch import InOrder, default_workers, run_batch
     from ..report import REPORTERS, summarize
     from ..sources import DEFAULT_INCLUDE, expand_sources
-    from .progress import Progress
+    from .progress import Progress, wanted
 
     policy = _policy(args)
     sources = expand_sources(
@@ -88,8 +88,11 @@ def run_check(args: argparse.Namespace) -> int:
     options = _check_options(args)
     # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
     mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
-    reporter = REPORTERS[mode](sys.stdout, color=_use_color(args.color, sys.stdout))
-    progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
+    progress = Progress(len(sources), sys.stderr, enabled=wanted(quiet=args.quiet, mode=mode))
+    # Results go above the bar: stdout and stderr are one terminal, and a result printed where
+    # the bar stands would run into it.
+    out = progress.above(sys.stdout)
+    reporter = REPORTERS[mode](out, color=_use_color(args.color, sys.stdout))
     ordered = InOrder(reporter.result)
 
     def on_result(index: int, result: Result) -> None:
@@ -124,6 +127,7 @@ def run_check(args: argparse.Namespace) -> int:
                 on_result=on_result,
             )
         code = exit_code_for_verdicts([r.verdict for r in results])
+        progress.close()  # before the summary or the --json document: no bar while they print
         reporter.finish(results, summarize(results, policy=policy.name, exit_code=int(code)))
         # The cache stays open for the reports: --html keeps its thumbnails beside the facts.
         thumbnails = options.cache.thumbnails(options.backend) if options.cache else None
@@ -321,7 +325,7 @@ def run_fix(args: argparse.Namespace) -> int:
     from ..fixing.batch import InOrder, fix_many
     from ..fixing.report import summarize, write_json, write_json_line, write_summary, write_text
     from ..sources import DEFAULT_INCLUDE, expand_sources
-    from .progress import Progress
+    from .progress import FIX_OUTCOMES, Progress, wanted
 
     policy = _policy(args)
     sources = expand_sources(
@@ -343,14 +347,17 @@ def run_fix(args: argparse.Namespace) -> int:
     if clashes:
         raise UsageError(f"two sources would be fixed into {sorted(clashes)[0]}")
     mode = "json" if args.json else "jsonl" if args.jsonl else "text"
-    progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
-    shown = {"fixed": "pass", "nothing_to_fix": "pass", "planned": "pass", "unfixable": "reject"}
-    ordered = InOrder(lambda r: write_text(r, sys.stdout))
+    enabled = wanted(quiet=args.quiet, mode=mode)
+    progress = Progress(len(sources), sys.stderr, enabled=enabled, outcomes=FIX_OUTCOMES)
+    out = progress.above(sys.stdout)
+    ordered = InOrder(lambda r: write_text(r, out))
+    # The bar counts what fix did: a source that needed nothing, or only a plan, is not "fixed".
+    counted = {"fixed": "fixed", "nothing_to_fix": "ok", "planned": "planned"}
 
     def on_result(index: int, result: FixResult) -> None:
-        progress.update(shown.get(result.status, "error"))
+        progress.update(counted.get(result.status, result.status))
         if mode == "jsonl":
-            write_json_line(result, sys.stdout)
+            write_json_line(result, out)
         elif mode == "text":
             ordered(index, result)
 

@@ -284,9 +284,11 @@ def _add_sessions(subcommands: _Subcommands[_Parser]) -> None:
 def _add_watch(subcommands: _Subcommands[_Parser]) -> None:
     watch = subcommands.add_parser(
         "watch",
-        help="judge each new or changed MP4/MOV in a folder once it stops growing",
-        description="Watch DIR: each new or changed video is judged once it has stopped growing; "
-        "verdicts go to DIR/.preflight/verdicts.jsonl. Ctrl-C stops it.",
+        help="judge each new or changed MP4/MOV in a folder once its writer is done",
+        description="Watch DIR: each new or changed video is judged once it has stopped growing "
+        "and (where inotify tells) its writer has closed it; one that reads as unfinished (no "
+        "moov, truncated) is held in place and judged again when it changes. Verdicts go to "
+        "DIR/.preflight/verdicts.jsonl. Ctrl-C stops it.",
     )
     watch.add_argument("folder", metavar="DIR")
     watch.add_argument(
@@ -299,7 +301,8 @@ def _add_watch(subcommands: _Subcommands[_Parser]) -> None:
         "--fix",
         action="store_true",
         help="with --sort: a rejected file that can be fixed also gets a re-checked fixed copy "
-        "(NAME.fixed.mp4) in DIR/passed/",
+        "(NAME.fixed.mp4) in DIR/passed/; fixes run one at a time beside the judging, each "
+        "printed and logged",
     )
     watch.add_argument(
         "--interval",
