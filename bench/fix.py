@@ -18,7 +18,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from preflight.fixing.measure import Alignment, ssim
+from preflight.fixing.graph import Picture
+from preflight.fixing.measure import Alignment, quality
 
 # kind -> (size, rate, seconds factor, container, what the naive command must reach)
 KINDS: dict[str, tuple[str, str, float, str]] = {
@@ -94,18 +95,22 @@ def main() -> int:
             speed = {"ntsc": Fraction(1001, 1000), "pal": Fraction(24, 25)}.get(
                 source.stem, Fraction(1)
             )
-            fix_ssim = ssim(
+            frame = tuple(int(x) for x in size.split("x"))
+            picture = Picture(frame, out_size, out_size)  # type: ignore[arg-type]
+            fix_ssim = quality(
                 str(fixed),
                 str(source),
-                Alignment(r, out_size, speed),
-                timeout_s=600,  # type: ignore[arg-type]
-            )
-            naive_ssim = ssim(
+                Alignment(r, picture, speed),
+                frames=round(args.seconds * float(r)),
+                timeout_s=600,
+            ).ssim
+            naive_ssim = quality(
                 str(plain),
                 str(source),
-                Alignment(r, out_size),
-                timeout_s=600,  # type: ignore[arg-type]
-            )
+                Alignment(r, picture),
+                frames=round(args.seconds * float(r)),
+                timeout_s=600,
+            ).ssim
             rows.append((kind, fix_s, naive_s, fix_ssim, naive_ssim))
     print(
         f"{'kind':<18} {'fix s':>7} {'naive s':>8} {'speed-up':>8} {'fix SSIM':>9} "

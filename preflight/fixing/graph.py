@@ -139,10 +139,27 @@ def build(
         graphs = [_copy(plan, source, target, seek=True)]
     passes = []
     for one in graphs:
-        argv = _simple_filtergraphs(one.compile(cmd=ffmpeg_bin))
+        argv = _without_brand_tags(_simple_filtergraphs(one.compile(cmd=ffmpeg_bin)))
         argv[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
         passes.append(Pass(argv))
     return passes
+
+
+def _without_brand_tags(argv: list[str]) -> list[str]:
+    """`use_metadata_tags` writes every global tag as an MP4 key, the source's ftyp brands (`qt`)
+    too, which readers then take for the output's own: those three are not metadata to keep.
+    ffmpeg-python takes one value per option name, so they are added here, before the output."""
+    if "-map_metadata" not in argv:
+        return argv
+    blank = [arg for key in _BRAND_TAGS for arg in ("-metadata", f"{key}=")]
+    return [*argv[:-1], *blank, argv[-1]]
+
+
+_BRAND_TAGS = ("major_brand", "minor_version", "compatible_brands")
+# Global and per-stream tags kept: creation_time, the GPS location, make/model (Apple's
+# com.apple.quicktime.* keys need use_metadata_tags in MP4), and the timecode, from which the
+# muxer writes a tmcd track again.
+KEEP_METADATA = {"map_metadata": 0, "movflags": "+faststart+use_metadata_tags"}
 
 
 def _simple_filtergraphs(argv: list[str]) -> list[str]:
@@ -166,7 +183,7 @@ def _simple_filtergraphs(argv: list[str]) -> list[str]:
         arg = out[index]
         if arg == "-map" and out[index + 1].startswith("[") and out[index + 1][1:-1] in chains:
             source, filters = chains[out[index + 1][1:-1]]
-            flag = "-vf" if ":V:" in source or ":v:" in source else "-af"
+            flag = "-af" if ":a:" in source else "-vf"
             rewritten += ["-map", source, flag, ",".join(filters)]
             index += 2
             continue
@@ -181,7 +198,14 @@ def _scaled(expr: str, speed: Fraction) -> str:
 
 
 def _input(
-    plan: Plan, source: str, *, seek: bool = True, loop: bool = False, read_s: float | None = None
+    plan: Plan,
+    source: str,
+    *,
+    seek: bool = True,
+    loop: bool = False,
+    read_s: float | None = None,
+    reinit: bool = True,
+    retimed: bool = False,
 ) -> Any:
     """The source as an ffmpeg input, started at the video's first frame.
 
@@ -193,6 +217,13 @@ def _input(
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     options: dict[str, Any] = {"stream_loop": -1} if loop else {}
+    if retimed and plan.subtitles and plan.speed != 1:
+        # The subtitles follow the picture's new clock (the video is re-timed by setts/setpts).
+        options["itsscale:s"] = f"{float(1 / plan.speed):.9g}"
+    if not reinit:
+        # One filter graph for the whole stream (Picture re-evaluates per frame): a re-created
+        # graph would restart the fps filter midway.
+        options["reinit_filter"] = 0
     if seek and plan.seek_s:
         options["ss"] = f"{plan.seek_s:.6f}"
     if read_s is not None:
@@ -238,19 +269,14 @@ def _onto_grid(plan: Plan, source: str, target: str) -> Any:
 
     assert plan.grid is not None
     inp = _input(plan, source)
-    streams = [inp["V:0"]] + ([_audio_in(inp)] if plan.audio != "none" else [])
+    streams = [inp[plan.video_map]] + ([_audio_in(inp)] if plan.audio != "none" else [])
     # A QuickTime scratch file: it takes the track timescale as MP4 does, and PCM audio, which
     # the second pass re-times into AAC anyway. Copying a camera's PCM (or a Matroska FLAC) into
     # MP4 here would fail the whole fix.
     audio_codec = "copy" if plan.audio == "copy" else "pcm_s16le"
-    return ffmpeg.output(
-        *streams,
-        target,
-        **{"c:v": "copy", "c:a": audio_codec},
-        f="mov",
-        video_track_timescale=plan.grid[0],
-        map_metadata=0,
-    )
+    options: dict[str, Any] = {"c:v": "copy", "c:a": audio_codec}
+    streams += _extras(plan, inp, options, from_source=True)
+    return ffmpeg.output(*streams, target, **options, f="mov", video_track_timescale=plan.grid[0])
 
 
 def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
@@ -260,8 +286,8 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
     # timestamps and the audio after atempo then both end at cut_s. An output -t would cut the
     # re-timed audio on the input's clock too, 4% short on a 25 -> 24 re-time.
     read_s = plan.cut_s * float(plan.speed) if plan.cut_s is not None else None
-    inp = _input(plan, source, seek=seek, read_s=read_s)
-    video = inp["V:0"]
+    inp = _input(plan, source, seek=seek, read_s=read_s, retimed=True)
+    video = inp[plan.video_map if seek else "V:0"]  # not seek: our scratch, one video stream
     options: dict[str, Any] = {"c:v": "copy", "f": "mp4", "movflags": "+faststart"}
     if plan.grid is not None:
         # Each timestamp snapped to its frame on the grid, then scaled: whole ticks throughout.
@@ -278,15 +304,109 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
         )
     ending = ("atrim", {"end": f"{plan.cut_s:.6f}"}) if plan.cut_s is not None else None
     streams = [video, *_audio_out(plan, inp, options, ending)]
+    streams += _extras(plan, inp, options, from_source=seek)
     return ffmpeg.output(*streams, target, **options)
+
+
+def _extras(plan: Plan, inp: Any, options: dict[str, Any], *, from_source: bool) -> list[Any]:
+    """What rides along with the picture and sound: text subtitles as mov_text, and the metadata
+    (creation time, location, make/model, timecode), their options set in `options`."""
+    options.update(KEEP_METADATA)
+    if not plan.subtitles:
+        return []
+    options["c:s"] = "mov_text"
+    if not from_source:  # a scratch file of ours: its subtitles are the ones kept
+        return [inp["s?"]]
+    return [inp[str(index)] for index in plan.subtitles]
+
+
+@dataclass(frozen=True)
+class Picture:
+    """How each decoded frame becomes an output frame, for the encode and for the quality
+    reference alike: the alpha flattened, then scaled keeping each frame's own shape.
+
+    A frame shaped like the planned source frame is scaled to `size` exactly; a frame of another
+    shape (WebM may change size midway) is fitted inside `box` and padded (pillar- or
+    letterboxed), never squashed. eval=frame re-evaluates both per frame, so one filter graph
+    (without -reinit_filter) serves the whole stream and the timestamps are never reset.
+    """
+
+    frame: tuple[int, int]
+    size: tuple[int, int]
+    box: tuple[int, int]
+    flatten_alpha: bool = False
+    ten_bit: bool = False
+    square: bool = True  # setsar=1: scaling 1280x718 to 1284x720 would leave pixels 38400:38413
+
+    @classmethod
+    def of(cls, plan: Plan) -> Picture | None:
+        if plan.frame is None:
+            return None
+        size = plan.size or plan.frame
+        return cls(
+            plan.frame,
+            size,
+            plan.padded or size,
+            plan.flatten_alpha,
+            plan.pix_fmt != "yuv420p",
+            plan.square_pixels,
+        )
+
+    def flatten(self) -> list[tuple[str, dict[str, str]]]:
+        if not self.flatten_alpha:
+            return []
+        top = 1023 if self.ten_bit else 255
+        mid = (top + 1) // 2
+        alpha = f"alpha(X,Y)/{top}"
+
+        def over(plane: str) -> str:
+            return f"{plane}(X,Y)*{alpha}+{mid}*(1-{alpha})"
+
+        fmt = "yuva444p10le" if self.ten_bit else "yuva444p"
+        return [
+            ("format", {"pix_fmts": fmt}),
+            ("geq", {"lum": over("lum"), "cb": over("cb"), "cr": over("cr")}),
+        ]
+
+    def fit(self) -> list[tuple[str, dict[str, str]]]:
+        (fw, fh), (sw, sh), (pw, ph) = self.frame, self.size, self.box
+        same = f"lt(abs(iw*{fh}/(ih*{fw})-1),0.01)"
+        wider = f"gt(iw*{ph},ih*{pw})"
+        width = f"if({same},{sw},if({wider},{pw},2*floor({ph}*iw/ih/2)))"
+        height = f"if({same},{sh},if({wider},2*floor({pw}*ih/iw/2),{ph}))"
+        return [
+            ("scale", {"w": width, "h": height, "eval": "frame"}),
+            (
+                "pad",
+                {"w": str(pw), "h": str(ph), "x": "(ow-iw)/2", "y": "(oh-ih)/2", "eval": "frame"},
+            ),
+            *([("setsar", {"sar": "1"})] if self.square else []),
+        ]
+
+
+def lavfi(filters: list[tuple[str, dict[str, str]]]) -> str:
+    """Filters as -filter_complex text, each value quoted (expressions hold commas)."""
+    return ",".join(
+        name + "=" + ":".join(f"{key}='{value}'" for key, value in options.items())
+        for name, options in filters
+    )
+
+
+def _apply(stream: Any, filters: list[tuple[str, dict[str, str]]]) -> Any:
+    for name, options in filters:
+        stream = stream.filter(name, **options)
+    return stream
 
 
 def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     looping = plan.extend_to_s is not None and plan.extend_mode == "loop"
-    inp = _input(plan, source, loop=looping)
-    video = inp["V:0"]
+    inp = _input(plan, source, loop=looping, reinit=False, retimed=True)
+    picture = Picture.of(plan)
+    video = inp[plan.video_map]
+    if picture is not None:
+        video = _apply(video, picture.flatten())
     if plan.speed != 1:
         # PTS, not PTS-STARTPTS: a frame-size change re-creates the filters midway, and a reset
         # STARTPTS would send the timestamps back to zero (the fps filter then drops the rest).
@@ -295,14 +415,8 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
         video = video.filter("fps", fps=str(plan.target_rate))
     if plan.extend_to_s is not None and plan.extend_mode == "freeze":
         video = video.filter("tpad", stop_mode="clone", stop_duration=f"{plan.extend_to_s:g}")
-    if plan.size is not None:
-        video = video.filter("scale", plan.size[0], plan.size[1])
-    elif plan.frame is not None:
-        # A no-op on most files; on a stream whose frame size changes midway (WebM allows it)
-        # it gives the encoder the one size it needs.
-        video = video.filter("scale", plan.frame[0], plan.frame[1])
-    if plan.padded is not None:
-        video = video.filter("pad", plan.padded[0], plan.padded[1], "(ow-iw)/2", "(oh-ih)/2")
+    if picture is not None:
+        video = _apply(video, picture.fit())
     options: dict[str, Any] = {
         "c:v": plan.encoder,
         "crf": CRF[plan.encoder],
@@ -313,9 +427,12 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     }
     if plan.encoder == "libx265":
         options.update({"tag:v": "hvc1", "x265-params": "log-level=error"})
+    if plan.encoder == "libx265" and plan.pix_fmt == "yuv420p10le":
+        options["profile:v"] = "main10"
     freezing = plan.extend_to_s is not None and plan.extend_mode == "freeze"
     # apad: silence to the new length; -t ends it.
     streams = [video, *_audio_out(plan, inp, options, ("apad", {}) if freezing else None)]
+    streams += _extras(plan, inp, options, from_source=True)
     end = plan.cut_s if plan.cut_s is not None else plan.extend_to_s
     if end is not None:
         options["t"] = f"{end:g}"

@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from . import targets
+from . import keep, targets
 from .deps import Facts, Policy
+from .keep import StreamInfo
 
-# What the MP4 muxer of ffmpeg 5.1 writes without -strict (names as ffprobe gives them).
-MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263"})
+# What the MP4 muxer of the pinned FFmpeg (9) writes without -strict (names as ffprobe gives them).
+MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263", "vvc"})
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
-# Codecs the reader names but ffmpeg 5.1 can neither decode nor write to MP4.
-UNREADABLE_VIDEO = frozenset({"vvc", "vvc1"})
 EXTEND_MODES = ("freeze", "loop", "slow")
 # Warnings a server may read differently from us: a passing file carrying one is fixed too.
 SERVER_SENSITIVE = frozenset({"fps.variable", "fps.average_differs", "container.moov_at_end"})
@@ -48,20 +47,6 @@ class Step:
 
 
 @dataclass(frozen=True)
-class StreamInfo:
-    """What the plan needs beyond Facts, read by ffprobe (measure.read_streams)."""
-
-    time_base: Fraction | None = None  # of the first real video stream
-    pix_fmt: str = ""
-    audio_codec: str = ""  # "" when there is no audio stream
-    video_start_s: float = 0.0  # the video's first frame, in seconds after the container's start
-
-    @property
-    def ten_bit(self) -> bool:
-        return "10" in self.pix_fmt or "12" in self.pix_fmt
-
-
-@dataclass(frozen=True)
 class Plan:
     steps: tuple[Step, ...] = ()
     unfixable: str = ""  # why no transform can meet the policy ("" when it can)
@@ -86,6 +71,12 @@ class Plan:
     # Seconds to seek into the input (both streams) so it starts at the video's first frame.
     seek_s: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The judged video track as ffmpeg selects it: `i:ID` (its container track ID) or `V:0`.
+    video_map: str = "V:0"
+    subtitles: tuple[int, ...] = ()  # stream indexes of text subtitles carried as mov_text
+    flatten_alpha: bool = False  # composite an alpha picture over ALPHA_BACKGROUND
+    square_pixels: bool = True  # the source's pixels are square: the output's stay exactly so
+    dropped: tuple[keep.Dropped, ...] = ()  # streams the output does not carry, with the reason
 
     @property
     def lossless(self) -> bool:
@@ -107,6 +98,11 @@ class Plan:
         return replace(self, steps=tuple(replace(s, command=command) for s in self.steps))
 
 
+def video_map(facts: Facts) -> str:
+    """The ffmpeg stream specifier of the track the check judged (not the first video stream)."""
+    return f"i:{facts.video_track_id}" if facts.video_track_id else "V:0"
+
+
 def needs_fix(rules: set[str], warnings: set[str]) -> bool:
     return bool(rules) or bool(warnings & SERVER_SENSITIVE)
 
@@ -120,8 +116,14 @@ def make_plan(
     *,
     extend: str | None = None,
     exact_cut: bool = False,
+    ten_bit: str = "hevc",
+    decoders: frozenset[str] | None = None,
 ) -> Plan:
-    """One step per problem, lossless where the file allows; `unfixable` says why not."""
+    """One step per problem, lossless where the file allows; `unfixable` says why not.
+
+    `decoders`: the codecs the ffmpeg that will run can decode (None: not checked), so that a
+    plan (and a --dry-run) never promises a re-encode that ffmpeg cannot carry out.
+    """
     if facts.width is None or facts.height is None or facts.video_tracks == 0:
         return Plan(unfixable="no video track: the file holds only audio, data or cover art")
     other = sorted(r for r in rules if r.split(".", 1)[0] not in FIXABLE_FAMILIES)
@@ -133,17 +135,11 @@ def make_plan(
         return Plan(unfixable="the policy allows no frame rate")
     if facts.duration is None or facts.duration <= 0:
         return Plan(unfixable="the video track has no duration")
-    if facts.video_codec in UNREADABLE_VIDEO:
-        return Plan(
-            unfixable=f"this ffmpeg can neither decode nor remux {facts.video_codec} video "
-            "(ffmpeg 5.1 has no VVC support)"
-        )
     steps: list[Step] = []
     notes: list[str] = []
     reencode = False
-    codec = facts.video_codec or ""
-    encoder = "libx265" if codec == "hevc" else "libx264"
-    pix_fmt = "yuv420p10le" if streams.ten_bit else "yuv420p"
+    codec = streams.video_codec or facts.video_codec or ""
+    encoder, pix_fmt, depth_note = keep.encoder(codec, streams, ten_bit)
     audio = "none"
     if facts.has_audio:
         audio = "copy" if streams.audio_codec in MP4_AUDIO else "aac"
@@ -180,7 +176,9 @@ def make_plan(
     if facts.fps is None and not codec and "container.unsupported" in rules:
         # FLV and the like: the reader knows little before the remux; plan the rest from the
         # remuxed file's own facts in the next round.
-        return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio)
+        return _finish(
+            steps, notes, reencode, encoder, pix_fmt, audio=audio, facts=facts, streams=streams
+        )
 
     # 2./3. frame rate
     source_rate = targets.source_rate(facts)
@@ -321,13 +319,24 @@ def make_plan(
             )
         )
     if reencode:
-        # One encode does everything: the lossless steps ride along in it and lose that property.
-        steps = [
-            replace(s, lossless=False) if s.action not in {"transcode_audio", "retime_audio"} else s
-            for s in steps
-        ]
-        if "transcode_video" not in {s.action for s in steps} and codec not in {"h264", "hevc"}:
-            notes.append(f"{codec or 'the video'} is re-encoded as H.264 (no encoder kept here)")
+        # One encode does everything: the lossless steps ride along in it and lose that property,
+        # and their words say so (no "every video packet stays" on a re-encoded step).
+        steps = [reencoded(s) for s in steps]
+        if decoders is not None and codec and codec not in decoders:
+            return Plan(
+                unfixable=f"this ffmpeg has no {codec} decoder, and the fix needs to re-encode "
+                "the video"
+            )
+        family = {"libx264": "H.264", "libx265": "HEVC"}[encoder]
+        if depth_note:
+            notes.append(depth_note)
+        elif "transcode_video" not in {s.action for s in steps} and codec not in {"h264", "hevc"}:
+            notes.append(f"{codec or 'the video'} is re-encoded as {family} (no encoder kept here)")
+        if streams.alpha:
+            notes.append(
+                f"the alpha channel ({streams.pix_fmt}) cannot go into the MP4: transparent "
+                f"areas are composited over {keep.ALPHA_BACKGROUND_NAME}, not left black"
+            )
     grid = None
     ms_clock = streams.time_base == Fraction(1, 1000)  # Matroska, WebM, FLV: rounded to 1 ms
     if not reencode and not variable and (speed != 1 or ms_clock):
@@ -355,11 +364,24 @@ def make_plan(
         grid=grid,
         seek_s=streams.video_start_s if streams.video_start_s >= LATE_VIDEO_S else 0.0,
         notes=tuple(notes),
+        video_map=video_map(facts),
+        subtitles=keep.text_subtitles(streams),
+        flatten_alpha=reencode and streams.alpha,
+        square_pixels=facts.pixel_aspect == "1:1",
+        dropped=keep.dropped(streams),
     )
 
 
 def _finish(
-    steps: list[Step], notes: list[str], reencode: bool, encoder: str, pix_fmt: str, *, audio: str
+    steps: list[Step],
+    notes: list[str],
+    reencode: bool,
+    encoder: str,
+    pix_fmt: str,
+    *,
+    audio: str,
+    facts: Facts,
+    streams: StreamInfo,
 ) -> Plan:
     return Plan(
         steps=tuple(steps),
@@ -368,7 +390,32 @@ def _finish(
         pix_fmt=pix_fmt,
         audio=audio,
         notes=(*notes, "the rest is planned from the remuxed file's own facts"),
+        video_map=video_map(facts),
+        subtitles=keep.text_subtitles(streams),
+        flatten_alpha=reencode and streams.alpha,
+        square_pixels=facts.pixel_aspect == "1:1",
+        dropped=keep.dropped(streams),
     )
+
+
+_REENCODED_DETAIL = {
+    "remux": "rewrite as MP4 (the video is re-encoded in the same run)",
+    "faststart": "index (moov) before the media data, in the re-encoded file",
+}
+
+
+def reencoded(step: Step) -> Step:
+    """A step carried out by the re-encode: not lossless, and its words no longer promise so."""
+    if step.action in {"transcode_audio", "retime_audio"}:
+        return step
+    detail = _REENCODED_DETAIL.get(step.action, step.detail)
+    if step.action == "retime":
+        detail = step.detail.replace(
+            "by rescaling timestamps: every video packet stays,", "re-timed in the re-encode:"
+        )
+    if step.action == "cut":
+        detail = step.detail.split(" (")[0] + " (exact cut, re-encoded)"
+    return replace(step, lossless=False, detail=detail)
 
 
 def _first(warnings: set[str], prefix: str) -> str:
