@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,10 +25,22 @@ class Pass:
     argv: list[str]
 
 
+def url(path: str) -> str:
+    """A path as ffmpeg must be given it: `file:` and absolute. ffmpeg reads a name as a URL
+    (`concat:a.mov|b.mov` and `file:other.mp4` open other files) and a leading `-` as an option
+    (`-report`); `file:/abs/...` is neither."""
+    return "file:" + os.path.abspath(path)
+
+
 def show(argv: list[str], names: dict[str, str]) -> str:
     """The command line as a person would type it: `ffmpeg`, and temp paths under their names."""
-    shown = ["ffmpeg", *(names.get(arg, arg) for arg in argv[1:])]
+    shown = ["ffmpeg", *(_shown(arg, names) for arg in argv[1:])]
     return shlex.join(shown)
+
+
+def _shown(arg: str, names: dict[str, str]) -> str:
+    path = arg.removeprefix("file:")
+    return url(names[path]) if arg.startswith("file:") and path in names else arg
 
 
 def build(
@@ -43,6 +56,8 @@ def build(
     `scratch` is a temp path for the lossless re-time's first pass, when the plan needs one.
     """
     ffmpeg_bin = find_ffmpeg()
+    source, target = url(source), url(target)
+    scratch = url(scratch) if scratch is not None else None
     if plan.reencode:
         graphs = [_reencode(plan, source, target, preset)]
     elif plan.grid is not None and scratch is not None:

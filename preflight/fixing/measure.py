@@ -1,49 +1,33 @@
-"""Measuring with ffmpeg/ffprobe: the stream details a plan needs, SSIM of a re-encode against its
-source, and the hashes of the video packets (framemd5) that prove a lossless step kept them.
+"""Measuring for fix: the stream details a plan needs (PyAV, in a bounded worker), SSIM of a
+re-encode against its source and the hashes of the video packets (framemd5) that prove a lossless
+step kept them (the pinned ffmpeg, bounded by spawn.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from . import spawn
+from . import graph, spawn
+from .deps import ProbeError, ProbeLimits, read_stream_json
 from .plan import StreamInfo
 
 _SSIM_ALL = re.compile(rb"All:([0-9.]+)")
 
 
-def find_ffprobe() -> str:
-    found = os.environ.get("PREFLIGHT_FFPROBE") or shutil.which("ffprobe")
-    if not found:
-        raise spawn.FfmpegFailed("ffprobe is not installed (Debian: apt-get install ffmpeg)")
-    return found
-
-
 def read_streams(path: str, cancel: threading.Event | None = None) -> StreamInfo:
     """Time base, pixel format and start of the first real video stream, and the first audio
-    codec."""
-    out, _ = spawn.run(
-        [
-            find_ffprobe(),
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name,time_base,pix_fmt,start_time"
-            ":stream_disposition=attached_pic:format=start_time",
-            "-of",
-            "json",
-            path,
-        ],
-        60.0,
-        cancel,
-    )
+    codec: read by PyAV (no ffprobe) in a bounded worker, from the headers alone."""
+    if cancel is not None and cancel.is_set():
+        raise spawn.FixCancelled("cancelled")
+    try:
+        out = read_stream_json(path, ProbeLimits())
+    except ProbeError as exc:
+        raise spawn.FfmpegFailed(f"the streams could not be read: {exc}") from None
     try:
         found = json.loads(out)
     except ValueError:
@@ -119,12 +103,12 @@ def ssim(
         "0",
         "-noautorotate",
         "-i",
-        output,
+        graph.url(output),
         "-reinit_filter",
         "0",
         "-noautorotate",
         "-i",
-        source,
+        graph.url(source),
         "-filter_complex",
         lavfi,
         "-f",
@@ -147,7 +131,7 @@ def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str
         "-v",
         "error",
         "-i",
-        path,
+        graph.url(path),
         "-map",
         "0:V:0",
         "-c",
