@@ -1,32 +1,24 @@
-"""Measuring with ffmpeg/ffprobe: the stream details a plan needs, SSIM of a re-encode against its
-source, and the hashes of the video packets (framemd5) that prove a lossless step kept them.
+"""Measuring for fix: the stream details a plan needs (PyAV, in a bounded worker), SSIM and VMAF
+of a re-encode against its source, and the hashes of the video packets (framemd5) that prove a
+lossless step kept them (the pinned ffmpeg, bounded by spawn.py).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-import shutil
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from . import graph
-from .deps import Facts
+from . import graph, spawn
+from .deps import Facts, ProbeError, ProbeLimits, read_stream_json
 from .keep import Stream, StreamInfo
 from .plan import Plan
 
 _SSIM_ALL = re.compile(rb"All:([0-9.]+)")
-
-
-def find_ffprobe() -> str:
-    found = os.environ.get("PREFLIGHT_FFPROBE") or shutil.which("ffprobe")
-    if not found:
-        raise graph.FfmpegFailed("ffprobe is not installed (Debian: apt-get install ffmpeg)")
-    return found
 
 
 def read_streams(
@@ -34,22 +26,14 @@ def read_streams(
 ) -> StreamInfo:
     """Time base, pixel format, codec and start of the judged video stream (the one whose
     container track ID is `track_id`, else the first real video stream), the first audio codec,
-    and every stream, for what the output keeps."""
-    out, _ = graph.run(
-        [
-            find_ffprobe(),
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=index,id,codec_type,codec_name,codec_tag_string,profile,width,height,"
-            "time_base,pix_fmt,start_time:stream_disposition=attached_pic:format=start_time",
-            "-of",
-            "json",
-            path,
-        ],
-        60.0,
-        cancel,
-    )
+    and every stream, for what the output keeps: read by PyAV (no ffprobe) in a bounded worker,
+    from the headers alone."""
+    if cancel is not None and cancel.is_set():
+        raise spawn.FixCancelled("cancelled")
+    try:
+        out = read_stream_json(path, ProbeLimits())
+    except ProbeError as exc:
+        raise spawn.FfmpegFailed(f"the streams could not be read: {exc}") from None
     try:
         found = json.loads(out)
     except ValueError:
@@ -197,21 +181,21 @@ def quality(
         parts += ["[o][s]ssim=shortest=1[q1]"]
         outputs = ["-map", "[q1]", "-f", "null", "-"]
     argv = [
-        graph.find_ffmpeg(),
+        spawn.find_ffmpeg(),
         "-hide_banner",
         "-nostdin",
         # One filter graph throughout: a frame-size change must not re-create it (that would
         # restart the scores); the Picture chain re-evaluates its sizes per frame instead.
-        *("-reinit_filter", "0", "-noautorotate", "-i", output),
-        *("-reinit_filter", "0", "-noautorotate", "-i", source),
+        *("-reinit_filter", "0", "-noautorotate", "-i", graph.url(output)),
+        *("-reinit_filter", "0", "-noautorotate", "-i", graph.url(source)),
         "-filter_complex",
         ";".join(parts),
         *outputs,
     ]
-    _, err = graph.run(argv, timeout_s, cancel)
+    _, err = spawn.run(argv, timeout_s, cancel)
     found = _SSIM_ALL.findall(err)
     if not found:
-        raise graph.FfmpegFailed("ffmpeg printed no SSIM (no frames to compare)")
+        raise spawn.FfmpegFailed("ffmpeg printed no SSIM (no frames to compare)")
     score = _VMAF.findall(err)
     compared = _FRAMES.findall(err)
     return Quality(
@@ -229,22 +213,22 @@ _FRAMES = re.compile(rb"frame=\s*([0-9]+)")
 @functools.cache
 def _filters(ffmpeg_bin: str) -> bytes:
     try:
-        out, _ = graph.run([ffmpeg_bin, "-hide_banner", "-filters"], 30.0)
-    except graph.FfmpegFailed:
+        out, _ = spawn.run([ffmpeg_bin, "-hide_banner", "-filters"], 30.0)
+    except spawn.FfmpegFailed:
         return b""
     return out
 
 
 def has_vmaf() -> bool:
     """The ffmpeg in use has libvmaf (the pinned one does; a distribution's may not)."""
-    return b" libvmaf " in _filters(graph.find_ffmpeg())
+    return b" libvmaf " in _filters(spawn.find_ffmpeg())
 
 
 @functools.cache
 def _codecs(ffmpeg_bin: str) -> frozenset[str]:
     try:
-        out, _ = graph.run([ffmpeg_bin, "-hide_banner", "-codecs"], 30.0)
-    except graph.FfmpegFailed:
+        out, _ = spawn.run([ffmpeg_bin, "-hide_banner", "-codecs"], 30.0)
+    except spawn.FfmpegFailed:
         return frozenset()
     found = set()
     for line in out.decode("ascii", "replace").splitlines():
@@ -257,19 +241,19 @@ def _codecs(ffmpeg_bin: str) -> frozenset[str]:
 
 def decoders() -> frozenset[str]:
     """The codecs the ffmpeg in use can decode, so a plan never promises what it cannot do."""
-    return _codecs(graph.find_ffmpeg())
+    return _codecs(spawn.find_ffmpeg())
 
 
 def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str]]:
     """(size, md5) of every video packet in decode order, timestamps left out on purpose."""
     argv = [
-        graph.find_ffmpeg(),
+        spawn.find_ffmpeg(),
         "-hide_banner",
         "-nostdin",
         "-v",
         "error",
         "-i",
-        path,
+        graph.url(path),
         "-map",
         "0:V:0",
         "-c",
@@ -278,7 +262,7 @@ def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str
         "framemd5",
         "-",
     ]
-    out, _ = graph.run(argv, timeout_s)
+    out, _ = spawn.run(argv, timeout_s)
     hashes = []
     for line in out.decode("ascii", "replace").splitlines():
         if line.startswith("#") or not line.strip():

@@ -62,7 +62,7 @@ def write_text(result: FixResult, stream: IO[str]) -> None:
             tail += f", {scores(result)} against the source"
         lines.append(tail)
         if result.written is not None:
-            lines.append(f"  wrote {written(result.written)} in {result.elapsed_ms / 1000:.1f} s")
+            lines.append(f"  wrote {written(result.written)}; {result.elapsed_ms / 1000:.1f} s")
     elif result.status == "nothing_to_fix":
         lines[0] += f": nothing to fix ({describe(result.before)})"
     elif result.status == "unfixable":
@@ -89,7 +89,12 @@ def written(info: Written) -> str:
     video = " ".join(part for part in (info.video_codec, info.profile) if part)
     audio = f"{info.audio_codec} audio" if info.audio_codec else "no audio"
     size = f", {info.width}×{info.height}" if info.width and info.height else ""
-    return f"{info.size_bytes / 1e6:.1f} MB: {video}, {info.bit_depth}-bit{size}, {audio}"
+    amount = (
+        f"{info.size_bytes / 1e6:.1f} MB"
+        if info.size_bytes >= 100_000
+        else f"{info.size_bytes / 1e3:.0f} kB"
+    )
+    return f"{amount}: {video}, {info.bit_depth}-bit{size}, {audio}"
 
 
 def summarize(results: list[FixResult], *, policy: str, exit_code: int) -> dict[str, Any]:

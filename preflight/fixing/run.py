@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import graph, measure
+from . import graph, measure, spawn
 from .deps import Facts, Policy, Result, UsageError, check_one, load_policy
 from .keep import TEN_BIT_MODES, StreamInfo
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
@@ -82,7 +82,7 @@ def fix(
     becomes, "hevc" (HEVC Main 10) or "h264" (8-bit H.264).
 
     UsageError for what the caller asked (a URL, an output that exists without `force`, an
-    unknown `extend`); graph.FixCancelled when `cancel` is set mid-run (temp files removed).
+    unknown `extend`); spawn.FixCancelled when `cancel` is set mid-run (temp files removed).
     """
     started = time.perf_counter()
     if extend is not None and extend not in EXTEND_MODES:
@@ -110,7 +110,7 @@ def _fix(job: _Job, dry_run: bool) -> FixResult:
     try:
         streams = measure.read_streams(name, job.cancel, track_id=before.facts.video_track_id)
         plan = job.plan(before.facts, rules, warnings, streams)
-    except graph.FfmpegFailed as exc:
+    except spawn.FfmpegFailed as exc:
         return FixResult(name, "unfixable", before, reason=str(exc))
     if plan.unfixable:
         return FixResult(name, "unfixable", before, reason=plan.unfixable)
@@ -119,7 +119,7 @@ def _fix(job: _Job, dry_run: bool) -> FixResult:
             passes = graph.build(
                 plan, name, target, preset=job.preset, scratch=target + ".grid.mp4"
             )
-        except graph.FfmpegFailed as exc:
+        except spawn.FfmpegFailed as exc:
             return FixResult(name, "unfixable", before, reason=str(exc))
         shown = " && ".join(graph.show(p.argv, {}) for p in passes)
         steps = list(plan.with_commands(shown).steps)
@@ -204,13 +204,13 @@ class _Job:
                 two_pass = plan.grid is not None
                 scratch = self.temp() if two_pass else None
                 passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
-                timeout = graph.timeout_for(
+                timeout = spawn.timeout_for(
                     max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
                 )
                 # Recorded before it runs: when ffmpeg fails, the result still lists its steps.
                 self.rounds.append(_Round(plan, passes, output))
                 for one in passes:
-                    graph.run(one.argv, timeout, self.cancel)
+                    spawn.run(one.argv, timeout, self.cancel)
                 expected = plan.expected_duration(after.facts.duration or 0) if after.facts else 0
                 after = check_one(output, self.policy)
                 if after.verdict == "error" or after.facts is None:
@@ -262,7 +262,7 @@ class _Job:
                 )
             written = self._written(self.rounds[-1].output)
             self._publish(self.rounds[-1].output)
-        except graph.FfmpegFailed as exc:
+        except spawn.FfmpegFailed as exc:
             return self._unfixable(before, None, str(exc))
         except OSError as exc:
             return self._unfixable(
@@ -338,7 +338,7 @@ class _Job:
             self.source,
             align,
             frames=frames,
-            timeout_s=graph.timeout_for(after.facts.duration),
+            timeout_s=spawn.timeout_for(after.facts.duration),
             cancel=self.cancel,
         )
 
