@@ -6,6 +6,7 @@ and on any exception, as probing/ffprobe.py does for ffprobe: no ffmpeg outlives
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -115,26 +117,45 @@ def show(argv: list[str], names: dict[str, str]) -> str:
     return shlex.join(shown)
 
 
+def file_url(path: str) -> str:
+    """A path as ffmpeg must be given it: `file:` and absolute, so no name is read as a protocol
+    (`concat:a|b`) or an option (`-report`)."""
+    return "file:" + os.path.abspath(path)
+
+
+def scratch_count(plan: Plan) -> int:
+    """How many temp files build() needs for `plan` besides the target."""
+    if plan.reencode:
+        return 0
+    if plan.smart_cut is not None:
+        return 2
+    return 1 if plan.grid is not None else 0
+
+
 def build(
     plan: Plan,
     source: str,
     target: str,
     *,
     preset: str = DEFAULT_PRESET,
-    scratch: str | None = None,
+    scratch: str | Sequence[str] | None = None,
 ) -> list[Pass]:
     """The passes that carry out `plan` from `source` into `target` (an MP4, whatever its name).
 
-    `scratch` is a temp path for the lossless re-time's first pass, when the plan needs one.
+    `scratch` holds the temp paths (scratch_count of them) for a plan run in several passes: a
+    lossless re-time's first pass, a smart cut's copied and re-encoded parts.
     """
     ffmpeg_bin = find_ffmpeg()
+    temps = [scratch] if isinstance(scratch, str) else list(scratch or ())
     if plan.reencode:
         graphs = [_reencode(plan, source, target, preset)]
-    elif plan.grid is not None and scratch is not None:
+    elif plan.smart_cut is not None and len(temps) >= 2:
+        graphs = _smart_cut(plan, source, target, temps[0], temps[1], preset)
+    elif plan.grid is not None and temps:
         # Two runs even when the source's clock is finer than the grid: snapping and scaling in
         # the source's ticks in one run left a 25 fps x264 clip (1/12800) with colliding DTS
         # (tests/test_fix.py::test_a_default_x264_25_fps_clip_is_retimed_losslessly).
-        graphs = [_onto_grid(plan, source, scratch), _copy(plan, scratch, target, seek=False)]
+        graphs = [_onto_grid(plan, source, temps[0]), _copy(plan, temps[0], target, seek=False)]
     else:
         graphs = [_copy(plan, source, target, seek=True)]
     passes = []
@@ -197,7 +218,7 @@ def _input(
         options["ss"] = f"{plan.seek_s:.6f}"
     if read_s is not None:
         options["t"] = f"{read_s:.6f}"
-    return ffmpeg.input(source, noautorotate=None, **options)
+    return ffmpeg.input(file_url(source), noautorotate=None, **options)
 
 
 def _audio_in(inp: Any) -> Any:
@@ -245,7 +266,7 @@ def _onto_grid(plan: Plan, source: str, target: str) -> Any:
     audio_codec = "copy" if plan.audio == "copy" else "pcm_s16le"
     return ffmpeg.output(
         *streams,
-        target,
+        file_url(target),
         **{"c:v": "copy", "c:a": audio_codec},
         f="mov",
         video_track_timescale=plan.grid[0],
@@ -258,11 +279,20 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
 
     # A cut reads that much of the input (its clock, before re-timing): the video's rescaled
     # timestamps and the audio after atempo then both end at cut_s. An output -t would cut the
-    # re-timed audio on the input's clock too, 4% short on a 25 -> 24 re-time.
-    read_s = plan.cut_s * float(plan.speed) if plan.cut_s is not None else None
+    # re-timed audio on the input's clock too, 4% short on a 25 -> 24 re-time. A copy cut ends
+    # on a packet count instead (-frames:v, cuts.plan_cut): -t alone kept the B-frames decoded
+    # before the limit but shown after it (5.634 s for 5.5 s); half a frame more read keeps
+    # -t from dropping any of the counted packets.
+    read_s = None
+    if plan.cut_s is not None:
+        read_s = plan.cut_s * float(plan.speed)
+        if plan.cut_frames is not None and plan.source_rate:
+            read_s += 0.5 / float(plan.source_rate)
     inp = _input(plan, source, seek=seek, read_s=read_s)
     video = inp["V:0"]
     options: dict[str, Any] = {"c:v": "copy", "f": "mp4", "movflags": "+faststart"}
+    if plan.cut_frames is not None:
+        options["frames:v"] = plan.cut_frames
     if plan.grid is not None:
         # Each timestamp snapped to its frame on the grid, then scaled: whole ticks throughout.
         frame = plan.grid[1]
@@ -278,7 +308,69 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
         )
     ending = ("atrim", {"end": f"{plan.cut_s:.6f}"}) if plan.cut_s is not None else None
     streams = [video, *_audio_out(plan, inp, options, ending)]
-    return ffmpeg.output(*streams, target, **options)
+    return ffmpeg.output(*streams, file_url(target), **options)
+
+
+def _smart_cut(
+    plan: Plan, source: str, target: str, head: str, tail: str, preset: str
+) -> list[Any]:
+    """Three runs: the first packets copied into `head`, the frames from the join to the end
+    encoded into `tail` (libx264, no B-frames, SPS/PPS id 1 sent in-band so they cannot be
+    mistaken for the source's), then both joined by the concat demuxer with the audio, every
+    timestamp set by setts so the frames follow one another at the source's rate.
+    """
+    import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+    cut = plan.smart_cut
+    assert cut is not None and plan.cut_s is not None
+    clock = {"video_track_timescale": cut.timescale} if cut.timescale else {}
+    copied = ffmpeg.input(file_url(source), noautorotate=None)["V:0"].output(
+        file_url(head), **{"c:v": "copy", "frames:v": cut.copy_frames, "f": "mp4"}, **clock
+    )
+    frames = (
+        ffmpeg.input(file_url(source), noautorotate=None)["V:0"]
+        .filter("trim", start_pts=cut.join_pts, end_pts=cut.end_pts)
+        .filter("setpts", "PTS-STARTPTS")
+    )
+    encoded = frames.output(
+        file_url(tail),
+        **{
+            "c:v": "libx264",
+            "crf": CRF["libx264"],
+            "preset": preset,
+            "pix_fmt": plan.pix_fmt,
+            "x264-params": "sps-id=1:repeat-headers=1:bframes=0",
+            "fps_mode": "passthrough",
+            "f": "mp4",
+        },
+        **clock,
+    )
+    listing = "".join(f"file '{_concat_quoted(file_url(p))}'\n" for p in (head, tail))
+    script = "data:text/plain;base64," + base64.b64encode(listing.encode()).decode("ascii")
+    joined = ffmpeg.input(script, f="concat", safe=0, auto_convert=0)["v:0"]
+    inp = _input(plan, source, read_s=plan.cut_s)
+    k, frame = cut.copy_frames, cut.frame_ticks
+    after = f"{cut.join_pts}+(N-{k})*{frame}"
+
+    def pick(copied_value: str, joined_value: str) -> str:
+        return f"if(lt(N\\,{k})\\,{copied_value}\\,{joined_value})"
+
+    options: dict[str, Any] = {
+        "c:v": "copy",
+        "bsf:v": f"setts=pts={pick('PTS', after)}:dts={pick('DTS', f'{after}-{cut.dts_shift}')}"
+        f":duration={pick('DURATION', str(frame))}",
+        "f": "mp4",
+        "movflags": "+faststart",
+        **clock,
+    }
+    ending = ("atrim", {"end": f"{plan.cut_s:.6f}"})
+    streams = [joined, *_audio_out(plan, inp, options, ending)]
+    return [copied, encoded, ffmpeg.output(*streams, file_url(target), **options)]
+
+
+def _concat_quoted(path: str) -> str:
+    """A path inside the concat demuxer's single quotes (a quote is closed, escaped, reopened)."""
+    return path.replace("'", "'\\''")
 
 
 def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:

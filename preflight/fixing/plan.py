@@ -62,16 +62,34 @@ class StreamInfo:
 
 
 @dataclass(frozen=True)
+class SmartCut:
+    """A cut that copies the first packets and re-encodes only the frames from the join to the
+    end (cuts.plan_cut). Timestamps are in the source's video ticks."""
+
+    copy_frames: int  # the first packets (decode order) copied: they present whole frames
+    frames: int  # frames re-encoded after them
+    join_pts: int  # the first re-encoded frame's pts
+    end_pts: int  # where the last re-encoded frame ends
+    frame_ticks: int  # one frame's duration
+    dts_shift: int  # subtracted from the re-encoded frames' pts to give their dts
+    timescale: int  # ticks per second of the source's video track (0: not 1/n)
+
+
+@dataclass(frozen=True)
 class Plan:
     steps: tuple[Step, ...] = ()
     unfixable: str = ""  # why no transform can meet the policy ("" when it can)
     reencode: bool = False  # the video is decoded and encoded again
     encoder: str = "libx264"
+    codec: str = ""  # the source's video codec
     pix_fmt: str = "yuv420p"
     speed: Fraction = Fraction(1)  # output time = input time / speed (1001/1000: NTSC -> 30)
     source_rate: Fraction | None = None  # the nominal input rate (for SSIM and re-timing)
     target_rate: Fraction | None = None  # the output rate a re-encode ends on (fps filter)
     cut_s: float | None = None  # output duration after a cut
+    # A copy cut keeps the first this many video packets in decode order (cuts.plan_cut).
+    cut_frames: int | None = None
+    smart_cut: SmartCut | None = None
     extend_to_s: float | None = None
     extend_mode: str = "freeze"
     frame: tuple[int, int] | None = None  # the source's coded size
@@ -90,6 +108,11 @@ class Plan:
     @property
     def lossless(self) -> bool:
         return all(step.lossless for step in self.steps)
+
+    @property
+    def reencodes_video(self) -> bool:
+        """Some of the output's video frames are encoded here (a re-encode or a smart cut)."""
+        return self.reencode or self.smart_cut is not None
 
     @property
     def converts_rate(self) -> bool:
@@ -340,6 +363,7 @@ def make_plan(
         steps=tuple(steps),
         reencode=reencode,
         encoder=encoder,
+        codec=codec,
         pix_fmt=pix_fmt,
         speed=speed,
         source_rate=source_rate,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from . import graph, measure
+from . import cuts, graph, measure
 from .deps import Policy, Result, UsageError, check_one, load_policy
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
 from .result import FixResult
@@ -113,9 +113,15 @@ def _fix(
     plan = make_plan(before.facts, rules, warnings, policy, streams, extend=extend)
     if plan.unfixable:
         return FixResult(name, "unfixable", before, reason=plan.unfixable)
+    try:
+        plan = cuts.refine(plan, name, policy, cancel)
+    except graph.FfmpegFailed as exc:
+        return FixResult(name, "unfixable", before, reason=str(exc))
     if dry_run:
+        stem = target[: -len(".mp4")] if target.endswith(".mp4") else target
+        scratch = [f"{stem}.part{n}.mp4" for n in range(1, graph.scratch_count(plan) + 1)]
         try:
-            passes = graph.build(plan, name, target, preset=preset, scratch=target + ".grid.mp4")
+            passes = graph.build(plan, name, target, preset=preset, scratch=scratch)
         except graph.FfmpegFailed as exc:
             return FixResult(name, "unfixable", before, reason=str(exc))
         shown = " && ".join(graph.show(p.argv, {}) for p in passes)
@@ -170,8 +176,7 @@ class _Job:
         try:
             for _ in range(MAX_ROUNDS):
                 output = self.temp()
-                two_pass = plan.grid is not None
-                scratch = self.temp() if two_pass else None
+                scratch = [self.temp() for _ in range(graph.scratch_count(plan))]
                 passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
                 timeout = graph.timeout_for(
                     max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
@@ -208,6 +213,8 @@ class _Job:
                     extend=self.extend,
                     exact_cut=exact_cut,
                 )
+                if not plan.unfixable:
+                    plan = cuts.refine(plan, output, self.policy, self.cancel)
                 if plan.unfixable or not plan.steps:
                     if after.verdict == "pass":
                         break
@@ -268,8 +275,9 @@ class _Job:
         for index, one in enumerate(self.rounds, start=1):
             last = index == len(self.rounds)
             names[one.output] = self.target if last else f"{stem}.round{index}.mp4"
-        for path in self.temps:
-            names.setdefault(path, f"{stem}.grid.mp4")
+        parts = (path for path in self.temps if path not in names)
+        for number, path in enumerate(parts, start=1):
+            names[path] = f"{stem}.part{number}.mp4"
         return names
 
     def _steps(self) -> list[Step]:
@@ -284,7 +292,7 @@ class _Job:
         return [note for one in self.rounds for note in one.plan.notes]
 
     def _ssim(self, before: Result, after: Result) -> float | None:
-        if not any(one.plan.reencode for one in self.rounds):
+        if not any(one.plan.reencodes_video for one in self.rounds):
             return None
         assert before.facts is not None and after.facts is not None
         first = self.rounds[0].plan
