@@ -103,7 +103,7 @@ def _ffmpeg_child(parent: subprocess.Popen[str]) -> int:
             if (
                 ppid == parent.pid
                 and cmdline
-                and cmdline[0].endswith(b"ffmpeg")
+                and b"ffmpeg" in os.path.basename(cmdline[0])  # the pinned one: ffmpeg-linux-…
                 and b"-preset" in cmdline
             ):
                 return int(entry.name)

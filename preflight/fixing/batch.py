@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from .deps import Policy, Result
-from .graph import FixCancelled
 from .result import FixResult
 from .run import fix
+from .spawn import FixCancelled
 
 
 def fix_many(

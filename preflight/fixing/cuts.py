@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from . import graph
+from . import graph, spawn
 from .deps import Policy
 from .plan import Plan, SmartCut, Step
 
@@ -38,9 +38,9 @@ def read_packets(
 ) -> Packets | None:
     """Every packet of the video `stream` (framemd5 of a stream copy: no decoding); None when
     a timestamp is missing (a raw stream), since no cut point can then be computed."""
-    argv = [graph.find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error"]
+    argv = [spawn.find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error"]
     argv += ["-i", graph.file_url(path), "-map", stream, "-c", "copy", "-f", "framemd5", "-"]
-    out, _ = graph.run(argv, 120.0, cancel)
+    out, _ = spawn.run(argv, 120.0, cancel)
     time_base = Fraction(0)
     rows: list[tuple[int, int, int, str]] = []
     for line in out.decode("ascii", "replace").splitlines():

@@ -1,107 +1,32 @@
-"""ffmpeg for fix: a Plan turned into ffmpeg-python graphs (argv), and the runner of the child.
-
-The child runs in its own process group, which this module kills on timeout, on cancel, on Ctrl-C
-and on any exception, as probing/ffprobe.py does for ffprobe: no ffmpeg outlives a call here.
-"""
+"""ffmpeg for fix: a Plan turned into ffmpeg-python graphs (argv); spawn.py runs them."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
-import re
 import shlex
-import shutil
-import signal
-import subprocess
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from .plan import Plan
+from .spawn import FfmpegFailed, FixCancelled, find_ffmpeg
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "FfmpegFailed",
+    "FixCancelled",
+    "Pass",
+    "build",
+    "file_url",
+    "scratch_count",
+    "show",
+]
 
 CRF = {"libx264": 18, "libx265": 20}  # visually lossless at either encoder's scale
 DEFAULT_PRESET = "veryfast"  # chosen by bench/fix.py: see the README's fix section
 AUDIO_BITRATE = "192k"
-_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
-_POLL_S = 0.1  # how often a running child is checked for cancel and deadline
-
-
-class FfmpegFailed(Exception):
-    """ffmpeg failed, was killed, or ran out of time; the message is one line."""
-
-
-class FixCancelled(Exception):
-    """The caller's cancel event was set while ffmpeg ran (the child is already gone)."""
-
-
-def find_ffmpeg() -> str:
-    found = os.environ.get("PREFLIGHT_FFMPEG") or shutil.which("ffmpeg")
-    if not found:
-        raise FfmpegFailed("ffmpeg is not installed (Debian: apt-get install ffmpeg)")
-    return found
-
-
-def timeout_for(duration_s: float | None) -> float:
-    """A generous deadline scaled to the clip: a 4K re-encode on a busy 2-core box included."""
-    return 120.0 + 30.0 * max(duration_s or 0.0, 1.0)
-
-
-def run(
-    argv: list[str], timeout_s: float, cancel: threading.Event | None = None
-) -> tuple[bytes, bytes]:
-    """Run one child to completion and return (stdout, stderr); no child survives this call."""
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C on the terminal reaches us, not the child: we kill it
-    )
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            try:
-                out, err = proc.communicate(timeout=_POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                if cancel is not None and cancel.is_set():
-                    _kill(proc)
-                    raise FixCancelled("cancelled") from None
-                if time.monotonic() > deadline:
-                    _kill(proc)
-                    raise FfmpegFailed(
-                        f"{os.path.basename(argv[0])} took longer than {timeout_s:g} s"
-                    ) from None
-    except BaseException:
-        _kill(proc)
-        raise
-    if proc.returncode < 0:
-        name = signal.Signals(-proc.returncode).name
-        raise FfmpegFailed(f"{os.path.basename(argv[0])} was killed ({name})")
-    if proc.returncode != 0:
-        reason = _reason(err) or f"exit status {proc.returncode}"
-        raise FfmpegFailed(f"{os.path.basename(argv[0])} failed: {reason}")
-    return out, err
-
-
-def _reason(err: bytes) -> str:
-    """The first and the last error line, without the `[mov,mp4 @ 0x55d…]` prefixes."""
-    lines = []
-    for raw in err.decode("utf-8", "replace").splitlines():
-        line = _PREFIX.sub("", raw).strip()
-        if line and line not in lines:
-            lines.append(line)
-    return " … ".join(lines[:1] + lines[-1:]) if len(lines) > 1 else "".join(lines)
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from . import graph
+from . import spawn
 from .plan import StreamInfo
 
 _SSIM_ALL = re.compile(rb"All:([0-9.]+)")
@@ -22,14 +22,14 @@ _SSIM_ALL = re.compile(rb"All:([0-9.]+)")
 def find_ffprobe() -> str:
     found = os.environ.get("PREFLIGHT_FFPROBE") or shutil.which("ffprobe")
     if not found:
-        raise graph.FfmpegFailed("ffprobe is not installed (Debian: apt-get install ffmpeg)")
+        raise spawn.FfmpegFailed("ffprobe is not installed (Debian: apt-get install ffmpeg)")
     return found
 
 
 def read_streams(path: str, cancel: threading.Event | None = None) -> StreamInfo:
     """Time base, pixel format and start of the first real video stream, and the first audio
     codec."""
-    out, _ = graph.run(
+    out, _ = spawn.run(
         [
             find_ffprobe(),
             "-v",
@@ -111,7 +111,7 @@ def ssim(
         src_chain += f",pad={align.padded[0]}:{align.padded[1]}:(ow-iw)/2:(oh-ih)/2"
     lavfi = f"[0:V:0]{out_chain}[o];[1:V:0]{src_chain},format=yuv420p[s];[o][s]ssim=shortest=1"
     argv = [
-        graph.find_ffmpeg(),
+        spawn.find_ffmpeg(),
         "-hide_banner",
         "-nostdin",
         # No filter re-creation on a frame-size change (it would reset STARTPTS): scale copes.
@@ -131,17 +131,17 @@ def ssim(
         "null",
         "-",
     ]
-    _, err = graph.run(argv, timeout_s, cancel)
+    _, err = spawn.run(argv, timeout_s, cancel)
     found = _SSIM_ALL.findall(err)
     if not found:
-        raise graph.FfmpegFailed("ffmpeg printed no SSIM (no frames to compare)")
+        raise spawn.FfmpegFailed("ffmpeg printed no SSIM (no frames to compare)")
     return float(found[-1])
 
 
 def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str]]:
     """(size, md5) of every video packet in decode order, timestamps left out on purpose."""
     argv = [
-        graph.find_ffmpeg(),
+        spawn.find_ffmpeg(),
         "-hide_banner",
         "-nostdin",
         "-v",
@@ -156,7 +156,7 @@ def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str
         "framemd5",
         "-",
     ]
-    out, _ = graph.run(argv, timeout_s)
+    out, _ = spawn.run(argv, timeout_s)
     hashes = []
     for line in out.decode("ascii", "replace").splitlines():
         if line.startswith("#") or not line.strip():

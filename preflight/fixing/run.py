@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from . import cuts, graph, measure
+from . import cuts, graph, measure, spawn
 from .deps import Policy, Result, UsageError, check_one, load_policy
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
 from .result import FixResult
@@ -75,7 +75,7 @@ def fix(
     A re-encode whose SSIM against the source is under `min_ssim` is unfixable, not fixed.
 
     UsageError for what the caller asked (a URL, an output that exists without `force`, an
-    unknown `extend`); graph.FixCancelled when `cancel` is set mid-run (temp files removed).
+    unknown `extend`); spawn.FixCancelled when `cancel` is set mid-run (temp files removed).
     """
     started = time.perf_counter()
     if extend is not None and extend not in EXTEND_MODES:
@@ -108,21 +108,21 @@ def _fix(
         return FixResult(name, "nothing_to_fix", before, after=before)
     try:
         streams = measure.read_streams(name, cancel)
-    except graph.FfmpegFailed as exc:
+    except spawn.FfmpegFailed as exc:
         return FixResult(name, "unfixable", before, reason=str(exc))
     plan = make_plan(before.facts, rules, warnings, policy, streams, extend=extend)
     if plan.unfixable:
         return FixResult(name, "unfixable", before, reason=plan.unfixable)
     try:
         plan = cuts.refine(plan, name, policy, cancel)
-    except graph.FfmpegFailed as exc:
+    except spawn.FfmpegFailed as exc:
         return FixResult(name, "unfixable", before, reason=str(exc))
     if dry_run:
         stem = target[: -len(".mp4")] if target.endswith(".mp4") else target
         scratch = [f"{stem}.part{n}.mp4" for n in range(1, graph.scratch_count(plan) + 1)]
         try:
             passes = graph.build(plan, name, target, preset=preset, scratch=scratch)
-        except graph.FfmpegFailed as exc:
+        except spawn.FfmpegFailed as exc:
             return FixResult(name, "unfixable", before, reason=str(exc))
         shown = " && ".join(graph.show(p.argv, {}) for p in passes)
         steps = list(plan.with_commands(shown).steps)
@@ -178,11 +178,11 @@ class _Job:
                 output = self.temp()
                 scratch = [self.temp() for _ in range(graph.scratch_count(plan))]
                 passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
-                timeout = graph.timeout_for(
+                timeout = spawn.timeout_for(
                     max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
                 )
                 for one in passes:
-                    graph.run(one.argv, timeout, self.cancel)
+                    spawn.run(one.argv, timeout, self.cancel)
                 self.rounds.append(_Round(plan, passes, output))
                 expected = plan.expected_duration(after.facts.duration or 0) if after.facts else 0
                 after = check_one(output, self.policy)
@@ -237,7 +237,7 @@ class _Job:
                     ssim=ssim,
                 )
             self._publish(self.rounds[-1].output)
-        except graph.FfmpegFailed as exc:
+        except spawn.FfmpegFailed as exc:
             return self._unfixable(before, None, str(exc))
         except OSError as exc:
             return self._unfixable(
@@ -310,7 +310,7 @@ class _Job:
         if before.facts.fps_mode == "VFR" and self.rounds[-1].plan.target_rate is not None:
             rate = self.rounds[-1].plan.target_rate / speed
         align = measure.Alignment(rate=rate, size=size, speed=speed, padded=padded)
-        timeout = graph.timeout_for(after.facts.duration)
+        timeout = spawn.timeout_for(after.facts.duration)
         return measure.ssim(
             self.rounds[-1].output, self.source, align, timeout_s=timeout, cancel=self.cancel
         )
