@@ -185,15 +185,16 @@ def _onto_grid(plan: Plan, source: str, target: str) -> Any:
     assert plan.grid is not None
     inp = _input(plan, source)
     streams = [inp["V:0"]] + ([_audio_in(inp)] if plan.audio != "none" else [])
-    # A QuickTime scratch file: it takes the track timescale as MP4 does, and PCM audio, which
-    # the second pass re-times into AAC anyway. Copying a camera's PCM (or a Matroska FLAC) into
-    # MP4 here would fail the whole fix.
-    audio_codec = "copy" if plan.audio == "copy" else "pcm_s16le"
+    # An MP4 scratch file, like the output: QuickTime refuses VP9, AV1 and Opus ("vp9 only
+    # supported in MP4"), and only codecs MP4 holds reach a lossless re-time. Audio MP4 cannot
+    # hold (a camera's PCM, a Matroska FLAC or Vorbis) goes in as ALAC, lossless, and the second
+    # pass re-times it into AAC anyway.
+    audio_codec = "copy" if plan.audio == "copy" else "alac"
     return ffmpeg.output(
         *streams,
         file_url(target),
         **{"c:v": "copy", "c:a": audio_codec},
-        f="mov",
+        f="mp4",
         video_track_timescale=plan.grid[0],
         map_metadata=0,
     )

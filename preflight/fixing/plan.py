@@ -12,11 +12,9 @@ from fractions import Fraction
 from . import targets
 from .deps import Facts, Policy
 
-# What the MP4 muxer of ffmpeg 5.1 writes without -strict (names as ffprobe gives them).
-MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263"})
+# What the MP4 muxer of the pinned FFmpeg 9 writes without -strict (names as ffprobe gives them).
+MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263", "vvc"})
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
-# Codecs the reader names but ffmpeg 5.1 can neither decode nor write to MP4.
-UNREADABLE_VIDEO = frozenset({"vvc", "vvc1"})
 EXTEND_MODES = ("freeze", "loop", "slow")
 # Warnings a server may read differently from us: a passing file carrying one is fixed too.
 SERVER_SENSITIVE = frozenset({"fps.variable", "fps.average_differs", "container.moov_at_end"})
@@ -129,6 +127,16 @@ class Plan:
     def with_commands(self, command: str) -> Plan:
         return replace(self, steps=tuple(replace(s, command=command) for s in self.steps))
 
+    def remux_first(self, why: str) -> Plan:
+        """Only the remux (and the audio MP4 needs encoded) this round; the rest is planned from
+        the remuxed file's own facts. For a Matroska/WebM whose millisecond timestamps are not on
+        one frame grid (a variable rate the reader could not see before the remux)."""
+        steps = [s for s in self.steps if s.action in {"remux", "transcode_audio"}]
+        audio = self.audio
+        if audio == "aac" and not any(s.action == "transcode_audio" for s in steps):
+            audio = "copy"  # it was AAC only to follow a re-time
+        return _finish(steps, [why], False, self.encoder, self.pix_fmt, audio=audio)
+
 
 def needs_fix(rules: set[str], warnings: set[str]) -> bool:
     return bool(rules) or bool(warnings & SERVER_SENSITIVE)
@@ -156,11 +164,6 @@ def make_plan(
         return Plan(unfixable="the policy allows no frame rate")
     if facts.duration is None or facts.duration <= 0:
         return Plan(unfixable="the video track has no duration")
-    if facts.video_codec in UNREADABLE_VIDEO:
-        return Plan(
-            unfixable=f"this ffmpeg can neither decode nor remux {facts.video_codec} video "
-            "(ffmpeg 5.1 has no VVC support)"
-        )
     steps: list[Step] = []
     notes: list[str] = []
     reencode = False
@@ -200,9 +203,9 @@ def make_plan(
                 f"{streams.audio_codec or 'the audio'} cannot go into MP4: encode it as AAC",
             )
         )
-    if facts.fps is None and not codec and "container.unsupported" in rules:
-        # FLV and the like: the reader knows little before the remux; plan the rest from the
-        # remuxed file's own facts in the next round.
+    if facts.fps is None and "container.unsupported" in rules:
+        # FLV, MPEG-TS and the like: the reader knows little before the remux (a TS has no
+        # frame rate to read); plan the rest from the remuxed file's own facts in the next round.
         return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio)
 
     # 2./3. frame rate

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from . import cuts, graph, measure, spawn
+from . import graph, measure, packets, spawn
 from .deps import Policy, Result, UsageError, check_one, load_policy
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
 from .result import FixResult
@@ -114,7 +114,7 @@ def _fix(
     if plan.unfixable:
         return FixResult(name, "unfixable", before, reason=plan.unfixable)
     try:
-        plan = cuts.refine(plan, name, policy, cancel)
+        plan = packets.refine(plan, name, policy, cancel)
     except spawn.FfmpegFailed as exc:
         return FixResult(name, "unfixable", before, reason=str(exc))
     if dry_run:
@@ -214,7 +214,7 @@ class _Job:
                     exact_cut=exact_cut,
                 )
                 if not plan.unfixable:
-                    plan = cuts.refine(plan, output, self.policy, self.cancel)
+                    plan = packets.refine(plan, output, self.policy, self.cancel)
                 if plan.unfixable or not plan.steps:
                     if after.verdict == "pass":
                         break

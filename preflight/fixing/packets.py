@@ -1,7 +1,7 @@
-"""Where a cut may end without re-encoding: the video's packets (read by a stream copy into
-framemd5), the copy cut that ends after the last packet whose presentation needs no later one,
-and the smart cut (copy up to such a point, re-encode only the frames from there to the limit)
-when no such point lands near the limit. plan_cut() turns a Plan's cut into one of the three.
+"""The decisions that need the video's packets (read by a stream copy into framemd5): where a
+copy cut may end (after the last packet whose presentation needs no later one), the smart cut
+(copy up to such a point, re-encode only the frames from there to the limit) when none lands near
+the limit, and whether millisecond timestamps sit on a frame grid. refine() applies them to a Plan.
 """
 
 from __future__ import annotations
@@ -187,10 +187,36 @@ def _cut_detail(step: Step, end_s: float, how: str) -> str:
     return f"{head}→ {end_s:.3f} s ({how})"
 
 
+def on_grid(packets: Packets, rate: Fraction) -> bool:
+    """Every frame starts within a tick of its place on a constant `rate` grid, no two in one
+    place: millisecond timestamps (Matroska, WebM) of a constant-rate stream, rounded."""
+    frame = 1 / (rate * packets.time_base)  # ticks per frame, a fraction on a 1/1000 clock
+    first = min(packets.pts)
+    places = set()
+    for pts in packets.pts:
+        place = round((pts - first) / frame)
+        if abs(pts - first - place * frame) > 1 or place in places:
+            return False
+        places.add(place)
+    return True
+
+
 def refine(plan: Plan, path: str, policy: Policy, cancel: threading.Event | None = None) -> Plan:
-    """`plan` with its copy cut made packet-exact from `path`'s packets (no-op without one)."""
-    if plan.cut_s is None or plan.reencode:
+    """`plan` made exact from `path`'s video packets: a copy cut that ends on a packet, and a
+    frame grid only for timestamps that sit on one (else the remux comes first, alone)."""
+    if plan.reencode or (plan.cut_s is None and plan.grid is None):
+        return plan
+    found = read_packets(path, cancel)
+    if plan.grid is not None and plan.source_rate and found is not None:
+        rough = found.time_base == Fraction(1, 1000)
+        remux = "remux" in {s.action for s in plan.steps}
+        if rough and remux and not on_grid(found, plan.source_rate):
+            return plan.remux_first(
+                "the millisecond timestamps are not on one frame grid (a variable rate): "
+                "remuxed as they are first"
+            )
+    if plan.cut_s is None:
         return plan
     cut = plan.cut_s
     floor = max((lo for lo, hi in policy.duration_windows if lo <= cut + _EPSILON), default=0.0)
-    return plan_cut(plan, read_packets(path, cancel), floor)
+    return plan_cut(plan, found, floor)
