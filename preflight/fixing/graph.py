@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -11,7 +13,15 @@ from typing import Any
 from .plan import Plan
 from .spawn import FfmpegFailed, FixCancelled, find_ffmpeg
 
-__all__ = ["DEFAULT_PRESET", "FfmpegFailed", "FixCancelled", "Pass", "build", "show"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "FfmpegFailed",
+    "FixCancelled",
+    "Pass",
+    "build",
+    "scratch_count",
+    "show",
+]
 
 CRF = {"libx264": 18, "libx265": 20}  # visually lossless at either encoder's scale
 DEFAULT_PRESET = "veryfast"  # chosen by bench/fix.py: see the README's fix section
@@ -43,28 +53,41 @@ def _shown(arg: str, names: dict[str, str]) -> str:
     return url(names[path]) if arg.startswith("file:") and path in names else arg
 
 
+def scratch_count(plan: Plan) -> int:
+    """How many temp files build() needs for `plan` besides the target."""
+    if plan.reencode:
+        return 0
+    if plan.smart_cut is not None:
+        return 2
+    return 1 if plan.grid is not None else 0
+
+
 def build(
     plan: Plan,
     source: str,
     target: str,
     *,
     preset: str = DEFAULT_PRESET,
-    scratch: str | None = None,
+    scratch: str | Sequence[str] | None = None,
 ) -> list[Pass]:
     """The passes that carry out `plan` from `source` into `target` (an MP4, whatever its name).
 
-    `scratch` is a temp path for the lossless re-time's first pass, when the plan needs one.
+    `scratch` holds the temp paths (scratch_count of them) for a plan run in several passes: a
+    lossless re-time's first pass, a smart cut's copied and re-encoded parts.
     """
     ffmpeg_bin = find_ffmpeg()
     source, target = url(source), url(target)
-    scratch = url(scratch) if scratch is not None else None
+    listed = [scratch] if isinstance(scratch, str) else list(scratch or ())
+    temps = [url(path) for path in listed]
     if plan.reencode:
         graphs = [_reencode(plan, source, target, preset)]
-    elif plan.grid is not None and scratch is not None:
+    elif plan.smart_cut is not None and len(temps) >= 2:
+        graphs = _smart_cut(plan, source, target, temps[0], temps[1], preset)
+    elif plan.grid is not None and temps:
         # Two runs even when the source's clock is finer than the grid: snapping and scaling in
         # the source's ticks in one run left a 25 fps x264 clip (1/12800) with colliding DTS
         # (tests/test_fix.py::test_a_default_x264_25_fps_clip_is_retimed_losslessly).
-        graphs = [_onto_grid(plan, source, scratch), _copy(plan, scratch, target, seek=False)]
+        graphs = [_onto_grid(plan, source, temps[0]), _copy(plan, temps[0], target, seek=False)]
     else:
         graphs = [_copy(plan, source, target, seek=True)]
     passes = []
@@ -200,13 +223,14 @@ def _onto_grid(plan: Plan, source: str, target: str) -> Any:
     assert plan.grid is not None
     inp = _input(plan, source)
     streams = [inp[plan.video_map]] + ([_audio_in(inp)] if plan.audio != "none" else [])
-    # A QuickTime scratch file: it takes the track timescale as MP4 does, and PCM audio, which
-    # the second pass re-times into AAC anyway. Copying a camera's PCM (or a Matroska FLAC) into
-    # MP4 here would fail the whole fix.
-    audio_codec = "copy" if plan.audio == "copy" else "pcm_s16le"
+    # An MP4 scratch file, like the output: QuickTime refuses VP9, AV1 and Opus ("vp9 only
+    # supported in MP4"), and only codecs MP4 holds reach a lossless re-time. Audio MP4 cannot
+    # hold (a camera's PCM, a Matroska FLAC or Vorbis) goes in as ALAC, lossless, and the second
+    # pass re-times it into AAC anyway.
+    audio_codec = "copy" if plan.audio == "copy" else "alac"
     options: dict[str, Any] = {"c:v": "copy", "c:a": audio_codec}
     streams += _extras(plan, inp, options, from_source=True)
-    return ffmpeg.output(*streams, target, **options, f="mov", video_track_timescale=plan.grid[0])
+    return ffmpeg.output(*streams, target, **options, f="mp4", video_track_timescale=plan.grid[0])
 
 
 def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
@@ -214,11 +238,20 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
 
     # A cut reads that much of the input (its clock, before re-timing): the video's rescaled
     # timestamps and the audio after atempo then both end at cut_s. An output -t would cut the
-    # re-timed audio on the input's clock too, 4% short on a 25 -> 24 re-time.
-    read_s = plan.cut_s * float(plan.speed) if plan.cut_s is not None else None
+    # re-timed audio on the input's clock too, 4% short on a 25 -> 24 re-time. A copy cut ends
+    # on a packet count instead (-frames:v, cuts.plan_cut): -t alone kept the B-frames decoded
+    # before the limit but shown after it (5.634 s for 5.5 s); half a frame more read keeps
+    # -t from dropping any of the counted packets.
+    read_s = None
+    if plan.cut_s is not None:
+        read_s = plan.cut_s * float(plan.speed)
+        if plan.cut_frames is not None and plan.source_rate:
+            read_s += 0.5 / float(plan.source_rate)
     inp = _input(plan, source, seek=seek, read_s=read_s, retimed=True)
     video = inp[plan.video_map if seek else "V:0"]  # not seek: our scratch, one video stream
     options: dict[str, Any] = {"c:v": "copy", "f": "mp4", "movflags": "+faststart"}
+    if plan.cut_frames is not None:
+        options["frames:v"] = plan.cut_frames
     if plan.grid is not None:
         # Each timestamp snapped to its frame on the grid, then scaled: whole ticks throughout.
         frame = plan.grid[1]
@@ -236,6 +269,69 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
     streams = [video, *_audio_out(plan, inp, options, ending)]
     streams += _extras(plan, inp, options, from_source=seek)
     return ffmpeg.output(*streams, target, **options)
+
+
+def _smart_cut(
+    plan: Plan, source: str, target: str, head: str, tail: str, preset: str
+) -> list[Any]:
+    """Three runs: the first packets copied into `head`, the frames from the join to the end
+    encoded into `tail` (libx264, no B-frames, SPS/PPS id 1 sent in-band so they cannot be
+    mistaken for the source's), then both joined by the concat demuxer with the audio, every
+    timestamp set by setts so the frames follow one another at the source's rate.
+    """
+    import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+    cut = plan.smart_cut
+    assert cut is not None and plan.cut_s is not None
+    clock = {"video_track_timescale": cut.timescale} if cut.timescale else {}
+    copied = ffmpeg.input(source, noautorotate=None)[plan.video_map].output(
+        head, **{"c:v": "copy", "frames:v": cut.copy_frames, "f": "mp4"}, **clock
+    )
+    frames = (
+        ffmpeg.input(source, noautorotate=None)[plan.video_map]
+        .filter("trim", start_pts=cut.join_pts, end_pts=cut.end_pts)
+        .filter("setpts", "PTS-STARTPTS")
+    )
+    encoded = frames.output(
+        tail,
+        **{
+            "c:v": "libx264",
+            "crf": CRF["libx264"],
+            "preset": preset,
+            "pix_fmt": plan.pix_fmt,
+            "x264-params": "sps-id=1:repeat-headers=1:bframes=0",
+            "fps_mode": "passthrough",
+            "f": "mp4",
+        },
+        **clock,
+    )
+    listing = "".join(f"file '{_concat_quoted(p)}'\n" for p in (head, tail))
+    script = "data:text/plain;base64," + base64.b64encode(listing.encode()).decode("ascii")
+    joined = ffmpeg.input(script, f="concat", safe=0, auto_convert=0)["v:0"]
+    inp = _input(plan, source, read_s=plan.cut_s)
+    k, frame = cut.copy_frames, cut.frame_ticks
+    after = f"{cut.join_pts}+(N-{k})*{frame}"
+
+    def pick(copied_value: str, joined_value: str) -> str:
+        return f"if(lt(N\\,{k})\\,{copied_value}\\,{joined_value})"
+
+    options: dict[str, Any] = {
+        "c:v": "copy",
+        "bsf:v": f"setts=pts={pick('PTS', after)}:dts={pick('DTS', f'{after}-{cut.dts_shift}')}"
+        f":duration={pick('DURATION', str(frame))}",
+        "f": "mp4",
+        "movflags": "+faststart",
+        **clock,
+    }
+    ending = ("atrim", {"end": f"{plan.cut_s:.6f}"})
+    streams = [joined, *_audio_out(plan, inp, options, ending)]
+    streams += _extras(plan, inp, options, from_source=True)
+    return [copied, encoded, ffmpeg.output(*streams, target, **options)]
+
+
+def _concat_quoted(path: str) -> str:
+    """A path inside the concat demuxer's single quotes (a quote is closed, escaped, reopened)."""
+    return path.replace("'", "'\\''")
 
 
 def _extras(plan: Plan, inp: Any, options: dict[str, Any], *, from_source: bool) -> list[Any]:

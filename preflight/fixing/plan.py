@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Any
 
 from . import keep, targets
 from .deps import Facts, Policy
 from .keep import StreamInfo
 
-# What the MP4 muxer of the pinned FFmpeg (9) writes without -strict (names as ffprobe gives them).
+# What the MP4 muxer of the pinned FFmpeg 9 writes without -strict (names as ffprobe gives them).
 MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263", "vvc"})
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
 EXTEND_MODES = ("freeze", "loop", "slow")
@@ -47,16 +48,34 @@ class Step:
 
 
 @dataclass(frozen=True)
+class SmartCut:
+    """A cut that copies the first packets and re-encodes only the frames from the join to the
+    end (cuts.plan_cut). Timestamps are in the source's video ticks."""
+
+    copy_frames: int  # the first packets (decode order) copied: they present whole frames
+    frames: int  # frames re-encoded after them
+    join_pts: int  # the first re-encoded frame's pts
+    end_pts: int  # where the last re-encoded frame ends
+    frame_ticks: int  # one frame's duration
+    dts_shift: int  # subtracted from the re-encoded frames' pts to give their dts
+    timescale: int  # ticks per second of the source's video track (0: not 1/n)
+
+
+@dataclass(frozen=True)
 class Plan:
     steps: tuple[Step, ...] = ()
     unfixable: str = ""  # why no transform can meet the policy ("" when it can)
     reencode: bool = False  # the video is decoded and encoded again
     encoder: str = "libx264"
+    codec: str = ""  # the source's video codec
     pix_fmt: str = "yuv420p"
     speed: Fraction = Fraction(1)  # output time = input time / speed (1001/1000: NTSC -> 30)
     source_rate: Fraction | None = None  # the nominal input rate (for SSIM and re-timing)
     target_rate: Fraction | None = None  # the output rate a re-encode ends on (fps filter)
     cut_s: float | None = None  # output duration after a cut
+    # A copy cut keeps the first this many video packets in decode order (cuts.plan_cut).
+    cut_frames: int | None = None
+    smart_cut: SmartCut | None = None
     extend_to_s: float | None = None
     extend_mode: str = "freeze"
     frame: tuple[int, int] | None = None  # the source's coded size
@@ -83,6 +102,11 @@ class Plan:
         return all(step.lossless for step in self.steps)
 
     @property
+    def reencodes_video(self) -> bool:
+        """Some of the output's video frames are encoded here (a re-encode or a smart cut)."""
+        return self.reencode or self.smart_cut is not None
+
+    @property
     def converts_rate(self) -> bool:
         return any(step.action == "convert_fps" for step in self.steps)
 
@@ -96,6 +120,24 @@ class Plan:
 
     def with_commands(self, command: str) -> Plan:
         return replace(self, steps=tuple(replace(s, command=command) for s in self.steps))
+
+    def remux_first(self, why: str) -> Plan:
+        """Only the remux (and the audio MP4 needs encoded) this round; the rest is planned from
+        the remuxed file's own facts. For a Matroska/WebM whose millisecond timestamps are not on
+        one frame grid (a variable rate the reader could not see before the remux)."""
+        steps = [s for s in self.steps if s.action in {"remux", "transcode_audio"}]
+        audio = self.audio
+        if audio == "aac" and not any(s.action == "transcode_audio" for s in steps):
+            audio = "copy"  # it was AAC only to follow a re-time
+        keeping = {
+            "video_map": self.video_map,
+            "subtitles": self.subtitles,
+            "square_pixels": self.square_pixels,
+            "dropped": self.dropped,
+        }
+        return _finish(
+            steps, [why], False, self.encoder, self.pix_fmt, audio=audio, keeping=keeping
+        )
 
 
 def video_map(facts: Facts) -> str:
@@ -173,12 +215,11 @@ def make_plan(
                 f"{streams.audio_codec or 'the audio'} cannot go into MP4: encode it as AAC",
             )
         )
-    if facts.fps is None and not codec and "container.unsupported" in rules:
-        # FLV and the like: the reader knows little before the remux; plan the rest from the
-        # remuxed file's own facts in the next round.
-        return _finish(
-            steps, notes, reencode, encoder, pix_fmt, audio=audio, facts=facts, streams=streams
-        )
+    if facts.fps is None and "container.unsupported" in rules:
+        # FLV, MPEG-TS and the like: the reader knows little before the remux (a TS has no
+        # frame rate to read); plan the rest from the remuxed file's own facts in the next round.
+        keeping = _keeping(facts, streams, reencode)
+        return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio, keeping=keeping)
 
     # 2./3. frame rate
     source_rate = targets.source_rate(facts)
@@ -349,6 +390,7 @@ def make_plan(
         steps=tuple(steps),
         reencode=reencode,
         encoder=encoder,
+        codec=codec,
         pix_fmt=pix_fmt,
         speed=speed,
         source_rate=source_rate,
@@ -364,11 +406,7 @@ def make_plan(
         grid=grid,
         seek_s=streams.video_start_s if streams.video_start_s >= LATE_VIDEO_S else 0.0,
         notes=tuple(notes),
-        video_map=video_map(facts),
-        subtitles=keep.text_subtitles(streams),
-        flatten_alpha=reencode and streams.alpha,
-        square_pixels=facts.pixel_aspect == "1:1",
-        dropped=keep.dropped(streams),
+        **_keeping(facts, streams, reencode),
     )
 
 
@@ -380,8 +418,7 @@ def _finish(
     pix_fmt: str,
     *,
     audio: str,
-    facts: Facts,
-    streams: StreamInfo,
+    keeping: dict[str, Any],
 ) -> Plan:
     return Plan(
         steps=tuple(steps),
@@ -390,12 +427,19 @@ def _finish(
         pix_fmt=pix_fmt,
         audio=audio,
         notes=(*notes, "the rest is planned from the remuxed file's own facts"),
-        video_map=video_map(facts),
-        subtitles=keep.text_subtitles(streams),
-        flatten_alpha=reencode and streams.alpha,
-        square_pixels=facts.pixel_aspect == "1:1",
-        dropped=keep.dropped(streams),
+        **keeping,
     )
+
+
+def _keeping(facts: Facts, streams: StreamInfo, reencode: bool) -> dict[str, Any]:
+    """The Plan fields that say which track is fixed and what else the output keeps."""
+    return {
+        "video_map": video_map(facts),
+        "subtitles": keep.text_subtitles(streams),
+        "flatten_alpha": reencode and streams.alpha,
+        "square_pixels": facts.pixel_aspect == "1:1",
+        "dropped": keep.dropped(streams),
+    }
 
 
 _REENCODED_DETAIL = {

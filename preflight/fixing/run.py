@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import graph, measure, spawn
+from . import graph, measure, packets, spawn
 from .deps import Facts, Policy, Result, UsageError, check_one, load_policy
 from .keep import TEN_BIT_MODES, StreamInfo
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
@@ -114,11 +114,15 @@ def _fix(job: _Job, dry_run: bool) -> FixResult:
         return FixResult(name, "unfixable", before, reason=str(exc))
     if plan.unfixable:
         return FixResult(name, "unfixable", before, reason=plan.unfixable)
+    try:
+        plan = packets.refine(plan, name, policy, job.cancel)
+    except spawn.FfmpegFailed as exc:
+        return FixResult(name, "unfixable", before, reason=str(exc))
     if dry_run:
+        stem = target[: -len(".mp4")] if target.endswith(".mp4") else target
+        scratch = [f"{stem}.part{n}.mp4" for n in range(1, graph.scratch_count(plan) + 1)]
         try:
-            passes = graph.build(
-                plan, name, target, preset=job.preset, scratch=target + ".grid.mp4"
-            )
+            passes = graph.build(plan, name, target, preset=job.preset, scratch=scratch)
         except spawn.FfmpegFailed as exc:
             return FixResult(name, "unfixable", before, reason=str(exc))
         shown = " && ".join(graph.show(p.argv, {}) for p in passes)
@@ -201,8 +205,7 @@ class _Job:
         try:
             for _ in range(MAX_ROUNDS):
                 output = self.temp()
-                two_pass = plan.grid is not None
-                scratch = self.temp() if two_pass else None
+                scratch = [self.temp() for _ in range(graph.scratch_count(plan))]
                 passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
                 timeout = spawn.timeout_for(
                     max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
@@ -234,6 +237,8 @@ class _Job:
                     output, self.cancel, track_id=after.facts.video_track_id
                 )
                 plan = self.plan(after.facts, rules, warnings, streams, exact_cut=exact_cut)
+                if not plan.unfixable:
+                    plan = packets.refine(plan, output, self.policy, self.cancel)
                 if plan.unfixable or not plan.steps:
                     if after.verdict == "pass":
                         break
@@ -312,8 +317,9 @@ class _Job:
         for index, one in enumerate(self.rounds, start=1):
             last = index == len(self.rounds)
             names[one.output] = self.target if last else f"{stem}.round{index}.mp4"
-        for path in self.temps:
-            names.setdefault(path, f"{stem}.grid.mp4")
+        parts = (path for path in self.temps if path not in names)
+        for number, path in enumerate(parts, start=1):
+            names[path] = f"{stem}.part{number}.mp4"
         return names
 
     def _steps(self) -> tuple[list[Step], list[str]]:
@@ -327,7 +333,7 @@ class _Job:
         return steps, [note for one in self.rounds for note in one.plan.notes] + gone
 
     def _quality(self, before: Result, after: Result) -> measure.Quality | None:
-        if not any(one.plan.reencode for one in self.rounds):
+        if not any(one.plan.reencodes_video for one in self.rounds):
             return None
         assert before.facts is not None and after.facts is not None
         plans = [one.plan for one in self.rounds]
