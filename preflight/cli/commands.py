@@ -369,6 +369,7 @@ def run_fix(args: argparse.Namespace) -> int:
             extend=args.extend,
             force=args.force,
             preset=args.preset or DEFAULT_PRESET,
+            ten_bit=args.ten_bit,
         )
     finally:
         progress.close()

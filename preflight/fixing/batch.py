@@ -24,6 +24,7 @@ def fix_many(
     extend: str | None = None,
     force: bool = False,
     preset: str,
+    ten_bit: str = "hevc",
 ) -> list[FixResult]:
     """Fix each (source, output) pair; `on_result(index, result)` in completion order."""
     cancel = threading.Event()
@@ -41,6 +42,7 @@ def fix_many(
                 force=force,
                 preset=preset,
                 cancel=cancel,
+                ten_bit=ten_bit,
             )
         except FixCancelled:
             raise

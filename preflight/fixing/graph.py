@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -116,33 +117,66 @@ KEEP_METADATA = {"map_metadata": 0, "movflags": "+faststart+use_metadata_tags"}
 
 
 def _simple_filtergraphs(argv: list[str]) -> list[str]:
-    """ffmpeg-python writes every filter chain as -filter_complex; turn our linear chains back
-    into -map 0:V:0 -vf … / -map 0:a:0 -af …. Why: ffmpeg 5.1 copies the input stream's side
-    data (the display matrix: rotation) only to outputs of a simple filtergraph.
+    """ffmpeg-python writes every filter chain as -filter_complex; turn each of ours (one input
+    stream, one output) back into -map 0:V:0 -vf … / -map 0:a:0 -af …. Why: ffmpeg copies the
+    input stream's side data (the display matrix: rotation) only to outputs of a simple
+    filtergraph. A chain that branches inside (the alpha composite: split, overlay) keeps its
+    inner labels; -vf takes any graph with one open input and one open output.
     """
     if "-filter_complex" not in argv:
         return argv
     at = argv.index("-filter_complex")
-    chains: dict[str, tuple[str, list[str]]] = {}  # output label -> (input stream, filters)
+    chains: dict[str, _Chain] = {}  # open output label -> the chain it ends
     for part in argv[at + 1].split(";"):
-        label_in, rest = part[1:].split("]", 1)
-        body, label_out = rest.rsplit("[", 1)
-        source, filters = chains.pop(label_in, (label_in, []))
-        chains[label_out.rstrip("]")] = (source, [*filters, body])
+        found = _PART.match(part)
+        assert found is not None  # every text matches: each group may be empty
+        ins, body, outs = _LABEL.findall(found[1]), found[2], _LABEL.findall(found[3])
+        chain: _Chain | None = None
+        for label in ins:
+            chain = chains.pop(label, None) or chain or _Chain(label)
+        chain = chain or _Chain("")
+        chain.parts.append((ins, body, outs))
+        for label in outs:
+            chains[label] = chain
     out = argv[:at] + argv[at + 2 :]
     rewritten: list[str] = []
     index = 0
     while index < len(out):
         arg = out[index]
         if arg == "-map" and out[index + 1].startswith("[") and out[index + 1][1:-1] in chains:
-            source, filters = chains[out[index + 1][1:-1]]
-            flag = "-af" if ":a:" in source else "-vf"
-            rewritten += ["-map", source, flag, ",".join(filters)]
+            chain = chains[out[index + 1][1:-1]]
+            flag = "-af" if ":a:" in chain.source else "-vf"
+            rewritten += ["-map", chain.source, flag, chain.text(out[index + 1][1:-1])]
             index += 2
             continue
         rewritten.append(arg)
         index += 1
     return rewritten
+
+
+_PART = re.compile(r"^((?:\[[^\]]*\])*)(.*?)((?:\[[^\]]*\])*)$", re.S)
+_LABEL = re.compile(r"\[([^\]]*)\]")
+
+
+@dataclass
+class _Chain:
+    """The filters fed by one input stream, as ffmpeg-python wrote them: (in labels, filter,
+    out labels) each."""
+
+    source: str
+    parts: list[tuple[list[str], str, list[str]]] = field(default_factory=list)
+
+    def text(self, end: str) -> str:
+        """-vf/-af text: a linear chain joined by commas; else the parts with their inner labels,
+        the source's and the end's left open."""
+        if all(len(ins) <= 1 and len(outs) == 1 for ins, _, outs in self.parts):
+            return ",".join(body for _, body, _ in self.parts)
+        shown = []
+        for ins, body, outs in self.parts:
+            opened = "".join(f"[{label}]" for label in ins if label != self.source)
+            closed = "".join(f"[{label}]" for label in outs if label != end)
+            shown.append(opened + body + closed)
+        return ";".join(shown)
 
 
 def _scaled(expr: str, speed: Fraction) -> str:
@@ -378,21 +412,31 @@ class Picture:
             plan.square_pixels,
         )
 
-    def flatten(self) -> list[tuple[str, dict[str, str]]]:
+    def flatten(self, stream: Any) -> Any:
+        """The alpha composited over mid grey: split, a grey copy (drawbox fills it, opaque),
+        the picture overlaid on it. (geq did it per pixel in one filter, at 5 s a second of
+        720p.)"""
         if not self.flatten_alpha:
-            return []
-        top = 1023 if self.ten_bit else 255
-        mid = (top + 1) // 2
-        alpha = f"alpha(X,Y)/{top}"
+            return stream
+        import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
-        def over(plane: str) -> str:
-            return f"{plane}(X,Y)*{alpha}+{mid}*(1-{alpha})"
+        fmt, blend = ("yuva444p10le", "yuv444p10") if self.ten_bit else ("yuva444p", "yuv444")
+        split = stream.filter("format", pix_fmts=fmt).split()
+        top, below = split[0], split[1]
+        grey = below.filter("drawbox", **_GREY_FILL)
+        return ffmpeg.overlay(grey, top, format=blend)
 
-        fmt = "yuva444p10le" if self.ten_bit else "yuva444p"
-        return [
-            ("format", {"pix_fmts": fmt}),
-            ("geq", {"lum": over("lum"), "cb": over("cb"), "cr": over("cr")}),
-        ]
+    def flatten_text(self, into: str, out: str) -> str:
+        """The same composite as -filter_complex text, from label `into` to label `out`."""
+        if not self.flatten_alpha:
+            return f"[{into}]null[{out}]"
+        fmt, blend = ("yuva444p10le", "yuv444p10") if self.ten_bit else ("yuva444p", "yuv444")
+        grey = ":".join(f"{key}={value}" for key, value in _GREY_FILL.items())
+        return (
+            f"[{into}]format={fmt},split[{out}_top][{out}_below];"
+            f"[{out}_below]drawbox={grey}[{out}_grey];"
+            f"[{out}_grey][{out}_top]overlay=format={blend}[{out}]"
+        )
 
     def fit(self) -> list[tuple[str, dict[str, str]]]:
         (fw, fh), (sw, sh), (pw, ph) = self.frame, self.size, self.box
@@ -408,6 +452,18 @@ class Picture:
             ),
             *([("setsar", {"sar": "1"})] if self.square else []),
         ]
+
+
+# Transparent areas become this (plan.keep.ALPHA_BACKGROUND_NAME): black would hide black text.
+_GREY_FILL = {
+    "x": "0",
+    "y": "0",
+    "w": "iw",
+    "h": "ih",
+    "color": "0x808080",
+    "t": "fill",
+    "replace": "1",
+}
 
 
 def lavfi(filters: list[tuple[str, dict[str, str]]]) -> str:
@@ -432,7 +488,7 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     picture = Picture.of(plan)
     video = inp[plan.video_map]
     if picture is not None:
-        video = _apply(video, picture.flatten())
+        video = picture.flatten(video)
     if plan.speed != 1:
         # PTS, not PTS-STARTPTS: a frame-size change re-creates the filters midway, and a reset
         # STARTPTS would send the timestamps back to zero (the fps filter then drops the rest).

@@ -163,12 +163,16 @@ def quality(
     rate = str(align.rate)
     every = max(1, -(-frames // VMAF_FRAMES))
     out_chain = f"setpts=(PTS-STARTPTS)*{align.speed},fps={rate},format=yuv420p"
+    parts = [f"[0:V:0]{out_chain}[o]"]
     src_chain = f"setpts=PTS-STARTPTS,fps={rate}"
-    if align.picture is not None:
-        src_chain += "," + graph.lavfi(align.picture.flatten() + align.picture.fit())
-    src_chain += ",format=yuv420p"
+    if align.picture is None:
+        parts.append(f"[1:{align.source_map}]{src_chain},format=yuv420p[s]")
+    else:  # the source laid out as the encode laid it out: alpha composited, each shape kept
+        parts.append(f"[1:{align.source_map}]{src_chain}[flat_in]")
+        parts.append(align.picture.flatten_text("flat_in", "flat"))
+        fit = graph.lavfi(align.picture.fit())
+        parts.append(f"[flat]{fit},format=yuv420p[s]")
     vmaf = has_vmaf()
-    parts = [f"[0:V:0]{out_chain}[o]", f"[1:{align.source_map}]{src_chain}[s]"]
     if vmaf:
         parts += [
             "[o]split[o1][o2]",
