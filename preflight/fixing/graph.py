@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import os
 import shlex
 from collections.abc import Sequence
@@ -99,8 +100,11 @@ def _simple_filtergraphs(argv: list[str]) -> list[str]:
     if "-filter_complex" not in argv:
         return argv
     at = argv.index("-filter_complex")
+    parts = argv[at + 1].split(";")
+    if any(part.count("[") != 2 for part in parts):
+        return argv  # a real graph (the laps of a loop joined by concat): no chain to pull out
     chains: dict[str, tuple[str, list[str]]] = {}  # output label -> (input stream, filters)
-    for part in argv[at + 1].split(";"):
+    for part in parts:
         label_in, rest = part[1:].split("]", 1)
         body, label_out = rest.rsplit("[", 1)
         source, filters = chains.pop(label_in, (label_in, []))
@@ -127,7 +131,12 @@ def _scaled(expr: str, speed: Fraction) -> str:
 
 
 def _input(
-    plan: Plan, source: str, *, seek: bool = True, loop: bool = False, read_s: float | None = None
+    plan: Plan,
+    source: str,
+    *,
+    seek: bool = True,
+    read_s: float | None = None,
+    offset_s: float | None = None,
 ) -> Any:
     """The source as an ffmpeg input, started at the video's first frame.
 
@@ -138,12 +147,43 @@ def _input(
     """
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
-    options: dict[str, Any] = {"stream_loop": -1} if loop else {}
+    options: dict[str, Any] = {}
     if seek and plan.seek_s:
         options["ss"] = f"{plan.seek_s:.6f}"
     if read_s is not None:
         options["t"] = f"{read_s:.6f}"
+    if offset_s is not None:
+        options["itsoffset"] = f"{offset_s:.6f}"
     return ffmpeg.input(file_url(source), noautorotate=None, **options)
+
+
+def _looped(plan: Plan, source: str) -> dict[str, Any]:
+    """The source played as many times as --extend loop needs, each lap from the video's first
+    frame, as {"V:0": video, "a:0": audio} for the re-encode to read like an input.
+
+    Laps are the concat filter's segments, each a fresh input sought like _input: -stream_loop
+    restarted at the container's start (before a late video's first frame) and only after the
+    longer stream ended, so the picture held its last frame ~67 ms at each join while the audio
+    finished. Here each lap's audio is cut or padded to the video's own length, so the next lap
+    starts right after the last frame.
+    """
+    import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+    assert plan.extend_to_s is not None
+    lap = plan.loop_s or plan.extend_to_s
+    laps = max(1, math.ceil(plan.extend_to_s * float(plan.speed) / lap - 1e-6))
+    parts: list[Any] = []
+    for index in range(laps):
+        # -itsoffset puts each lap where it plays; it also keeps ffmpeg-python from merging
+        # the laps' inputs, which are otherwise the same node.
+        inp = _input(plan, source, offset_s=index * lap)
+        parts.append(inp["V:0"].filter("setpts", "PTS-STARTPTS"))
+        if plan.audio != "none":
+            audio = _audio_in(inp).filter("asetpts", "PTS-STARTPTS")
+            parts.append(audio.filter("atrim", end=f"{lap:.6f}").filter("apad", whole_dur=lap))
+    audio_on = 1 if plan.audio != "none" else 0
+    joined = ffmpeg.concat(*parts, n=laps, v=1, a=audio_on).node
+    return {"V:0": joined[0], "a:0": joined[1] if audio_on else None}
 
 
 def _audio_in(inp: Any) -> Any:
@@ -303,7 +343,7 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     looping = plan.extend_to_s is not None and plan.extend_mode == "loop"
-    inp = _input(plan, source, loop=looping)
+    inp = _looped(plan, source) if looping else _input(plan, source)
     video = inp["V:0"]
     if plan.speed != 1:
         # PTS, not PTS-STARTPTS: a frame-size change re-creates the filters midway, and a reset
