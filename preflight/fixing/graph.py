@@ -39,8 +39,14 @@ class Pass:
 
 def show(argv: list[str], names: dict[str, str]) -> str:
     """The command line as a person would type it: `ffmpeg`, and temp paths under their names."""
-    shown = ["ffmpeg", *(names.get(arg, arg) for arg in argv[1:])]
+    shown = ["ffmpeg", *(_named(arg, names) for arg in argv[1:])]
     return shlex.join(shown)
+
+
+def _named(arg: str, names: dict[str, str]) -> str:
+    if arg.startswith("file:") and arg[len("file:") :] in names:
+        return "file:" + names[arg[len("file:") :]]
+    return names.get(arg, arg)
 
 
 def file_url(path: str) -> str:
