@@ -299,8 +299,11 @@ def _smart_cut(
     copied = ffmpeg.input(file_url(source), noautorotate=None)["V:0"].output(
         file_url(head), **{"c:v": "copy", "frames:v": cut.copy_frames, "f": "mp4"}, **clock
     )
+    # Decoding starts at the keyframe before a point a second ahead of the join (-ss), not at
+    # the file's start; -copyts keeps the timestamps trim picks the frames by.
+    ahead = max(0.0, float(cut.join_pts * cut.time_base) - 1.0)
     frames = (
-        ffmpeg.input(file_url(source), noautorotate=None)["V:0"]
+        ffmpeg.input(file_url(source), noautorotate=None, ss=f"{ahead:.6f}", copyts=None)["V:0"]
         .filter("trim", start_pts=cut.join_pts, end_pts=cut.end_pts)
         .filter("setpts", "PTS-STARTPTS")
     )

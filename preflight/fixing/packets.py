@@ -145,6 +145,8 @@ def _smart(
         return None
     frame = packets.duration[0]
     ordered = sorted(packets.pts)
+    if ordered[0] != 0:
+        return None  # the copied part's timestamps are taken as they are, from 0
     if frame <= 0 or any(b - a != frame for a, b in itertools.pairwise(ordered)):
         return None
     frames, _ = frames_within(packets, limit_ticks)
@@ -163,6 +165,7 @@ def _smart(
         # first follows the last copied packet's by one frame, as the muxer needs.
         dts_shift=join_pts - (packets.dts[last] + frame),
         timescale=int(1 / packets.time_base) if packets.time_base.numerator == 1 else 0,
+        time_base=packets.time_base,
     )
 
 

@@ -71,6 +71,7 @@ class SmartCut:
     frame_ticks: int  # one frame's duration
     dts_shift: int  # subtracted from the re-encoded frames' pts to give their dts
     timescale: int  # ticks per second of the source's video track (0: not 1/n)
+    time_base: Fraction = Fraction(0)  # of those ticks
 
 
 @dataclass(frozen=True)
