@@ -22,8 +22,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from preflight.fixing.graph import DEFAULT_PRESET
-from preflight.fixing.measure import Alignment, packet_hashes, ssim
+from preflight.fixing.graph import DEFAULT_PRESET, Picture
+from preflight.fixing.measure import Alignment, packet_hashes, quality
 from preflight.fixing.spawn import find_ffmpeg
 
 # kind -> (size, rate, seconds factor, container, x264 params)
@@ -143,12 +143,15 @@ def main() -> int:
             speed = {"25": Fraction(24, 25), "30000/1001": Fraction(1001, 1000)}.get(
                 rate, Fraction(1)
             )
-            align = Alignment(Fraction(rate), (width, height), speed)
+            size = KINDS[kind][0]
+            frame = (int(size.split("x")[0]), int(size.split("x")[1]))
+            picture = Picture(frame, (width, height), (width, height))
+            count = round(args.seconds * KINDS[kind][2] * float(Fraction(rate)))
             scores = [
-                ssim(str(out), str(source), one, timeout_s=600)
+                quality(str(out), str(source), one, frames=count, timeout_s=600).ssim
                 for out, one in (
-                    (fixed, align),
-                    (naive, Alignment(Fraction(rate), (width, height))),
+                    (fixed, Alignment(Fraction(rate), picture, speed)),
+                    (naive, Alignment(Fraction(rate), picture)),
                 )
             ]
             medians = {name: statistics.median(values) for name, values in times.items()}

@@ -383,9 +383,9 @@ def test_unfixable_and_unreadable_inputs_write_nothing(
 def test_dry_run_plans_and_writes_nothing(media: dict[str, Path], tmp_path: Path) -> None:
     result = run_fix(media["small"], tmp_path / "out.mp4", dry_run=True)
     assert result.status == "planned" and result.output == str(tmp_path / "out.mp4")
-    assert result.steps[0].command.startswith("ffmpeg ") and "scale=1280:720" in (
-        result.steps[0].command
-    )
+    command = result.steps[0].command
+    assert command.startswith("ffmpeg ") and "scale=" in command and "pad=" in command
+    assert ",1280\\," in command and "h=720:w=1280" in command  # 640x360 -> 1280x720
     assert list(tmp_path.iterdir()) == []
 
 

@@ -20,7 +20,6 @@ __all__ = [
     "FixCancelled",
     "Pass",
     "build",
-    "file_url",
     "scratch_count",
     "show",
 ]
@@ -37,22 +36,22 @@ class Pass:
     argv: list[str]
 
 
+def url(path: str) -> str:
+    """A path as ffmpeg must be given it: `file:` and absolute. ffmpeg reads a name as a URL
+    (`concat:a.mov|b.mov` and `file:other.mp4` open other files) and a leading `-` as an option
+    (`-report`); `file:/abs/...` is neither."""
+    return "file:" + os.path.abspath(path)
+
+
 def show(argv: list[str], names: dict[str, str]) -> str:
     """The command line as a person would type it: `ffmpeg`, and temp paths under their names."""
-    shown = ["ffmpeg", *(_named(arg, names) for arg in argv[1:])]
+    shown = ["ffmpeg", *(_shown(arg, names) for arg in argv[1:])]
     return shlex.join(shown)
 
 
-def _named(arg: str, names: dict[str, str]) -> str:
-    if arg.startswith("file:") and arg[len("file:") :] in names:
-        return "file:" + names[arg[len("file:") :]]
-    return names.get(arg, arg)
-
-
-def file_url(path: str) -> str:
-    """A path as ffmpeg must be given it: `file:` and absolute, so no name is read as a protocol
-    (`concat:a|b`) or an option (`-report`)."""
-    return "file:" + os.path.abspath(path)
+def _shown(arg: str, names: dict[str, str]) -> str:
+    path = arg.removeprefix("file:")
+    return url(names[path]) if arg.startswith("file:") and path in names else arg
 
 
 def scratch_count(plan: Plan) -> int:
@@ -78,7 +77,9 @@ def build(
     lossless re-time's first pass, a smart cut's copied and re-encoded parts.
     """
     ffmpeg_bin = find_ffmpeg()
-    temps = [scratch] if isinstance(scratch, str) else list(scratch or ())
+    source, target = url(source), url(target)
+    listed = [scratch] if isinstance(scratch, str) else list(scratch or ())
+    temps = [url(path) for path in listed]
     if plan.reencode:
         graphs = [_reencode(plan, source, target, preset)]
     elif plan.smart_cut is not None and len(temps) >= 2:
@@ -92,10 +93,27 @@ def build(
         graphs = [_copy(plan, source, target, seek=True)]
     passes = []
     for one in graphs:
-        argv = _simple_filtergraphs(one.compile(cmd=ffmpeg_bin))
+        argv = _without_brand_tags(_simple_filtergraphs(one.compile(cmd=ffmpeg_bin)))
         argv[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
         passes.append(Pass(argv))
     return passes
+
+
+def _without_brand_tags(argv: list[str]) -> list[str]:
+    """`use_metadata_tags` writes every global tag as an MP4 key, the source's ftyp brands (`qt`)
+    too, which readers then take for the output's own: those three are not metadata to keep.
+    ffmpeg-python takes one value per option name, so they are added here, before the output."""
+    if "-map_metadata" not in argv:
+        return argv
+    blank = [arg for key in _BRAND_TAGS for arg in ("-metadata", f"{key}=")]
+    return [*argv[:-1], *blank, argv[-1]]
+
+
+_BRAND_TAGS = ("major_brand", "minor_version", "compatible_brands")
+# Global and per-stream tags kept: creation_time, the GPS location, make/model (Apple's
+# com.apple.quicktime.* keys need use_metadata_tags in MP4), and the timecode, from which the
+# muxer writes a tmcd track again.
+KEEP_METADATA = {"map_metadata": 0, "movflags": "+faststart+use_metadata_tags"}
 
 
 def _simple_filtergraphs(argv: list[str]) -> list[str]:
@@ -122,7 +140,7 @@ def _simple_filtergraphs(argv: list[str]) -> list[str]:
         arg = out[index]
         if arg == "-map" and out[index + 1].startswith("[") and out[index + 1][1:-1] in chains:
             source, filters = chains[out[index + 1][1:-1]]
-            flag = "-vf" if ":V:" in source or ":v:" in source else "-af"
+            flag = "-af" if ":a:" in source else "-vf"
             rewritten += ["-map", source, flag, ",".join(filters)]
             index += 2
             continue
@@ -142,6 +160,8 @@ def _input(
     *,
     seek: bool = True,
     read_s: float | None = None,
+    reinit: bool = True,
+    retimed: bool = False,
     offset_s: float | None = None,
 ) -> Any:
     """The source as an ffmpeg input, started at the video's first frame.
@@ -154,18 +174,26 @@ def _input(
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     options: dict[str, Any] = {}
+    if retimed and plan.subtitles and plan.speed != 1:
+        # The subtitles follow the picture's new clock (the video is re-timed by setts/setpts).
+        options["itsscale:s"] = f"{float(1 / plan.speed):.9g}"
+    if not reinit:
+        # One filter graph for the whole stream (Picture re-evaluates per frame): a re-created
+        # graph would restart the fps filter midway.
+        options["reinit_filter"] = 0
     if seek and plan.seek_s:
         options["ss"] = f"{plan.seek_s:.6f}"
     if read_s is not None:
         options["t"] = f"{read_s:.6f}"
     if offset_s is not None:
         options["itsoffset"] = f"{offset_s:.6f}"
-    return ffmpeg.input(file_url(source), noautorotate=None, **options)
+    return ffmpeg.input(source, noautorotate=None, **options)
 
 
-def _looped(plan: Plan, source: str) -> dict[str, Any]:
+class _Laps:
     """The source played as many times as --extend loop needs, each lap from the video's first
-    frame, as {"V:0": video, "a:0": audio} for the re-encode to read like an input.
+    frame; read like an input: the video and audio are the laps joined, anything else (the
+    subtitles, for the first lap) comes from the first lap's input.
 
     Laps are the concat filter's segments, each a fresh input sought like _input: -stream_loop
     restarted at the container's start (before a late video's first frame) and only after the
@@ -173,23 +201,34 @@ def _looped(plan: Plan, source: str) -> dict[str, Any]:
     finished. Here each lap's audio is cut or padded to the video's own length, so the next lap
     starts right after the last frame.
     """
-    import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
-    assert plan.extend_to_s is not None
-    lap = plan.loop_s or plan.extend_to_s
-    laps = max(1, math.ceil(plan.extend_to_s * float(plan.speed) / lap - 1e-6))
-    parts: list[Any] = []
-    for index in range(laps):
-        # -itsoffset puts each lap where it plays; it also keeps ffmpeg-python from merging
-        # the laps' inputs, which are otherwise the same node.
-        inp = _input(plan, source, offset_s=index * lap)
-        parts.append(inp["V:0"].filter("setpts", "PTS-STARTPTS"))
-        if plan.audio != "none":
-            audio = _audio_in(inp).filter("asetpts", "PTS-STARTPTS")
-            parts.append(audio.filter("atrim", end=f"{lap:.6f}").filter("apad", whole_dur=lap))
-    audio_on = 1 if plan.audio != "none" else 0
-    joined = ffmpeg.concat(*parts, n=laps, v=1, a=audio_on).node
-    return {"V:0": joined[0], "a:0": joined[1] if audio_on else None}
+    def __init__(self, plan: Plan, source: str) -> None:
+        import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+        assert plan.extend_to_s is not None
+        lap = plan.loop_s or plan.extend_to_s
+        laps = max(1, math.ceil(plan.extend_to_s * float(plan.speed) / lap - 1e-6))
+        self.video_map = plan.video_map
+        self.inputs: list[Any] = []
+        parts: list[Any] = []
+        for index in range(laps):
+            # -itsoffset puts each lap where it plays; it also keeps ffmpeg-python from merging
+            # the laps' inputs, which are otherwise the same node.
+            inp = _input(plan, source, reinit=False, retimed=True, offset_s=index * lap)
+            self.inputs.append(inp)
+            parts.append(inp[plan.video_map].filter("setpts", "PTS-STARTPTS"))
+            if plan.audio != "none":
+                audio = _audio_in(inp).filter("asetpts", "PTS-STARTPTS")
+                parts.append(audio.filter("atrim", end=f"{lap:.6f}").filter("apad", whole_dur=lap))
+        self.audio_on = plan.audio != "none"
+        self.joined = ffmpeg.concat(*parts, n=laps, v=1, a=int(self.audio_on)).node
+
+    def __getitem__(self, key: str) -> Any:
+        if key == self.video_map:
+            return self.joined[0]
+        if key == "a:0" and self.audio_on:
+            return self.joined[1]
+        return self.inputs[0][key]
 
 
 def _audio_in(inp: Any) -> Any:
@@ -230,20 +269,15 @@ def _onto_grid(plan: Plan, source: str, target: str) -> Any:
 
     assert plan.grid is not None
     inp = _input(plan, source)
-    streams = [inp["V:0"]] + ([_audio_in(inp)] if plan.audio != "none" else [])
+    streams = [inp[plan.video_map]] + ([_audio_in(inp)] if plan.audio != "none" else [])
     # An MP4 scratch file, like the output: QuickTime refuses VP9, AV1 and Opus ("vp9 only
     # supported in MP4"), and only codecs MP4 holds reach a lossless re-time. Audio MP4 cannot
     # hold (a camera's PCM, a Matroska FLAC or Vorbis) goes in as ALAC, lossless, and the second
     # pass re-times it into AAC anyway.
     audio_codec = "copy" if plan.audio == "copy" else "alac"
-    return ffmpeg.output(
-        *streams,
-        file_url(target),
-        **{"c:v": "copy", "c:a": audio_codec},
-        f="mp4",
-        video_track_timescale=plan.grid[0],
-        map_metadata=0,
-    )
+    options: dict[str, Any] = {"c:v": "copy", "c:a": audio_codec}
+    streams += _extras(plan, inp, options, from_source=True)
+    return ffmpeg.output(*streams, target, **options, f="mp4", video_track_timescale=plan.grid[0])
 
 
 def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
@@ -260,8 +294,8 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
         read_s = plan.cut_s * float(plan.speed)
         if plan.cut_frames is not None and plan.source_rate:
             read_s += 0.5 / float(plan.source_rate)
-    inp = _input(plan, source, seek=seek, read_s=read_s)
-    video = inp["V:0"]
+    inp = _input(plan, source, seek=seek, read_s=read_s, retimed=True)
+    video = inp[plan.video_map if seek else "V:0"]  # not seek: our scratch, one video stream
     options: dict[str, Any] = {"c:v": "copy", "f": "mp4", "movflags": "+faststart"}
     if plan.cut_frames is not None:
         options["frames:v"] = plan.cut_frames
@@ -280,7 +314,8 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
         )
     ending = ("atrim", {"end": f"{plan.cut_s:.6f}"}) if plan.cut_s is not None else None
     streams = [video, *_audio_out(plan, inp, options, ending)]
-    return ffmpeg.output(*streams, file_url(target), **options)
+    streams += _extras(plan, inp, options, from_source=seek)
+    return ffmpeg.output(*streams, target, **options)
 
 
 def _smart_cut(
@@ -296,19 +331,19 @@ def _smart_cut(
     cut = plan.smart_cut
     assert cut is not None and plan.cut_s is not None
     clock = {"video_track_timescale": cut.timescale} if cut.timescale else {}
-    copied = ffmpeg.input(file_url(source), noautorotate=None)["V:0"].output(
-        file_url(head), **{"c:v": "copy", "frames:v": cut.copy_frames, "f": "mp4"}, **clock
+    copied = ffmpeg.input(source, noautorotate=None)[plan.video_map].output(
+        head, **{"c:v": "copy", "frames:v": cut.copy_frames, "f": "mp4"}, **clock
     )
     # Decoding starts at the keyframe before a point a second ahead of the join (-ss), not at
     # the file's start; -copyts keeps the timestamps trim picks the frames by.
     ahead = max(0.0, float(cut.join_pts * cut.time_base) - 1.0)
     frames = (
-        ffmpeg.input(file_url(source), noautorotate=None, ss=f"{ahead:.6f}", copyts=None)["V:0"]
+        ffmpeg.input(source, noautorotate=None, ss=f"{ahead:.6f}", copyts=None)[plan.video_map]
         .filter("trim", start_pts=cut.join_pts, end_pts=cut.end_pts)
         .filter("setpts", "PTS-STARTPTS")
     )
     encoded = frames.output(
-        file_url(tail),
+        tail,
         **{
             "c:v": "libx264",
             "crf": CRF["libx264"],
@@ -320,7 +355,7 @@ def _smart_cut(
         },
         **clock,
     )
-    listing = "".join(f"file '{_concat_quoted(file_url(p))}'\n" for p in (head, tail))
+    listing = "".join(f"file '{_concat_quoted(p)}'\n" for p in (head, tail))
     script = "data:text/plain;base64," + base64.b64encode(listing.encode()).decode("ascii")
     joined = ffmpeg.input(script, f="concat", safe=0, auto_convert=0)["v:0"]
     inp = _input(plan, source, read_s=plan.cut_s)
@@ -340,7 +375,8 @@ def _smart_cut(
     }
     ending = ("atrim", {"end": f"{plan.cut_s:.6f}"})
     streams = [joined, *_audio_out(plan, inp, options, ending)]
-    return [copied, encoded, ffmpeg.output(*streams, file_url(target), **options)]
+    streams += _extras(plan, inp, options, from_source=True)
+    return [copied, encoded, ffmpeg.output(*streams, target, **options)]
 
 
 def _concat_quoted(path: str) -> str:
@@ -348,12 +384,105 @@ def _concat_quoted(path: str) -> str:
     return path.replace("'", "'\\''")
 
 
+def _extras(plan: Plan, inp: Any, options: dict[str, Any], *, from_source: bool) -> list[Any]:
+    """What rides along with the picture and sound: text subtitles as mov_text, and the metadata
+    (creation time, location, make/model, timecode), their options set in `options`."""
+    options.update(KEEP_METADATA)
+    if not plan.subtitles:
+        return []
+    options["c:s"] = "mov_text"
+    if not from_source:  # a scratch file of ours: its subtitles are the ones kept
+        return [inp["s?"]]
+    return [inp[str(index)] for index in plan.subtitles]
+
+
+@dataclass(frozen=True)
+class Picture:
+    """How each decoded frame becomes an output frame, for the encode and for the quality
+    reference alike: the alpha flattened, then scaled keeping each frame's own shape.
+
+    A frame shaped like the planned source frame is scaled to `size` exactly; a frame of another
+    shape (WebM may change size midway) is fitted inside `box` and padded (pillar- or
+    letterboxed), never squashed. eval=frame re-evaluates both per frame, so one filter graph
+    (without -reinit_filter) serves the whole stream and the timestamps are never reset.
+    """
+
+    frame: tuple[int, int]
+    size: tuple[int, int]
+    box: tuple[int, int]
+    flatten_alpha: bool = False
+    ten_bit: bool = False
+    square: bool = True  # setsar=1: scaling 1280x718 to 1284x720 would leave pixels 38400:38413
+
+    @classmethod
+    def of(cls, plan: Plan) -> Picture | None:
+        if plan.frame is None:
+            return None
+        size = plan.size or plan.frame
+        return cls(
+            plan.frame,
+            size,
+            plan.padded or size,
+            plan.flatten_alpha,
+            plan.pix_fmt != "yuv420p",
+            plan.square_pixels,
+        )
+
+    def flatten(self) -> list[tuple[str, dict[str, str]]]:
+        if not self.flatten_alpha:
+            return []
+        top = 1023 if self.ten_bit else 255
+        mid = (top + 1) // 2
+        alpha = f"alpha(X,Y)/{top}"
+
+        def over(plane: str) -> str:
+            return f"{plane}(X,Y)*{alpha}+{mid}*(1-{alpha})"
+
+        fmt = "yuva444p10le" if self.ten_bit else "yuva444p"
+        return [
+            ("format", {"pix_fmts": fmt}),
+            ("geq", {"lum": over("lum"), "cb": over("cb"), "cr": over("cr")}),
+        ]
+
+    def fit(self) -> list[tuple[str, dict[str, str]]]:
+        (fw, fh), (sw, sh), (pw, ph) = self.frame, self.size, self.box
+        same = f"lt(abs(iw*{fh}/(ih*{fw})-1),0.01)"
+        wider = f"gt(iw*{ph},ih*{pw})"
+        width = f"if({same},{sw},if({wider},{pw},2*floor({ph}*iw/ih/2)))"
+        height = f"if({same},{sh},if({wider},2*floor({pw}*ih/iw/2),{ph}))"
+        return [
+            ("scale", {"w": width, "h": height, "eval": "frame"}),
+            (
+                "pad",
+                {"w": str(pw), "h": str(ph), "x": "(ow-iw)/2", "y": "(oh-ih)/2", "eval": "frame"},
+            ),
+            *([("setsar", {"sar": "1"})] if self.square else []),
+        ]
+
+
+def lavfi(filters: list[tuple[str, dict[str, str]]]) -> str:
+    """Filters as -filter_complex text, each value quoted (expressions hold commas)."""
+    return ",".join(
+        name + "=" + ":".join(f"{key}='{value}'" for key, value in options.items())
+        for name, options in filters
+    )
+
+
+def _apply(stream: Any, filters: list[tuple[str, dict[str, str]]]) -> Any:
+    for name, options in filters:
+        stream = stream.filter(name, **options)
+    return stream
+
+
 def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     looping = plan.extend_to_s is not None and plan.extend_mode == "loop"
-    inp = _looped(plan, source) if looping else _input(plan, source)
-    video = inp["V:0"]
+    inp: Any = _Laps(plan, source) if looping else _input(plan, source, reinit=False, retimed=True)
+    picture = Picture.of(plan)
+    video = inp[plan.video_map]
+    if picture is not None:
+        video = _apply(video, picture.flatten())
     if plan.speed != 1:
         # PTS, not PTS-STARTPTS: a frame-size change re-creates the filters midway, and a reset
         # STARTPTS would send the timestamps back to zero (the fps filter then drops the rest).
@@ -362,14 +491,8 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
         video = video.filter("fps", fps=str(plan.target_rate))
     if plan.extend_to_s is not None and plan.extend_mode == "freeze":
         video = video.filter("tpad", stop_mode="clone", stop_duration=f"{plan.extend_to_s:g}")
-    if plan.size is not None:
-        video = video.filter("scale", plan.size[0], plan.size[1])
-    elif plan.frame is not None:
-        # A no-op on most files; on a stream whose frame size changes midway (WebM allows it)
-        # it gives the encoder the one size it needs.
-        video = video.filter("scale", plan.frame[0], plan.frame[1])
-    if plan.padded is not None:
-        video = video.filter("pad", plan.padded[0], plan.padded[1], "(ow-iw)/2", "(oh-ih)/2")
+    if picture is not None:
+        video = _apply(video, picture.fit())
     options: dict[str, Any] = {
         "c:v": plan.encoder,
         "crf": CRF[plan.encoder],
@@ -380,9 +503,12 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     }
     if plan.encoder == "libx265":
         options.update({"tag:v": "hvc1", "x265-params": "log-level=error"})
+    if plan.encoder == "libx265" and plan.pix_fmt == "yuv420p10le":
+        options["profile:v"] = "main10"
     freezing = plan.extend_to_s is not None and plan.extend_mode == "freeze"
     # apad: silence to the new length; -t ends it.
     streams = [video, *_audio_out(plan, inp, options, ("apad", {}) if freezing else None)]
+    streams += _extras(plan, inp, options, from_source=True)
     end = plan.cut_s if plan.cut_s is not None else plan.extend_to_s
     if end is not None:
         options["t"] = f"{end:g}"

@@ -39,7 +39,7 @@ def read_packets(
     """Every packet of the video `stream` (framemd5 of a stream copy: no decoding); None when
     a timestamp is missing (a raw stream), since no cut point can then be computed."""
     argv = [spawn.find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error"]
-    argv += ["-i", graph.file_url(path), "-map", stream, "-c", "copy", "-f", "framemd5", "-"]
+    argv += ["-i", graph.url(path), "-map", stream, "-c", "copy", "-f", "framemd5", "-"]
     out, _ = spawn.run(argv, 120.0, cancel)
     time_base = Fraction(0)
     rows: list[tuple[int, int, int, str]] = []
@@ -216,7 +216,7 @@ def refine(plan: Plan, path: str, policy: Policy, cancel: threading.Event | None
     frame grid only for timestamps that sit on one (else the remux comes first, alone)."""
     if plan.reencode or (plan.cut_s is None and plan.grid is None):
         return plan
-    found = read_packets(path, cancel)
+    found = read_packets(path, cancel, stream=f"0:{plan.video_map}")  # the judged track
     if plan.grid is not None and plan.source_rate and found is not None:
         rough = found.time_base == Fraction(1, 1000)
         remux = "remux" in {s.action for s in plan.steps}

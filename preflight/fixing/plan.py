@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Any
 
-from . import targets
+from . import keep, targets
 from .deps import Facts, Policy
+from .keep import StreamInfo
 
 # What the MP4 muxer of the pinned FFmpeg 9 writes without -strict (names as ffprobe gives them).
 MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263", "vvc"})
@@ -43,20 +45,6 @@ class Step:
             "detail": self.detail,
             "command": self.command,
         }
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What the plan needs beyond Facts, read by ffprobe (measure.read_streams)."""
-
-    time_base: Fraction | None = None  # of the first real video stream
-    pix_fmt: str = ""
-    audio_codec: str = ""  # "" when there is no audio stream
-    video_start_s: float = 0.0  # the video's first frame, in seconds after the container's start
-
-    @property
-    def ten_bit(self) -> bool:
-        return "10" in self.pix_fmt or "12" in self.pix_fmt
 
 
 @dataclass(frozen=True)
@@ -104,6 +92,12 @@ class Plan:
     # Seconds to seek into the input (both streams) so it starts at the video's first frame.
     seek_s: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The judged video track as ffmpeg selects it: `i:ID` (its container track ID) or `V:0`.
+    video_map: str = "V:0"
+    subtitles: tuple[int, ...] = ()  # stream indexes of text subtitles carried as mov_text
+    flatten_alpha: bool = False  # composite an alpha picture over ALPHA_BACKGROUND
+    square_pixels: bool = True  # the source's pixels are square: the output's stay exactly so
+    dropped: tuple[keep.Dropped, ...] = ()  # streams the output does not carry, with the reason
 
     @property
     def lossless(self) -> bool:
@@ -137,7 +131,20 @@ class Plan:
         audio = self.audio
         if audio == "aac" and not any(s.action == "transcode_audio" for s in steps):
             audio = "copy"  # it was AAC only to follow a re-time
-        return _finish(steps, [why], False, self.encoder, self.pix_fmt, audio=audio)
+        keeping = {
+            "video_map": self.video_map,
+            "subtitles": self.subtitles,
+            "square_pixels": self.square_pixels,
+            "dropped": self.dropped,
+        }
+        return _finish(
+            steps, [why], False, self.encoder, self.pix_fmt, audio=audio, keeping=keeping
+        )
+
+
+def video_map(facts: Facts) -> str:
+    """The ffmpeg stream specifier of the track the check judged (not the first video stream)."""
+    return f"i:{facts.video_track_id}" if facts.video_track_id else "V:0"
 
 
 def needs_fix(rules: set[str], warnings: set[str]) -> bool:
@@ -153,8 +160,14 @@ def make_plan(
     *,
     extend: str | None = None,
     exact_cut: bool = False,
+    ten_bit: str = "hevc",
+    decoders: frozenset[str] | None = None,
 ) -> Plan:
-    """One step per problem, lossless where the file allows; `unfixable` says why not."""
+    """One step per problem, lossless where the file allows; `unfixable` says why not.
+
+    `decoders`: the codecs the ffmpeg that will run can decode (None: not checked), so that a
+    plan (and a --dry-run) never promises a re-encode that ffmpeg cannot carry out.
+    """
     if facts.width is None or facts.height is None or facts.video_tracks == 0:
         return Plan(unfixable="no video track: the file holds only audio, data or cover art")
     other = sorted(r for r in rules if r.split(".", 1)[0] not in FIXABLE_FAMILIES)
@@ -169,9 +182,8 @@ def make_plan(
     steps: list[Step] = []
     notes: list[str] = []
     reencode = False
-    codec = facts.video_codec or ""
-    encoder = "libx265" if codec == "hevc" else "libx264"
-    pix_fmt = "yuv420p10le" if streams.ten_bit else "yuv420p"
+    codec = streams.video_codec or facts.video_codec or ""
+    encoder, pix_fmt, depth_note = keep.encoder(codec, streams, ten_bit)
     audio = "none"
     if facts.has_audio:
         audio = "copy" if streams.audio_codec in MP4_AUDIO else "aac"
@@ -208,7 +220,8 @@ def make_plan(
     if facts.fps is None and "container.unsupported" in rules:
         # FLV, MPEG-TS and the like: the reader knows little before the remux (a TS has no
         # frame rate to read); plan the rest from the remuxed file's own facts in the next round.
-        return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio)
+        keeping = _keeping(facts, streams, reencode)
+        return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio, keeping=keeping)
 
     # 2./3. frame rate
     source_rate = targets.source_rate(facts)
@@ -349,13 +362,24 @@ def make_plan(
             )
         )
     if reencode:
-        # One encode does everything: the lossless steps ride along in it and lose that property.
-        steps = [
-            replace(s, lossless=False) if s.action not in {"transcode_audio", "retime_audio"} else s
-            for s in steps
-        ]
-        if "transcode_video" not in {s.action for s in steps} and codec not in {"h264", "hevc"}:
-            notes.append(f"{codec or 'the video'} is re-encoded as H.264 (no encoder kept here)")
+        # One encode does everything: the lossless steps ride along in it and lose that property,
+        # and their words say so (no "every video packet stays" on a re-encoded step).
+        steps = [reencoded(s) for s in steps]
+        if decoders is not None and codec and codec not in decoders:
+            return Plan(
+                unfixable=f"this ffmpeg has no {codec} decoder, and the fix needs to re-encode "
+                "the video"
+            )
+        family = {"libx264": "H.264", "libx265": "HEVC"}[encoder]
+        if depth_note:
+            notes.append(depth_note)
+        elif "transcode_video" not in {s.action for s in steps} and codec not in {"h264", "hevc"}:
+            notes.append(f"{codec or 'the video'} is re-encoded as {family} (no encoder kept here)")
+        if streams.alpha:
+            notes.append(
+                f"the alpha channel ({streams.pix_fmt}) cannot go into the MP4: transparent "
+                f"areas are composited over {keep.ALPHA_BACKGROUND_NAME}, not left black"
+            )
     grid = None
     ms_clock = streams.time_base == Fraction(1, 1000)  # Matroska, WebM, FLV: rounded to 1 ms
     if not reencode and not variable and (speed != 1 or ms_clock):
@@ -385,11 +409,19 @@ def make_plan(
         grid=grid,
         seek_s=streams.video_start_s if streams.video_start_s >= LATE_VIDEO_S else 0.0,
         notes=tuple(notes),
+        **_keeping(facts, streams, reencode),
     )
 
 
 def _finish(
-    steps: list[Step], notes: list[str], reencode: bool, encoder: str, pix_fmt: str, *, audio: str
+    steps: list[Step],
+    notes: list[str],
+    reencode: bool,
+    encoder: str,
+    pix_fmt: str,
+    *,
+    audio: str,
+    keeping: dict[str, Any],
 ) -> Plan:
     return Plan(
         steps=tuple(steps),
@@ -398,7 +430,39 @@ def _finish(
         pix_fmt=pix_fmt,
         audio=audio,
         notes=(*notes, "the rest is planned from the remuxed file's own facts"),
+        **keeping,
     )
+
+
+def _keeping(facts: Facts, streams: StreamInfo, reencode: bool) -> dict[str, Any]:
+    """The Plan fields that say which track is fixed and what else the output keeps."""
+    return {
+        "video_map": video_map(facts),
+        "subtitles": keep.text_subtitles(streams),
+        "flatten_alpha": reencode and streams.alpha,
+        "square_pixels": facts.pixel_aspect == "1:1",
+        "dropped": keep.dropped(streams),
+    }
+
+
+_REENCODED_DETAIL = {
+    "remux": "rewrite as MP4 (the video is re-encoded in the same run)",
+    "faststart": "index (moov) before the media data, in the re-encoded file",
+}
+
+
+def reencoded(step: Step) -> Step:
+    """A step carried out by the re-encode: not lossless, and its words no longer promise so."""
+    if step.action in {"transcode_audio", "retime_audio"}:
+        return step
+    detail = _REENCODED_DETAIL.get(step.action, step.detail)
+    if step.action == "retime":
+        detail = step.detail.replace(
+            "by rescaling timestamps: every video packet stays,", "re-timed in the re-encode:"
+        )
+    if step.action == "cut":
+        detail = step.detail.split(" (")[0] + " (exact cut, re-encoded)"
+    return replace(step, lossless=False, detail=detail)
 
 
 def _first(warnings: set[str], prefix: str) -> str:

@@ -11,13 +11,13 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 from . import graph, measure, packets, spawn
-from .deps import Policy, Result, UsageError, check_one, load_policy
+from .deps import Facts, Policy, Result, UsageError, check_one, load_policy
+from .keep import TEN_BIT_MODES, StreamInfo
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
-from .result import FixResult
+from .result import FixResult, Written, surviving_steps
 
 MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact cut at most
 # SSIM against the source (over the frames both have) under which a re-encode is not the
@@ -26,6 +26,9 @@ MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact 
 # down to 0.978 (a VP8 transcode, an upscaled VFR phone clip) and those are good fixes, while a
 # held first frame measured 0.92-0.95.
 MIN_SSIM = 0.97
+# VMAF (0-100, libvmaf's default model) under which a re-encode is not the source's picture: 90
+# is where viewers begin to see the difference; CRF 18/20 encodes measure 95 and up.
+MIN_VMAF = 90.0
 
 # Temp files are created 0600; the output gets the mode a plain new file would have.
 _UMASK = os.umask(0)
@@ -69,10 +72,14 @@ def fix(
     preset: str = graph.DEFAULT_PRESET,
     cancel: threading.Event | None = None,
     min_ssim: float = MIN_SSIM,
+    min_vmaf: float = MIN_VMAF,
+    ten_bit: str = "hevc",
 ) -> FixResult:
     """Make one local video pass `policy`, or say why it cannot; never raises for a bad source.
 
-    A re-encode whose SSIM against the source is under `min_ssim` is unfixable, not fixed.
+    A re-encode whose SSIM against the source is under `min_ssim`, or whose VMAF is under
+    `min_vmaf`, is unfixable, not fixed. `ten_bit`: what a 10-bit source that is not HEVC
+    becomes, "hevc" (HEVC Main 10) or "h264" (8-bit H.264).
 
     UsageError for what the caller asked (a URL, an output that exists without `force`, an
     unknown `extend`); spawn.FixCancelled when `cancel` is set mid-run (temp files removed).
@@ -80,25 +87,19 @@ def fix(
     started = time.perf_counter()
     if extend is not None and extend not in EXTEND_MODES:
         raise UsageError(f"--extend must be one of {', '.join(EXTEND_MODES)}")
+    if ten_bit not in TEN_BIT_MODES:
+        raise UsageError(f"--ten-bit must be one of {', '.join(TEN_BIT_MODES)}")
     policy = policy or load_policy()
     name = os.fspath(source)
     target = resolve_output(name, out, force=force, dry_run=dry_run)
-    result = _fix(name, target, policy, dry_run, extend, force, preset, cancel, min_ssim)
+    job = _Job(name, target, policy, extend, force, preset, cancel, min_ssim, min_vmaf, ten_bit)
+    result = _fix(job, dry_run)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
 
 
-def _fix(
-    name: str,
-    target: str,
-    policy: Policy,
-    dry_run: bool,
-    extend: str | None,
-    force: bool,
-    preset: str,
-    cancel: threading.Event | None,
-    min_ssim: float,
-) -> FixResult:
+def _fix(job: _Job, dry_run: bool) -> FixResult:
+    name, target, policy = job.source, job.target, job.policy
     before = check_one(name, policy)
     if before.verdict == "error" or before.facts is None:
         reason = before.error.message if before.error else "the source could not be read"
@@ -107,29 +108,34 @@ def _fix(
     if not needs_fix(rules, warnings):
         return FixResult(name, "nothing_to_fix", before, after=before)
     try:
-        streams = measure.read_streams(name, cancel)
+        streams = measure.read_streams(name, job.cancel, track_id=before.facts.video_track_id)
+        plan = job.plan(before.facts, rules, warnings, streams)
     except spawn.FfmpegFailed as exc:
         return FixResult(name, "unfixable", before, reason=str(exc))
-    plan = make_plan(before.facts, rules, warnings, policy, streams, extend=extend)
     if plan.unfixable:
         return FixResult(name, "unfixable", before, reason=plan.unfixable)
     try:
-        plan = packets.refine(plan, name, policy, cancel)
+        plan = packets.refine(plan, name, policy, job.cancel)
     except spawn.FfmpegFailed as exc:
         return FixResult(name, "unfixable", before, reason=str(exc))
     if dry_run:
         stem = target[: -len(".mp4")] if target.endswith(".mp4") else target
         scratch = [f"{stem}.part{n}.mp4" for n in range(1, graph.scratch_count(plan) + 1)]
         try:
-            passes = graph.build(plan, name, target, preset=preset, scratch=scratch)
+            passes = graph.build(plan, name, target, preset=job.preset, scratch=scratch)
         except spawn.FfmpegFailed as exc:
             return FixResult(name, "unfixable", before, reason=str(exc))
         shown = " && ".join(graph.show(p.argv, {}) for p in passes)
         steps = list(plan.with_commands(shown).steps)
         return FixResult(
-            name, "planned", before, output=target, steps=steps, notes=list(plan.notes)
+            name,
+            "planned",
+            before,
+            output=target,
+            steps=steps,
+            notes=list(plan.notes),
+            dropped=list(plan.dropped),
         )
-    job = _Job(name, target, policy, extend, force, preset, cancel, min_ssim)
     try:
         return job.run(before, plan)
     finally:
@@ -153,8 +159,31 @@ class _Job:
     preset: str
     cancel: threading.Event | None
     min_ssim: float
+    min_vmaf: float
+    ten_bit: str
     temps: list[str] = field(default_factory=list)
     rounds: list[_Round] = field(default_factory=list)
+
+    def plan(
+        self,
+        facts: Facts,
+        rules: set[str],
+        warnings: set[str],
+        streams: StreamInfo,
+        *,
+        exact_cut: bool = False,
+    ) -> Plan:
+        return make_plan(
+            facts,
+            rules,
+            warnings,
+            self.policy,
+            streams,
+            extend=self.extend,
+            exact_cut=exact_cut,
+            ten_bit=self.ten_bit,
+            decoders=measure.decoders(),
+        )
 
     def temp(self) -> str:
         folder = os.path.dirname(os.path.abspath(self.target))
@@ -181,9 +210,10 @@ class _Job:
                 timeout = spawn.timeout_for(
                     max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
                 )
+                # Recorded before it runs: when ffmpeg fails, the result still lists its steps.
+                self.rounds.append(_Round(plan, passes, output))
                 for one in passes:
                     spawn.run(one.argv, timeout, self.cancel)
-                self.rounds.append(_Round(plan, passes, output))
                 expected = plan.expected_duration(after.facts.duration or 0) if after.facts else 0
                 after = check_one(output, self.policy)
                 if after.verdict == "error" or after.facts is None:
@@ -203,16 +233,10 @@ class _Job:
                 exact_cut = exact_cut or (
                     "duration.out_of_range" in rules and any(s.action == "cut" for s in plan.steps)
                 )
-                streams = measure.read_streams(output, self.cancel)
-                plan = make_plan(
-                    after.facts,
-                    rules,
-                    warnings,
-                    self.policy,
-                    streams,
-                    extend=self.extend,
-                    exact_cut=exact_cut,
+                streams = measure.read_streams(
+                    output, self.cancel, track_id=after.facts.video_track_id
                 )
+                plan = self.plan(after.facts, rules, warnings, streams, exact_cut=exact_cut)
                 if not plan.unfixable:
                     plan = packets.refine(plan, output, self.policy, self.cancel)
                 if plan.unfixable or not plan.steps:
@@ -227,15 +251,21 @@ class _Job:
                         after,
                         f"still rejected after {MAX_ROUNDS} rounds: " + _remaining(after),
                     )
-            ssim = self._ssim(before, after)
-            if ssim is not None and ssim < self.min_ssim:
+            quality = self._quality(before, after)
+            ssim = quality.ssim if quality else None
+            vmaf = quality.vmaf if quality else None
+            if quality is not None and (
+                quality.ssim < self.min_ssim or (vmaf is not None and vmaf < self.min_vmaf)
+            ):
                 return self._unfixable(
                     before,
                     after,
-                    f"the re-encode lost the source's picture: SSIM {ssim:.4f} against it, "
-                    f"under {self.min_ssim:g}",
-                    ssim=ssim,
+                    "the re-encode lost the source's picture: "
+                    f"{_scores(quality)} against it, under SSIM {self.min_ssim:g} "
+                    f"or VMAF {self.min_vmaf:g}",
+                    quality=quality,
                 )
+            written = self._written(self.rounds[-1].output)
             self._publish(self.rounds[-1].output)
         except spawn.FfmpegFailed as exc:
             return self._unfixable(before, None, str(exc))
@@ -243,29 +273,41 @@ class _Job:
             return self._unfixable(
                 before, None, f"cannot write {self.target}: {exc.strerror or exc}"
             )
+        steps, notes = self._steps()
         return FixResult(
             self.source,
             "fixed",
             before,
             output=self.target,
             after=after,
-            steps=self._steps(),
-            notes=self._notes(),
+            steps=steps,
+            notes=notes,
             ssim=ssim,
+            vmaf=vmaf,
+            written=written,
+            dropped=list(self.rounds[0].plan.dropped),
         )
 
     def _unfixable(
-        self, before: Result, after: Result | None, reason: str, *, ssim: float | None = None
+        self,
+        before: Result,
+        after: Result | None,
+        reason: str,
+        *,
+        quality: measure.Quality | None = None,
     ) -> FixResult:
+        steps, notes = self._steps()
         return FixResult(
             self.source,
             "unfixable",
             before,
             after=after,
-            steps=self._steps(),
-            notes=self._notes(),
+            steps=steps,
+            notes=notes,
             reason=reason,
-            ssim=ssim,
+            ssim=quality.ssim if quality else None,
+            vmaf=quality.vmaf if quality else None,
+            dropped=list(self.rounds[0].plan.dropped) if self.rounds else [],
         )
 
     def _names(self) -> dict[str, str]:
@@ -280,39 +322,42 @@ class _Job:
             names[path] = f"{stem}.part{number}.mp4"
         return names
 
-    def _steps(self) -> list[Step]:
+    def _steps(self) -> tuple[list[Step], list[str]]:
+        """The steps as they are in the file (see result.surviving_steps), and every note."""
         names = self._names()
-        steps: list[Step] = []
-        for one in self.rounds:
-            shown = " && ".join(graph.show(p.argv, names) for p in one.passes)
-            steps.extend(one.plan.with_commands(shown).steps)
-        return steps
+        shown = [
+            (one.plan, " && ".join(graph.show(p.argv, names) for p in one.passes))
+            for one in self.rounds
+        ]
+        steps, gone = surviving_steps(shown)
+        return steps, [note for one in self.rounds for note in one.plan.notes] + gone
 
-    def _notes(self) -> list[str]:
-        return [note for one in self.rounds for note in one.plan.notes]
-
-    def _ssim(self, before: Result, after: Result) -> float | None:
+    def _quality(self, before: Result, after: Result) -> measure.Quality | None:
         if not any(one.plan.reencodes_video for one in self.rounds):
             return None
         assert before.facts is not None and after.facts is not None
-        first = self.rounds[0].plan
-        speed = Fraction(1)
-        for one in self.rounds:
-            speed *= one.plan.speed
-        size = (after.facts.width or 0, after.facts.height or 0)
-        padded = None
-        for one in self.rounds:
-            if one.plan.padded is not None and one.plan.size is not None:
-                size, padded = one.plan.size, one.plan.padded
-        # Compare at the source's own rate; a variable-rate source has none, so compare on the
-        # output's constant grid (both sides then sample the same instants).
-        rate = first.source_rate or Fraction(before.facts.fps or 30).limit_denominator(1001)
-        if before.facts.fps_mode == "VFR" and self.rounds[-1].plan.target_rate is not None:
-            rate = self.rounds[-1].plan.target_rate / speed
-        align = measure.Alignment(rate=rate, size=size, speed=speed, padded=padded)
-        timeout = spawn.timeout_for(after.facts.duration)
-        return measure.ssim(
-            self.rounds[-1].output, self.source, align, timeout_s=timeout, cancel=self.cancel
+        plans = [one.plan for one in self.rounds]
+        align = measure.alignment(plans, before.facts)
+        frames = after.facts.frame_count or round((after.facts.duration or 0) * 30)
+        return measure.quality(
+            self.rounds[-1].output,
+            self.source,
+            align,
+            frames=frames,
+            timeout_s=spawn.timeout_for(after.facts.duration),
+            cancel=self.cancel,
+        )
+
+    def _written(self, path: str) -> Written:
+        info = measure.read_streams(path, self.cancel)
+        return Written(
+            size_bytes=os.stat(path).st_size,
+            video_codec=info.video_codec,
+            profile=info.profile,
+            bit_depth=info.bit_depth,
+            width=info.width,
+            height=info.height,
+            audio_codec=info.audio_codec,
         )
 
     def _publish(self, path: str) -> None:
@@ -336,6 +381,11 @@ class _Job:
 
 def _rules(result: Result) -> tuple[set[str], set[str]]:
     return {v.rule for v in result.violations}, {w.rule for w in result.warnings}
+
+
+def _scores(quality: measure.Quality) -> str:
+    vmaf = f", VMAF {quality.vmaf:.2f}" if quality.vmaf is not None else ""
+    return f"SSIM {quality.ssim:.4f}{vmaf}"
 
 
 def _remaining(result: Result) -> str:

@@ -1,11 +1,13 @@
-"""The ffmpeg children of fix: which binary (the pinned one), and running one to completion.
+"""The ffmpeg children of fix: which binary (the pinned one), its bounds, and running it.
 
 fix and its measurements run one FFmpeg, the same on every machine: the static build in the
 imageio-ffmpeg wheel (pinned in pyproject). PREFLIGHT_FFMPEG overrides it; the PATH's ffmpeg is
 the last resort where the wheel has no binary for this platform.
 
-The child runs in its own process group, which this module kills on timeout, on cancel, on Ctrl-C
-and on any exception, as probing/ffprobe.py does for ffprobe: no ffmpeg outlives a call here.
+Every child is bounded like the probe workers: an address-space limit, a CPU-time limit and a
+deadline scaled to the clip, in our process group (a kill of the group reaches it) and with the
+parent-death signal armed (launcher.py), so no ffmpeg outlives preflight, even one SIGKILLed.
+This module kills the child on timeout, on cancel, on Ctrl-C and on any exception.
 """
 
 from __future__ import annotations
@@ -17,11 +19,21 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 _PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 _POLL_S = 0.1  # how often a running child is checked for cancel and deadline
+_LAUNCHER = str(Path(__file__).with_name("launcher.py"))
+_LAUNCHER_EXITS = {125: "preflight ended before it started", 126: "it could not be started"}
+# What ffmpeg (or x264/x265 inside it) prints when an allocation fails under the bound.
+_OUT_OF_MEMORY = ("Cannot allocate memory", "malloc of size", "failed to map segment")
+# A 4K HEVC re-encode into x265 at 2160 px needed 2 GiB of address space on 2 cores (1.5 GiB
+# failed); every extra core adds threads, stacks and their malloc arenas.
+BASE_MEMORY_MIB = 3072
+MEMORY_MIB_PER_EXTRA_CORE = 256
 
 
 class FfmpegFailed(Exception):
@@ -59,22 +71,70 @@ def _pinned() -> str | None:
 
 
 def timeout_for(duration_s: float | None) -> float:
-    """A generous deadline scaled to the clip: a 4K re-encode on a busy 2-core box included."""
+    """A generous deadline scaled to the clip: a 4K re-encode on a busy 2-core box included.
+
+    PREFLIGHT_FIX_TIMEOUT_S, when set, replaces it (tests use a short one).
+    """
+    configured = _env_float("PREFLIGHT_FIX_TIMEOUT_S")
+    if configured is not None:
+        return configured
     return 120.0 + 30.0 * max(duration_s or 0.0, 1.0)
+
+
+def memory_mib() -> int:
+    """The address-space bound of one ffmpeg child (PREFLIGHT_FIX_MEMORY_MIB overrides)."""
+    configured = _env_float("PREFLIGHT_FIX_MEMORY_MIB")
+    if configured is not None:
+        return int(configured)
+    return BASE_MEMORY_MIB + MEMORY_MIB_PER_EXTRA_CORE * max(0, _cores() - 2)
+
+
+def parallel_limit() -> int:
+    """How many ffmpeg children may run at once: one per core, and no more than the machine's
+    memory holds at each one's bound (what `fix --workers N` is held to)."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        physical = 0
+    by_memory = physical // (memory_mib() * 1024 * 1024) if physical > 0 else _cores()
+    return max(1, min(_cores(), by_memory))
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number > 0 else None
 
 
 def run(
     argv: list[str], timeout_s: float, cancel: threading.Event | None = None
 ) -> tuple[bytes, bytes]:
-    """Run one child to completion and return (stdout, stderr); no child survives this call."""
+    """Run one bounded child to completion and return (stdout, stderr); no child survives this
+    call, nor preflight."""
+    bound = memory_mib()
+    cpu_s = int(timeout_s * _cores()) + 1  # the deadline's worth of every core
+    bounds = [str(os.getpid()), str(bound << 20), str(cpu_s)]
     proc = subprocess.Popen(
-        argv,
+        [sys.executable, "-S", "-I", _LAUNCHER, *bounds, "--", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C on the terminal reaches us, not the child: we kill it
+        close_fds=True,
+        # One malloc arena per thread reserves 64 MiB of address space each, which would count
+        # against the bound without ever being used.
+        env={**os.environ, "MALLOC_ARENA_MAX": "2"},
     )
     deadline = time.monotonic() + timeout_s
+    program = _program(argv[0])
     try:
         while True:
             try:
@@ -86,19 +146,34 @@ def run(
                     raise FixCancelled("cancelled") from None
                 if time.monotonic() > deadline:
                     _kill(proc)
-                    raise FfmpegFailed(
-                        f"{os.path.basename(argv[0])} took longer than {timeout_s:g} s"
-                    ) from None
+                    raise FfmpegFailed(f"{program} took longer than {timeout_s:g} s") from None
     except BaseException:
         _kill(proc)
         raise
+    if proc.returncode == 0:
+        return out, err
+    reason = _reason(err)
+    if proc.returncode == -signal.SIGXCPU:  # only RLIMIT_CPU sends it
+        raise FfmpegFailed(f"{program} used its {cpu_s} s of CPU time and was stopped")
+    if any(sign in reason for sign in _OUT_OF_MEMORY) or (
+        proc.returncode in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS)
+    ):
+        raise FfmpegFailed(
+            f"{program} ran out of its {bound} MiB memory bound, or crashed"
+            + (f" ({reason})" if reason else "")
+        )
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
-        raise FfmpegFailed(f"{os.path.basename(argv[0])} was killed ({name})")
-    if proc.returncode != 0:
-        reason = _reason(err) or f"exit status {proc.returncode}"
-        raise FfmpegFailed(f"{os.path.basename(argv[0])} failed: {reason}")
-    return out, err
+        raise FfmpegFailed(f"{program} was killed ({name})")
+    if proc.returncode in _LAUNCHER_EXITS and not reason.startswith(program):
+        raise FfmpegFailed(f"{program}: {_LAUNCHER_EXITS[proc.returncode]} ({reason})")
+    raise FfmpegFailed(f"{program} failed: {reason or f'exit status {proc.returncode}'}")
+
+
+def _program(path: str) -> str:
+    """`ffmpeg` for the pinned binary (ffmpeg-linux-x86_64-v9.0.2), else the file's name."""
+    name = os.path.basename(path)
+    return "ffmpeg" if name.startswith("ffmpeg") else name
 
 
 def _reason(err: bytes) -> str:
@@ -112,6 +187,7 @@ def _reason(err: bytes) -> str:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    # The child alone: it shares our process group, and ffmpeg starts no children of its own.
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
     proc.communicate()

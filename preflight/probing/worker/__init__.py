@@ -283,3 +283,10 @@ def thumbnail(path: str, box: tuple[int, int], limits: ProbeLimits) -> bytes:
 
     header = {"path_hex": os.fsencode(path).hex(), "box": list(box)}
     return base64.b64decode(POOL.run(header, None, limits, kind="thumbnail"))
+
+
+def streams(path: str, limits: ProbeLimits) -> str:
+    """The streams of a local video as ffprobe's -show_entries JSON would give them (what fix
+    plans with), read by PyAV in a thumbnail worker under `limits`; ProbeError otherwise."""
+    header = {"op": "streams", "path_hex": os.fsencode(path).hex()}
+    return POOL.run(header, None, limits, kind="thumbnail")
