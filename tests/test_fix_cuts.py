@@ -26,9 +26,9 @@ def pinned() -> str:
 
 
 def clip(pinned: str, out: Path, *, seconds: float, x264: str = "", rate: int = 30) -> Path:
-    """testsrc2 1280x720 (every frame differs) + a tone, x264 veryfast (B-frames, pyramid)."""
+    """testsrc2 720x720 (every frame differs) + a tone, x264 veryfast (B-frames, pyramid)."""
     args = [pinned, "-v", "error", "-y", "-f", "lavfi"]
-    args += ["-i", f"testsrc2=s=1280x720:r={rate}:d={seconds}"]
+    args += ["-i", f"testsrc2=s=720x720:r={rate}:d={seconds}"]
     args += ["-f", "lavfi", "-i", f"sine=f=440:d={seconds}"]
     args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "26"]
     args += ["-x264-params", x264] if x264 else []
@@ -128,7 +128,7 @@ def test_extend_loop_plays_the_clip_again_without_holding_a_frame_at_the_join(
     # The audio outlasts the video by 0.1 s, as it often does: -stream_loop restarted after the
     # longer stream, so the last frame was held three frames (~100 ms) at the join.
     source = tmp_path / "short.mp4"
-    args = [pinned, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=24:d=1"]
+    args = [pinned, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=720x720:r=24:d=1"]
     args += ["-f", "lavfi", "-i", "sine=f=440:d=1.1", "-c:v", "libx264", "-preset", "veryfast"]
     subprocess.run([*args, "-c:a", "aac", str(source)], check=True, timeout=120)
     out = tmp_path / "out.mp4"
@@ -146,7 +146,7 @@ def test_extend_loop_starts_every_lap_at_a_late_videos_first_frame(
     # first frame, not from the container's start.
     source = tmp_path / "late.mp4"
     args = [pinned, "-v", "error", "-itsoffset", "1.5"]
-    args += ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=1"]
+    args += ["-f", "lavfi", "-i", "testsrc2=s=720x720:r=30:d=1"]
     args += ["-f", "lavfi", "-i", "sine=f=440:d=2.5", "-c:v", "libx264", "-preset", "veryfast"]
     args += ["-c:a", "aac", "-fps_mode", "passthrough", str(source)]
     subprocess.run(args, check=True, timeout=120)
