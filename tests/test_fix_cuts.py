@@ -15,7 +15,7 @@ import pytest
 from preflight.fixing.measure import packet_hashes
 from preflight.fixing.spawn import find_ffmpeg
 
-from .test_fix import assert_audio_in_sync, assert_passes, run_fix
+from .test_fix import assert_audio_in_sync, assert_passes, run_fix, streams
 
 pytestmark = pytest.mark.usefixtures("ffmpeg")  # ffprobe (Debian's) reads the audio's ends
 
@@ -26,9 +26,9 @@ def pinned() -> str:
 
 
 def clip(pinned: str, out: Path, *, seconds: float, x264: str = "", rate: int = 30) -> Path:
-    """testsrc2 1280x720 (every frame differs) + a tone, x264 veryfast (B-frames, pyramid)."""
+    """testsrc2 720x720 (every frame differs) + a tone, x264 veryfast (B-frames, pyramid)."""
     args = [pinned, "-v", "error", "-y", "-f", "lavfi"]
-    args += ["-i", f"testsrc2=s=1280x720:r={rate}:d={seconds}"]
+    args += ["-i", f"testsrc2=s=720x720:r={rate}:d={seconds}"]
     args += ["-f", "lavfi", "-i", f"sine=f=440:d={seconds}"]
     args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "26"]
     args += ["-x264-params", x264] if x264 else []
@@ -97,4 +97,63 @@ def test_where_no_frame_group_ends_near_the_limit_only_the_tail_is_re_encoded(
         check=False,
     )
     assert decoded.returncode == 0 and not decoded.stderr, decoded.stderr
+    assert_audio_in_sync(out, 30)
+
+
+def pictures(pinned: str, path: Path) -> list[bytes]:
+    """Every decoded frame as it is stored (no frame made up for a gap), shrunk to 64x36 gray."""
+    argv = [pinned, "-v", "error", "-i", str(path), "-map", "0:V:0", "-fps_mode", "passthrough"]
+    argv += ["-vf", "scale=64:36,format=gray", "-f", "rawvideo", "-"]
+    raw = subprocess.run(argv, capture_output=True, check=True, timeout=120).stdout
+    size = 64 * 36
+    return [raw[at : at + size] for at in range(0, len(raw), size)]
+
+
+def source_frames_shown(pinned: str, output: Path, source: Path) -> list[int]:
+    """For each frame of `output`, the index of the source frame it looks most like."""
+    originals = pictures(pinned, source)
+
+    def distance(one: bytes, other: bytes) -> int:
+        return sum(abs(a - b) for a, b in zip(one, other, strict=True))
+
+    return [
+        min(range(len(originals)), key=lambda i: distance(frame, originals[i]))
+        for frame in pictures(pinned, output)
+    ]
+
+
+def test_extend_loop_plays_the_clip_again_without_holding_a_frame_at_the_join(
+    pinned: str, tmp_path: Path
+) -> None:
+    # The audio outlasts the video by 0.1 s, as it often does: -stream_loop restarted after the
+    # longer stream, so the last frame was held three frames (~100 ms) at the join.
+    source = tmp_path / "short.mp4"
+    args = [pinned, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=720x720:r=24:d=1"]
+    args += ["-f", "lavfi", "-i", "sine=f=440:d=1.1", "-c:v", "libx264", "-preset", "veryfast"]
+    subprocess.run([*args, "-c:a", "aac", str(source)], check=True, timeout=120)
+    out = tmp_path / "out.mp4"
+    result = run_fix(source, out, extend="loop")
+    assert_passes(result)
+    assert result.duration_after == pytest.approx(2.0, abs=1 / 24)
+    assert source_frames_shown(pinned, out, source) == [*range(24), *range(24)]
+    assert_audio_in_sync(out, 24)
+
+
+def test_extend_loop_starts_every_lap_at_a_late_videos_first_frame(
+    pinned: str, tmp_path: Path
+) -> None:
+    # The picture starts 1.5 s after the audio (an edit list): each lap is read from the video's
+    # first frame, not from the container's start.
+    source = tmp_path / "late.mp4"
+    args = [pinned, "-v", "error", "-itsoffset", "1.5"]
+    args += ["-f", "lavfi", "-i", "testsrc2=s=720x720:r=30:d=1"]
+    args += ["-f", "lavfi", "-i", "sine=f=440:d=2.5", "-c:v", "libx264", "-preset", "veryfast"]
+    args += ["-c:a", "aac", "-fps_mode", "passthrough", str(source)]
+    subprocess.run(args, check=True, timeout=120)
+    assert streams(source)["video"]["start"] == pytest.approx(1.5, abs=0.01)
+    out = tmp_path / "out.mp4"
+    result = run_fix(source, out, extend="loop")
+    assert_passes(result)
+    assert result.duration_after == pytest.approx(2.0, abs=1 / 30)
+    assert source_frames_shown(pinned, out, source) == [*range(30), *range(30)]
     assert_audio_in_sync(out, 30)

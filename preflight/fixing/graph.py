@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import os
 import re
 import shlex
@@ -131,10 +132,11 @@ def _simple_filtergraphs(argv: list[str]) -> list[str]:
         found = _PART.match(part)
         assert found is not None  # every text matches: each group may be empty
         ins, body, outs = _LABEL.findall(found[1]), found[2], _LABEL.findall(found[3])
-        chain: _Chain | None = None
-        for label in ins:
-            chain = chains.pop(label, None) or chain or _Chain(label)
-        chain = chain or _Chain("")
+        joined = [chains.pop(label) for label in ins if label in chains]
+        external = [label for label in ins if label not in {o for p in joined for o in p.opened}]
+        chain = joined[0] if joined else _Chain(external[0] if external else "")
+        if any(one is not chain for one in joined) or (joined and external) or len(external) > 1:
+            return argv  # a real graph (the laps of a loop joined by concat): no chain to pull out
         chain.parts.append((ins, body, outs))
         for label in outs:
             chains[label] = chain
@@ -166,6 +168,11 @@ class _Chain:
     source: str
     parts: list[tuple[list[str], str, list[str]]] = field(default_factory=list)
 
+    @property
+    def opened(self) -> set[str]:
+        """Every label a part of this chain has produced."""
+        return {label for _, _, outs in self.parts for label in outs}
+
     def text(self, end: str) -> str:
         """-vf/-af text: a linear chain joined by commas; else the parts with their inner labels,
         the source's and the end's left open."""
@@ -189,10 +196,10 @@ def _input(
     source: str,
     *,
     seek: bool = True,
-    loop: bool = False,
     read_s: float | None = None,
     reinit: bool = True,
     retimed: bool = False,
+    offset_s: float | None = None,
 ) -> Any:
     """The source as an ffmpeg input, started at the video's first frame.
 
@@ -203,7 +210,7 @@ def _input(
     """
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
-    options: dict[str, Any] = {"stream_loop": -1} if loop else {}
+    options: dict[str, Any] = {}
     if retimed and plan.subtitles and plan.speed != 1:
         # The subtitles follow the picture's new clock (the video is re-timed by setts/setpts).
         options["itsscale:s"] = f"{float(1 / plan.speed):.9g}"
@@ -215,7 +222,50 @@ def _input(
         options["ss"] = f"{plan.seek_s:.6f}"
     if read_s is not None:
         options["t"] = f"{read_s:.6f}"
+    if offset_s is not None:
+        options["itsoffset"] = f"{offset_s:.6f}"
     return ffmpeg.input(source, noautorotate=None, **options)
+
+
+class _Laps:
+    """The source played as many times as --extend loop needs, each lap from the video's first
+    frame; read like an input: the video and audio are the laps joined, anything else (the
+    subtitles, for the first lap) comes from the first lap's input.
+
+    Laps are the concat filter's segments, each a fresh input sought like _input: -stream_loop
+    restarted at the container's start (before a late video's first frame) and only after the
+    longer stream ended, so the picture held its last frame ~67 ms at each join while the audio
+    finished. Here each lap's audio is cut or padded to the video's own length, so the next lap
+    starts right after the last frame.
+    """
+
+    def __init__(self, plan: Plan, source: str) -> None:
+        import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
+
+        assert plan.extend_to_s is not None
+        lap = plan.loop_s or plan.extend_to_s
+        laps = max(1, math.ceil(plan.extend_to_s * float(plan.speed) / lap - 1e-6))
+        self.video_map = plan.video_map
+        self.inputs: list[Any] = []
+        parts: list[Any] = []
+        for index in range(laps):
+            # -itsoffset puts each lap where it plays; it also keeps ffmpeg-python from merging
+            # the laps' inputs, which are otherwise the same node.
+            inp = _input(plan, source, reinit=False, retimed=True, offset_s=index * lap)
+            self.inputs.append(inp)
+            parts.append(inp[plan.video_map].filter("setpts", "PTS-STARTPTS"))
+            if plan.audio != "none":
+                audio = _audio_in(inp).filter("asetpts", "PTS-STARTPTS")
+                parts.append(audio.filter("atrim", end=f"{lap:.6f}").filter("apad", whole_dur=lap))
+        self.audio_on = plan.audio != "none"
+        self.joined = ffmpeg.concat(*parts, n=laps, v=1, a=int(self.audio_on)).node
+
+    def __getitem__(self, key: str) -> Any:
+        if key == self.video_map:
+            return self.joined[0]
+        if key == "a:0" and self.audio_on:
+            return self.joined[1]
+        return self.inputs[0][key]
 
 
 def _audio_in(inp: Any) -> Any:
@@ -321,8 +371,11 @@ def _smart_cut(
     copied = ffmpeg.input(source, noautorotate=None)[plan.video_map].output(
         head, **{"c:v": "copy", "frames:v": cut.copy_frames, "f": "mp4"}, **clock
     )
+    # Decoding starts at the keyframe before a point a second ahead of the join (-ss), not at
+    # the file's start; -copyts keeps the timestamps trim picks the frames by.
+    ahead = max(0.0, float(cut.join_pts * cut.time_base) - 1.0)
     frames = (
-        ffmpeg.input(source, noautorotate=None)[plan.video_map]
+        ffmpeg.input(source, noautorotate=None, ss=f"{ahead:.6f}", copyts=None)[plan.video_map]
         .filter("trim", start_pts=cut.join_pts, end_pts=cut.end_pts)
         .filter("setpts", "PTS-STARTPTS")
     )
@@ -484,7 +537,7 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     looping = plan.extend_to_s is not None and plan.extend_mode == "loop"
-    inp = _input(plan, source, loop=looping, reinit=False, retimed=True)
+    inp: Any = _Laps(plan, source) if looping else _input(plan, source, reinit=False, retimed=True)
     picture = Picture.of(plan)
     video = inp[plan.video_map]
     if picture is not None:

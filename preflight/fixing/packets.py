@@ -103,7 +103,14 @@ def plan_cut(plan: Plan, packets: Packets | None, floor_s: float, *, smart: bool
     limit = Fraction(plan.cut_s).limit_denominator(1_000_000) * plan.speed
     limit_ticks = limit / tb + Fraction(_EPSILON) / tb
     total = len(packets.pts)
-    copyable = [(n, t) for n, t in complete_prefixes(packets) if t <= limit_ticks]
+    if plan.grid is not None and plan.source_rate:
+        # Millisecond timestamps, or a re-time: the output's frames land on the grid, so a
+        # prefix lasts its frame count at the nominal rate (a rounded tick could hide 0.5 ms).
+        rate = plan.source_rate
+        prefixes = [(n, n / rate / tb) for n, _ in complete_prefixes(packets)]
+    else:
+        prefixes = [(n, Fraction(t)) for n, t in complete_prefixes(packets)]
+    copyable = [(n, t) for n, t in prefixes if t <= limit_ticks]
     best = copyable[-1] if copyable else None
     if best is not None:
         end_s = float(best[1] * tb / plan.speed)
@@ -128,7 +135,7 @@ def plan_cut(plan: Plan, packets: Packets | None, floor_s: float, *, smart: bool
 
 
 def _smart(
-    plan: Plan, packets: Packets, best: tuple[int, int] | None, limit_ticks: Fraction
+    plan: Plan, packets: Packets, best: tuple[int, Fraction] | None, limit_ticks: Fraction
 ) -> SmartCut | None:
     """A join after `best` where the stream allows one: H.264 at a constant frame duration,
     8-bit 4:2:0, copied without re-timing, from the container's start."""
@@ -138,6 +145,8 @@ def _smart(
         return None
     frame = packets.duration[0]
     ordered = sorted(packets.pts)
+    if ordered[0] != 0:
+        return None  # the copied part's timestamps are taken as they are, from 0
     if frame <= 0 or any(b - a != frame for a, b in itertools.pairwise(ordered)):
         return None
     frames, _ = frames_within(packets, limit_ticks)
@@ -156,6 +165,7 @@ def _smart(
         # first follows the last copied packet's by one frame, as the muxer needs.
         dts_shift=join_pts - (packets.dts[last] + frame),
         timescale=int(1 / packets.time_base) if packets.time_base.numerator == 1 else 0,
+        time_base=packets.time_base,
     )
 
 

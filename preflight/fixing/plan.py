@@ -59,6 +59,7 @@ class SmartCut:
     frame_ticks: int  # one frame's duration
     dts_shift: int  # subtracted from the re-encoded frames' pts to give their dts
     timescale: int  # ticks per second of the source's video track (0: not 1/n)
+    time_base: Fraction = Fraction(0)  # of those ticks
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Plan:
     smart_cut: SmartCut | None = None
     extend_to_s: float | None = None
     extend_mode: str = "freeze"
+    loop_s: float = 0.0  # the video's own duration (input clock): one lap of --extend loop
     frame: tuple[int, int] | None = None  # the source's coded size
     size: tuple[int, int] | None = None  # scale to this many coded pixels
     padded: tuple[int, int] | None = None  # then pad to this frame
@@ -398,6 +400,7 @@ def make_plan(
         cut_s=cut_s,
         extend_to_s=extend_to,
         extend_mode=extend_mode,
+        loop_s=duration if extend_to is not None and extend_mode == "loop" else 0.0,
         frame=(facts.width, facts.height),
         size=size,
         padded=padded if size is not None and padded != size else None,
