@@ -5,9 +5,7 @@ Nothing is written unless the re-check passes; a failure or interrupt removes ev
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,9 +13,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import graph, measure, spawn
-from .deps import Policy, Result, UsageError, check_one, load_policy
+from .deps import Failure, Policy, Result, UsageError, check_one, load_policy
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
 from .result import FixResult
+from .workspace import OpenedSource, Workspace
 
 MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact cut at most
 # SSIM against the source (over the frames both have) under which a re-encode is not the
@@ -26,10 +25,6 @@ MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact 
 # down to 0.978 (a VP8 transcode, an upscaled VFR phone clip) and those are good fixes, while a
 # held first frame measured 0.92-0.95.
 MIN_SSIM = 0.97
-
-# Temp files are created 0600; the output gets the mode a plain new file would have.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def default_output(source: str, out_dir: str | os.PathLike[str] | None = None) -> str:
@@ -81,7 +76,14 @@ def fix(
     if extend is not None and extend not in EXTEND_MODES:
         raise UsageError(f"--extend must be one of {', '.join(EXTEND_MODES)}")
     policy = policy or load_policy()
-    name = os.fspath(source)
+    name = os.fsdecode(source)  # bytes (a name that is not UTF-8) arrive as surrogate escapes
+    if "\0" in name:
+        # No file can have it, and every system call would raise ValueError on it.
+        shown = name.replace("\0", "\\0")
+        failure = Failure("missing", f"{shown}: a file name cannot hold a NUL byte")
+        return FixResult(
+            shown, "error", Result(shown, "error", error=failure), reason=failure.message
+        )
     target = resolve_output(name, out, force=force, dry_run=dry_run)
     result = _fix(name, target, policy, dry_run, extend, force, preset, cancel, min_ssim)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -107,27 +109,38 @@ def _fix(
     if not needs_fix(rules, warnings):
         return FixResult(name, "nothing_to_fix", before, after=before)
     try:
-        streams = measure.read_streams(name, cancel)
-    except spawn.FfmpegFailed as exc:
-        return FixResult(name, "unfixable", before, reason=str(exc))
-    plan = make_plan(before.facts, rules, warnings, policy, streams, extend=extend)
-    if plan.unfixable:
-        return FixResult(name, "unfixable", before, reason=plan.unfixable)
-    if dry_run:
+        source = OpenedSource(name)
+    except OSError as exc:
+        return FixResult(name, "error", before, reason=f"cannot open it: {exc.strerror or exc}")
+    with source:
         try:
-            passes = graph.build(plan, name, target, preset=preset, scratch=target + ".grid.mp4")
+            streams = measure.read_streams(source.path, cancel)
         except spawn.FfmpegFailed as exc:
             return FixResult(name, "unfixable", before, reason=str(exc))
-        shown = " && ".join(graph.show(p.argv, {}) for p in passes)
-        steps = list(plan.with_commands(shown).steps)
-        return FixResult(
-            name, "planned", before, output=target, steps=steps, notes=list(plan.notes)
-        )
-    job = _Job(name, target, policy, extend, force, preset, cancel, min_ssim)
+        plan = make_plan(before.facts, rules, warnings, policy, streams, extend=extend)
+        if plan.unfixable:
+            return FixResult(name, "unfixable", before, reason=plan.unfixable)
+        if dry_run:
+            return _planned(name, source.path, target, before, plan, preset)
+        job = _Job(name, source.path, target, policy, extend, force, preset, cancel, min_ssim)
+        try:
+            return job.run(before, plan)
+        finally:
+            job.clean()
+
+
+def _planned(
+    name: str, read_as: str, target: str, before: Result, plan: Plan, preset: str
+) -> FixResult:
+    # Placeholders for the outputs: ffmpeg-python cannot hold a name that is not UTF-8.
+    names = {read_as: name, "/output.mp4": target, "/scratch.mov": target + ".grid.mp4"}
     try:
-        return job.run(before, plan)
-    finally:
-        job.clean()
+        passes = graph.build(plan, read_as, "/output.mp4", preset=preset, scratch="/scratch.mov")
+    except spawn.FfmpegFailed as exc:
+        return FixResult(name, "unfixable", before, reason=str(exc))
+    shown = " && ".join(graph.show(p.argv, names) for p in passes)
+    steps = list(plan.with_commands(shown).steps)
+    return FixResult(name, "planned", before, output=target, steps=steps, notes=list(plan.notes))
 
 
 @dataclass
@@ -139,7 +152,8 @@ class _Round:
 
 @dataclass
 class _Job:
-    source: str
+    source: str  # the name, as the result shows it
+    read_as: str  # the path every read of the source goes through (_Source.path)
     target: str
     policy: Policy
     extend: str | None
@@ -149,29 +163,30 @@ class _Job:
     min_ssim: float
     temps: list[str] = field(default_factory=list)
     rounds: list[_Round] = field(default_factory=list)
+    space: Workspace | None = None
 
-    def temp(self) -> str:
-        folder = os.path.dirname(os.path.abspath(self.target))
-        handle, path = tempfile.mkstemp(prefix=f".{os.path.basename(self.target)}.tmp-", dir=folder)
-        os.close(handle)
+    def temp(self, suffix: str = ".mp4") -> str:
+        """A new path in our private folder beside the target (made on first use)."""
+        if self.space is None:
+            self.space = Workspace(self.target)
+        path = self.space.path(f"{len(self.temps) + 1}{suffix}")
         self.temps.append(path)
         return path
 
     def clean(self) -> None:
-        for path in self.temps:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        if self.space is not None:
+            self.space.close()
 
     def run(self, before: Result, plan: Plan) -> FixResult:
         assert before.facts is not None
-        current = self.source
+        current = self.read_as
         after = before
         exact_cut = False
         try:
             for _ in range(MAX_ROUNDS):
                 output = self.temp()
                 two_pass = plan.grid is not None
-                scratch = self.temp() if two_pass else None
+                scratch = self.temp(".mov") if two_pass else None
                 passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
                 timeout = spawn.timeout_for(
                     max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
@@ -263,7 +278,7 @@ class _Job:
 
     def _names(self) -> dict[str, str]:
         """Temp paths as a person reads the commands: the output name, and a name per round."""
-        names = {}
+        names = {self.read_as: self.source}
         stem = self.target[: -len(".mp4")] if self.target.endswith(".mp4") else self.target
         for index, one in enumerate(self.rounds, start=1):
             last = index == len(self.rounds)
@@ -304,26 +319,12 @@ class _Job:
         align = measure.Alignment(rate=rate, size=size, speed=speed, padded=padded)
         timeout = spawn.timeout_for(after.facts.duration)
         return measure.ssim(
-            self.rounds[-1].output, self.source, align, timeout_s=timeout, cancel=self.cancel
+            self.rounds[-1].output, self.read_as, align, timeout_s=timeout, cancel=self.cancel
         )
 
     def _publish(self, path: str) -> None:
-        os.chmod(path, 0o666 & ~_UMASK)
-        if self.force:
-            os.replace(path, self.target)
-            return
-        # No clobbering, even of a file that appeared while we worked: link fails if it exists.
-        try:
-            os.link(path, self.target)
-        except FileExistsError:
-            message = f"{self.target} appeared while fixing (pass --force to replace it)"
-            raise OSError(message) from None
-        except OSError:
-            if os.path.lexists(self.target):
-                raise
-            os.replace(path, self.target)  # a filesystem without hard links
-            return
-        os.remove(path)
+        assert self.space is not None
+        self.space.publish(os.path.basename(path), force=self.force)
 
 
 def _rules(result: Result) -> tuple[set[str], set[str]]:
