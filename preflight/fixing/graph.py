@@ -9,7 +9,7 @@ from fractions import Fraction
 from typing import Any
 
 from .plan import Plan
-from .spawn import FfmpegFailed, FixCancelled, find_ffmpeg
+from .spawn import MAX_FRAME_PIXELS, FfmpegFailed, FixCancelled, find_ffmpeg
 
 __all__ = ["DEFAULT_PRESET", "FfmpegFailed", "FixCancelled", "Pass", "build", "show"]
 
@@ -69,10 +69,20 @@ def build(
         graphs = [_copy(plan, source, target, seek=True)]
     passes = []
     for one in graphs:
-        argv = _simple_filtergraphs(one.compile(cmd=ffmpeg_bin))
+        argv = _bounded_inputs(_simple_filtergraphs(one.compile(cmd=ffmpeg_bin)))
         argv[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
         passes.append(Pass(argv))
     return passes
+
+
+def _bounded_inputs(argv: list[str]) -> list[str]:
+    """-max_pixels before every -i: each decoder refuses a frame larger than any real video's."""
+    bounded: list[str] = []
+    for arg in argv:
+        if arg == "-i":
+            bounded += ["-max_pixels", str(MAX_FRAME_PIXELS)]
+        bounded.append(arg)
+    return bounded
 
 
 def _simple_filtergraphs(argv: list[str]) -> list[str]:

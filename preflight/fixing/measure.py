@@ -25,7 +25,7 @@ def read_streams(path: str, cancel: threading.Event | None = None) -> StreamInfo
     if cancel is not None and cancel.is_set():
         raise spawn.FixCancelled("cancelled")
     try:
-        out = read_stream_json(path, ProbeLimits())
+        out = read_stream_json(path, ProbeLimits(), max_pixels=spawn.MAX_FRAME_PIXELS)
     except ProbeError as exc:
         raise spawn.FfmpegFailed(f"the streams could not be read: {exc}") from None
     try:
@@ -43,6 +43,13 @@ def read_streams(path: str, cancel: threading.Event | None = None) -> StreamInfo
         {},
     )
     audio: dict[str, Any] = next((s for s in streams if s.get("codec_type") == "audio"), {})
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width * height > spawn.MAX_FRAME_PIXELS:
+        # The check read the container's size; the stream's own header says this.
+        raise spawn.FfmpegFailed(
+            f"the video stream holds {width}×{height} frames, larger than any real video's "
+            f"({spawn.MAX_FRAME_PIXELS:,} pixels, H.264/HEVC level 6.2): not decoded"
+        )
     time_base: Fraction | None
     try:
         time_base = Fraction(str(video.get("time_base")))
@@ -102,11 +109,15 @@ def ssim(
         "-reinit_filter",
         "0",
         "-noautorotate",
+        "-max_pixels",
+        str(spawn.MAX_FRAME_PIXELS),
         "-i",
         graph.url(output),
         "-reinit_filter",
         "0",
         "-noautorotate",
+        "-max_pixels",
+        str(spawn.MAX_FRAME_PIXELS),
         "-i",
         graph.url(source),
         "-filter_complex",
@@ -130,6 +141,8 @@ def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str
         "-nostdin",
         "-v",
         "error",
+        "-max_pixels",
+        str(spawn.MAX_FRAME_PIXELS),
         "-i",
         graph.url(path),
         "-map",

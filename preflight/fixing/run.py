@@ -108,6 +108,15 @@ def _fix(
     rules, warnings = _rules(before)
     if not needs_fix(rules, warnings):
         return FixResult(name, "nothing_to_fix", before, after=before)
+    pixels = (before.facts.width or 0) * (before.facts.height or 0)
+    if pixels > spawn.MAX_FRAME_PIXELS:
+        return FixResult(
+            name,
+            "unfixable",
+            before,
+            reason=f"a {before.facts.width}×{before.facts.height} frame is larger than any real "
+            f"video's ({spawn.MAX_FRAME_PIXELS:,} pixels, H.264/HEVC level 6.2): not decoded",
+        )
     try:
         source = OpenedSource(name)
     except OSError as exc:
