@@ -55,7 +55,8 @@ def test_human_output_shows_the_plan_and_before_after(tmp_path: Path) -> None:
     assert "REJECT 29.97 fps" in done.stdout and "→ PASS 30 fps" in done.stdout
     assert "MP4, lossless\n  wrote " in done.stdout  # then what was written
     again = run_cli("fix", str(tmp_path / "clip.mp4"))
-    assert again.returncode == 2 and "--force" in again.stderr  # never over an existing output
+    assert again.returncode == 2 and "--force" in again.stdout  # never over an existing output
+    assert again.stdout.startswith(f"SKIPPED   {tmp_path / 'clip.mp4'}: ")
 
 
 def test_unreadable_sources_exit_3_and_usage_errors_exit_2(tmp_path: Path) -> None:

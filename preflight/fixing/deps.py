@@ -14,12 +14,13 @@ from ..policy import Policy, load_policy
 from ..probing.limits import ProbeLimits
 from ..probing.worker import streams as read_stream_json
 from ..status import ExitCode
-from ..verdict import Result
+from ..verdict import Failure, Result
 
 __all__ = [
     "CheckOptions",
     "ExitCode",
     "Facts",
+    "Failure",
     "Policy",
     "ProbeError",
     "ProbeLimits",

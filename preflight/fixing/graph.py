@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from .plan import Plan
-from .spawn import FfmpegFailed, FixCancelled, find_ffmpeg
+from .spawn import MAX_FRAME_PIXELS, FfmpegFailed, FixCancelled, find_ffmpeg
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -94,7 +94,9 @@ def build(
         graphs = [_copy(plan, source, target, seek=True)]
     passes = []
     for one in graphs:
-        argv = _without_brand_tags(_simple_filtergraphs(one.compile(cmd=ffmpeg_bin)))
+        argv = _without_brand_tags(
+            _bounded_inputs(_simple_filtergraphs(one.compile(cmd=ffmpeg_bin)))
+        )
         argv[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
         passes.append(Pass(argv))
     return passes
@@ -115,6 +117,16 @@ _BRAND_TAGS = ("major_brand", "minor_version", "compatible_brands")
 # com.apple.quicktime.* keys need use_metadata_tags in MP4), and the timecode, from which the
 # muxer writes a tmcd track again.
 KEEP_METADATA = {"map_metadata": 0, "movflags": "+faststart+use_metadata_tags"}
+
+
+def _bounded_inputs(argv: list[str]) -> list[str]:
+    """-max_pixels before every -i: each decoder refuses a frame larger than any real video's."""
+    bounded: list[str] = []
+    for arg in argv:
+        if arg == "-i":
+            bounded += ["-max_pixels", str(MAX_FRAME_PIXELS)]
+        bounded.append(arg)
+    return bounded
 
 
 def _simple_filtergraphs(argv: list[str]) -> list[str]:

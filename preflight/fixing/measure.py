@@ -31,7 +31,7 @@ def read_streams(
     if cancel is not None and cancel.is_set():
         raise spawn.FixCancelled("cancelled")
     try:
-        out = read_stream_json(path, ProbeLimits())
+        out = read_stream_json(path, ProbeLimits(), max_pixels=spawn.MAX_FRAME_PIXELS)
     except ProbeError as exc:
         raise spawn.FfmpegFailed(f"the streams could not be read: {exc}") from None
     try:
@@ -47,6 +47,13 @@ def read_streams(
     judged = [s for s in videos if track_id is not None and _stream_id(s) == track_id]
     video: dict[str, Any] = (judged or videos or [{}])[0]
     audio: dict[str, Any] = next((s for s in streams if s.get("codec_type") == "audio"), {})
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width * height > spawn.MAX_FRAME_PIXELS:
+        # The check read the container's size; the stream's own header says this.
+        raise spawn.FfmpegFailed(
+            f"the video stream holds {width}×{height} frames, larger than any real video's "
+            f"({spawn.MAX_FRAME_PIXELS:,} pixels, H.264/HEVC level 6.2): not decoded"
+        )
     time_base: Fraction | None
     try:
         time_base = Fraction(str(video.get("time_base")))
@@ -190,8 +197,10 @@ def quality(
         "-nostdin",
         # One filter graph throughout: a frame-size change must not re-create it (that would
         # restart the scores); the Picture chain re-evaluates its sizes per frame instead.
-        *("-reinit_filter", "0", "-noautorotate", "-i", graph.url(output)),
-        *("-reinit_filter", "0", "-noautorotate", "-i", graph.url(source)),
+        *("-reinit_filter", "0", "-noautorotate", "-max_pixels", str(spawn.MAX_FRAME_PIXELS)),
+        *("-i", graph.url(output)),
+        *("-reinit_filter", "0", "-noautorotate", "-max_pixels", str(spawn.MAX_FRAME_PIXELS)),
+        *("-i", graph.url(source)),
         "-filter_complex",
         ";".join(parts),
         *outputs,
@@ -256,6 +265,8 @@ def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str
         "-nostdin",
         "-v",
         "error",
+        "-max_pixels",
+        str(spawn.MAX_FRAME_PIXELS),
         "-i",
         graph.url(path),
         "-map",

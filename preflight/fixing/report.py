@@ -17,6 +17,7 @@ _LABEL = {
     "planned": "PLAN",
     "unfixable": "UNFIXABLE",
     "error": "ERROR",
+    "skipped": "SKIPPED",
 }
 
 
@@ -70,6 +71,8 @@ def write_text(result: FixResult, stream: IO[str]) -> None:
         if result.after is not None and result.after.violations:
             rules = ", ".join(v.rule for v in result.after.violations)
             lines.append(f"  the last try still broke: {rules} (nothing written)")
+    elif result.status == "skipped":
+        lines[0] += f": {result.reason}"
     elif result.status == "error":
         kind = result.before.error.kind if result.before.error else "unreadable"
         lines[0] += f": {kind}: {result.reason}"

@@ -1,6 +1,7 @@
 """FixResult: what fixing one source did (or would do), and its JSON (fix.schema.json).
 
-`status` is fixed, nothing_to_fix, planned (dry run), unfixable or error (the source is unreadable).
+`status` is fixed, nothing_to_fix, planned (dry run), unfixable, error (the source is unreadable)
+or skipped (a batch's source whose output exists, without --force).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from .deps import ExitCode, Result
 from .keep import Dropped
 from .plan import Plan, Step, reencoded
 
-STATUSES = ("fixed", "nothing_to_fix", "planned", "unfixable", "error")
+STATUSES = ("fixed", "nothing_to_fix", "planned", "unfixable", "error", "skipped")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class FixResult:
     source: str
     status: str
     before: Result
-    output: str | None = None  # the file written (fixed), or that would be (planned)
+    output: str | None = None  # the file written (fixed), that would be (planned), or is (skipped)
     after: Result | None = None  # the re-check of the output (fixed, or the last try)
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -100,6 +101,8 @@ class FixResult:
             return ExitCode.PROBE_ERROR
         if self.status == "unfixable":
             return ExitCode.REJECTED
+        if self.status == "skipped":
+            return ExitCode.USAGE  # what was asked was not done: the output was there already
         return ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,19 +5,18 @@ Nothing is written unless the re-check passes; a failure or interrupt removes ev
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import graph, measure, packets, spawn
-from .deps import Facts, Policy, Result, UsageError, check_one, load_policy
+from .deps import Facts, Failure, Policy, Result, UsageError, check_one, load_policy
 from .keep import TEN_BIT_MODES, StreamInfo
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
 from .result import FixResult, Written, surviving_steps
+from .workspace import OpenedSource, Workspace
 
 MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact cut at most
 # SSIM against the source (over the frames both have) under which a re-encode is not the
@@ -29,10 +28,6 @@ MIN_SSIM = 0.97
 # VMAF (0-100, libvmaf's default model) under which a re-encode is not the source's picture: 90
 # is where viewers begin to see the difference; CRF 18/20 encodes measure 95 and up.
 MIN_VMAF = 90.0
-
-# Temp files are created 0600; the output gets the mode a plain new file would have.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def default_output(source: str, out_dir: str | os.PathLike[str] | None = None) -> str:
@@ -90,7 +85,14 @@ def fix(
     if ten_bit not in TEN_BIT_MODES:
         raise UsageError(f"--ten-bit must be one of {', '.join(TEN_BIT_MODES)}")
     policy = policy or load_policy()
-    name = os.fspath(source)
+    name = os.fsdecode(source)  # bytes (a name that is not UTF-8) arrive as surrogate escapes
+    if "\0" in name:
+        # No file can have it, and every system call would raise ValueError on it.
+        shown = name.replace("\0", "\\0")
+        failure = Failure("missing", f"{shown}: a file name cannot hold a NUL byte")
+        return FixResult(
+            shown, "error", Result(shown, "error", error=failure), reason=failure.message
+        )
     target = resolve_output(name, out, force=force, dry_run=dry_run)
     job = _Job(name, target, policy, extend, force, preset, cancel, min_ssim, min_vmaf, ten_bit)
     result = _fix(job, dry_run)
@@ -99,7 +101,7 @@ def fix(
 
 
 def _fix(job: _Job, dry_run: bool) -> FixResult:
-    name, target, policy = job.source, job.target, job.policy
+    name, policy = job.source, job.policy
     before = check_one(name, policy)
     if before.verdict == "error" or before.facts is None:
         reason = before.error.message if before.error else "the source could not be read"
@@ -107,39 +109,60 @@ def _fix(job: _Job, dry_run: bool) -> FixResult:
     rules, warnings = _rules(before)
     if not needs_fix(rules, warnings):
         return FixResult(name, "nothing_to_fix", before, after=before)
-    try:
-        streams = measure.read_streams(name, job.cancel, track_id=before.facts.video_track_id)
-        plan = job.plan(before.facts, rules, warnings, streams)
-    except spawn.FfmpegFailed as exc:
-        return FixResult(name, "unfixable", before, reason=str(exc))
-    if plan.unfixable:
-        return FixResult(name, "unfixable", before, reason=plan.unfixable)
-    try:
-        plan = packets.refine(plan, name, policy, job.cancel)
-    except spawn.FfmpegFailed as exc:
-        return FixResult(name, "unfixable", before, reason=str(exc))
-    if dry_run:
-        stem = target[: -len(".mp4")] if target.endswith(".mp4") else target
-        scratch = [f"{stem}.part{n}.mp4" for n in range(1, graph.scratch_count(plan) + 1)]
-        try:
-            passes = graph.build(plan, name, target, preset=job.preset, scratch=scratch)
-        except spawn.FfmpegFailed as exc:
-            return FixResult(name, "unfixable", before, reason=str(exc))
-        shown = " && ".join(graph.show(p.argv, {}) for p in passes)
-        steps = list(plan.with_commands(shown).steps)
+    pixels = (before.facts.width or 0) * (before.facts.height or 0)
+    if pixels > spawn.MAX_FRAME_PIXELS:
         return FixResult(
             name,
-            "planned",
+            "unfixable",
             before,
-            output=target,
-            steps=steps,
-            notes=list(plan.notes),
-            dropped=list(plan.dropped),
+            reason=f"a {before.facts.width}×{before.facts.height} frame is larger than any real "
+            f"video's ({spawn.MAX_FRAME_PIXELS:,} pixels, H.264/HEVC level 6.2): not decoded",
         )
     try:
-        return job.run(before, plan)
-    finally:
-        job.clean()
+        source = OpenedSource(name)
+    except OSError as exc:
+        return FixResult(name, "error", before, reason=f"cannot open it: {exc.strerror or exc}")
+    with source:
+        job.read_as = source.path
+        try:
+            track = before.facts.video_track_id
+            streams = measure.read_streams(source.path, job.cancel, track_id=track)
+            plan = job.plan(before.facts, rules, warnings, streams)
+            if not plan.unfixable:
+                plan = packets.refine(plan, source.path, policy, job.cancel)
+        except spawn.FfmpegFailed as exc:
+            return FixResult(name, "unfixable", before, reason=str(exc))
+        if plan.unfixable:
+            return FixResult(name, "unfixable", before, reason=plan.unfixable)
+        if dry_run:
+            return _planned(job, before, plan)
+        try:
+            return job.run(before, plan)
+        finally:
+            job.clean()
+
+
+def _planned(job: _Job, before: Result, plan: Plan) -> FixResult:
+    target = job.target
+    stem = target[: -len(".mp4")] if target.endswith(".mp4") else target
+    # Placeholders for the outputs: ffmpeg-python cannot hold a name that is not UTF-8.
+    names = {job.read_as: job.source, "/output.mp4": target}
+    scratch = [f"/part{n}.mp4" for n in range(1, graph.scratch_count(plan) + 1)]
+    names.update({path: f"{stem}.part{n}.mp4" for n, path in enumerate(scratch, start=1)})
+    try:
+        passes = graph.build(plan, job.read_as, "/output.mp4", preset=job.preset, scratch=scratch)
+    except spawn.FfmpegFailed as exc:
+        return FixResult(job.source, "unfixable", before, reason=str(exc))
+    shown = " && ".join(graph.show(p.argv, names) for p in passes)
+    return FixResult(
+        job.source,
+        "planned",
+        before,
+        output=target,
+        steps=list(plan.with_commands(shown).steps),
+        notes=list(plan.notes),
+        dropped=list(plan.dropped),
+    )
 
 
 @dataclass
@@ -161,8 +184,10 @@ class _Job:
     min_ssim: float
     min_vmaf: float
     ten_bit: str
+    read_as: str = ""  # the path every read of the source goes through (OpenedSource.path)
     temps: list[str] = field(default_factory=list)
     rounds: list[_Round] = field(default_factory=list)
+    space: Workspace | None = None
 
     def plan(
         self,
@@ -185,21 +210,21 @@ class _Job:
             decoders=measure.decoders(),
         )
 
-    def temp(self) -> str:
-        folder = os.path.dirname(os.path.abspath(self.target))
-        handle, path = tempfile.mkstemp(prefix=f".{os.path.basename(self.target)}.tmp-", dir=folder)
-        os.close(handle)
+    def temp(self, suffix: str = ".mp4") -> str:
+        """A new path in our private folder beside the target (made on first use)."""
+        if self.space is None:
+            self.space = Workspace(self.target)
+        path = self.space.path(f"{len(self.temps) + 1}{suffix}")
         self.temps.append(path)
         return path
 
     def clean(self) -> None:
-        for path in self.temps:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        if self.space is not None:
+            self.space.close()
 
     def run(self, before: Result, plan: Plan) -> FixResult:
         assert before.facts is not None
-        current = self.source
+        current = self.read_as
         after = before
         exact_cut = False
         try:
@@ -312,7 +337,7 @@ class _Job:
 
     def _names(self) -> dict[str, str]:
         """Temp paths as a person reads the commands: the output name, and a name per round."""
-        names = {}
+        names = {self.read_as: self.source}
         stem = self.target[: -len(".mp4")] if self.target.endswith(".mp4") else self.target
         for index, one in enumerate(self.rounds, start=1):
             last = index == len(self.rounds)
@@ -341,7 +366,7 @@ class _Job:
         frames = after.facts.frame_count or round((after.facts.duration or 0) * 30)
         return measure.quality(
             self.rounds[-1].output,
-            self.source,
+            self.read_as,
             align,
             frames=frames,
             timeout_s=spawn.timeout_for(after.facts.duration),
@@ -361,22 +386,8 @@ class _Job:
         )
 
     def _publish(self, path: str) -> None:
-        os.chmod(path, 0o666 & ~_UMASK)
-        if self.force:
-            os.replace(path, self.target)
-            return
-        # No clobbering, even of a file that appeared while we worked: link fails if it exists.
-        try:
-            os.link(path, self.target)
-        except FileExistsError:
-            message = f"{self.target} appeared while fixing (pass --force to replace it)"
-            raise OSError(message) from None
-        except OSError:
-            if os.path.lexists(self.target):
-                raise
-            os.replace(path, self.target)  # a filesystem without hard links
-            return
-        os.remove(path)
+        assert self.space is not None
+        self.space.publish(os.path.basename(path), force=self.force)
 
 
 def _rules(result: Result) -> tuple[set[str], set[str]]:

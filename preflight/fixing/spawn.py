@@ -32,6 +32,11 @@ _LAUNCHER_EXITS = {125: "preflight ended before it started", 126: "it could not 
 _OUT_OF_MEMORY = ("Cannot allocate memory", "malloc of size", "failed to map segment")
 # A 4K HEVC re-encode into x265 at 2160 px needed 2 GiB of address space on 2 cores (1.5 GiB
 # failed); every extra core adds threads, stacks and their malloc arenas.
+# H.264 and HEVC at their highest level (6.2) carry at most 35,651,584 luma samples a frame
+# (8192x4352): a larger frame is a decompression bomb, not footage. A 752 KB 16000x16000 H.264
+# file held 3 GB in ffmpeg 5.1. Given to every decoder as -max_pixels, so a frame size the
+# container hides from the check is refused by ffmpeg too.
+MAX_FRAME_PIXELS = 35_651_584
 BASE_MEMORY_MIB = 3072
 MEMORY_MIB_PER_EXTRA_CORE = 256
 

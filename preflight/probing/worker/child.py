@@ -172,7 +172,7 @@ class Thumbnailer:
         import base64
 
         if job.get("op") == "streams":
-            return self.streams(os.fsdecode(bytes.fromhex(job["path_hex"])))
+            return self.streams(os.fsdecode(bytes.fromhex(job["path_hex"])), job["max_pixels"])
         try:
             jpeg = self._thumbnail(os.fsdecode(bytes.fromhex(job["path_hex"])), job["box"])
         except MemoryError:
@@ -185,12 +185,14 @@ class Thumbnailer:
             return {"kind": "unreadable", "message": "no keyframe found"}
         return {"text": base64.b64encode(jpeg).decode("ascii")}
 
-    def streams(self, path: str) -> dict[str, Any]:
+    def streams(self, path: str, max_pixels: int) -> dict[str, Any]:
         """The streams' details fix plans with, shaped as ffprobe's -show_entries JSON
-        (codec_type, codec_name, time_base, pix_fmt, start_time, disposition; format start_time):
-        headers only, nothing decoded."""
+        (codec_type, codec_name, time_base, pix_fmt, width, height, start_time, disposition;
+        format start_time). Finding them may decode a first frame: no decoder gets one larger
+        than `max_pixels` (the size is still reported, from the stream's own header)."""
+        options = {"max_pixels": str(max_pixels)}
         try:
-            with open(path, "rb") as file, self.av.open(file, "r") as container:
+            with open(path, "rb") as file, self.av.open(file, "r", options=options) as container:
                 found = {
                     "streams": [_stream_entry(stream) for stream in container.streams],
                     "format": {"start_time": _seconds(container.start_time, 1e-6)},
