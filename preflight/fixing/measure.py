@@ -5,7 +5,6 @@ lossless step kept them (the pinned ffmpeg, bounded by spawn.py).
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import threading
@@ -223,26 +222,34 @@ _VMAF = re.compile(rb"VMAF score: ([0-9.]+)")
 _FRAMES = re.compile(rb"frame=\s*([0-9]+)")
 
 
-@functools.cache
-def _filters(ffmpeg_bin: str) -> bytes:
-    try:
-        out, _ = spawn.run([ffmpeg_bin, "-hide_banner", "-filters"], 30.0)
-    except spawn.FfmpegFailed:
-        return b""
-    return out
+_LISTED: dict[tuple[str, str], bytes] = {}  # (ffmpeg, -filters/-codecs) -> its listing
+
+
+def _listing(what: str) -> bytes | None:
+    """`ffmpeg -filters` or `-codecs` of the ffmpeg in use, kept once read; None when it could
+    not be read (a bound it ran into): not cached, and nothing is concluded from it."""
+    ffmpeg_bin = spawn.find_ffmpeg()
+    key = (ffmpeg_bin, what)
+    if key not in _LISTED:
+        try:
+            out, _ = spawn.run([ffmpeg_bin, "-hide_banner", what], 30.0)
+        except spawn.FfmpegFailed:
+            return None
+        _LISTED[key] = out
+    return _LISTED[key]
 
 
 def has_vmaf() -> bool:
     """The ffmpeg in use has libvmaf (the pinned one does; a distribution's may not)."""
-    return b" libvmaf " in _filters(spawn.find_ffmpeg())
+    return b" libvmaf " in (_listing("-filters") or b"")
 
 
-@functools.cache
-def _codecs(ffmpeg_bin: str) -> frozenset[str]:
-    try:
-        out, _ = spawn.run([ffmpeg_bin, "-hide_banner", "-codecs"], 30.0)
-    except spawn.FfmpegFailed:
-        return frozenset()
+def decoders() -> frozenset[str] | None:
+    """The codecs the ffmpeg in use can decode, so a plan never promises what it cannot do;
+    None when ffmpeg could not list them."""
+    out = _listing("-codecs")
+    if out is None:
+        return None
     found = set()
     for line in out.decode("ascii", "replace").splitlines():
         fields = line.split()
@@ -250,11 +257,6 @@ def _codecs(ffmpeg_bin: str) -> frozenset[str]:
         if len(fields) >= 2 and len(fields[0]) == 6 and fields[0][0] == "D":
             found.add(fields[1])
     return frozenset(found)
-
-
-def decoders() -> frozenset[str]:
-    """The codecs the ffmpeg in use can decode, so a plan never promises what it cannot do."""
-    return _codecs(spawn.find_ffmpeg())
 
 
 def packet_hashes(path: str, *, timeout_s: float = 120.0) -> list[tuple[int, str]]:
