@@ -353,3 +353,38 @@ def test_a_step_a_later_round_redid_or_re_encoded_is_not_reported_lossless() -> 
     ]
     assert "every video packet stays" not in steps[0].detail
     assert len(notes) == 1 and "did not survive" in notes[0] and "round 1" in notes[0]
+
+
+def test_subtitles_follow_a_lossless_retime(tmp_path: Path) -> None:
+    # 25 -> 24 fps by rescaling timestamps: a cue at 2.0-2.5 s plays at 2.083-2.604 s, with the
+    # picture (the subtitles were dropped; -itsscale alone moved the start but not the duration).
+    subtitles = tmp_path / "subs.srt"
+    subtitles.write_text("1\n00:00:02,000 --> 00:00:02,500\nhello\n")
+    source = tmp_path / "pal.mov"
+    subprocess.run(
+        [
+            *(find_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25:d=3"),
+            *("-i", str(subtitles), "-map", "0", "-map", "1", "-c:v", "libx264"),
+            *("-preset", FAST, "-c:s", "mov_text", str(source)),
+        ],
+        check=True,
+        timeout=120,
+    )
+    out = tmp_path / "out.mp4"
+    result = run_fix(source, out)
+    assert_passes(result)
+    assert result.lossless and [s.action for s in result.steps] == ["retime"]
+    done = subprocess.run(
+        [
+            *("ffprobe", "-v", "error", "-of", "json", "-select_streams", "s"),
+            *("-show_entries", "packet=pts_time,duration_time", str(out)),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    cues = [p for p in json.loads(done.stdout)["packets"] if float(p["duration_time"]) < 1]
+    assert len(cues) == 1
+    start, length = float(cues[0]["pts_time"]), float(cues[0]["duration_time"])
+    assert start == pytest.approx(2.0 * 25 / 24, abs=0.002)
+    assert length == pytest.approx(0.5 * 25 / 24, abs=0.002)

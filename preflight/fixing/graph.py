@@ -210,7 +210,6 @@ def _input(
     seek: bool = True,
     read_s: float | None = None,
     reinit: bool = True,
-    retimed: bool = False,
     offset_s: float | None = None,
 ) -> Any:
     """The source as an ffmpeg input, started at the video's first frame.
@@ -223,9 +222,6 @@ def _input(
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     options: dict[str, Any] = {}
-    if retimed and plan.subtitles and plan.speed != 1:
-        # The subtitles follow the picture's new clock (the video is re-timed by setts/setpts).
-        options["itsscale:s"] = f"{float(1 / plan.speed):.9g}"
     if not reinit:
         # One filter graph for the whole stream (Picture re-evaluates per frame): a re-created
         # graph would restart the fps filter midway.
@@ -263,7 +259,7 @@ class _Laps:
         for index in range(laps):
             # -itsoffset puts each lap where it plays; it also keeps ffmpeg-python from merging
             # the laps' inputs, which are otherwise the same node.
-            inp = _input(plan, source, reinit=False, retimed=True, offset_s=index * lap)
+            inp = _input(plan, source, reinit=False, offset_s=index * lap)
             self.inputs.append(inp)
             parts.append(inp[plan.video_map].filter("setpts", "PTS-STARTPTS"))
             if plan.audio != "none":
@@ -325,7 +321,7 @@ def _onto_grid(plan: Plan, source: str, target: str) -> Any:
     # pass re-times it into AAC anyway.
     audio_codec = "copy" if plan.audio == "copy" else "alac"
     options: dict[str, Any] = {"c:v": "copy", "c:a": audio_codec}
-    streams += _extras(plan, inp, options, from_source=True)
+    streams += _extras(plan, inp, options, from_source=True, retime=False)
     return ffmpeg.output(*streams, target, **options, f="mp4", video_track_timescale=plan.grid[0])
 
 
@@ -343,7 +339,7 @@ def _copy(plan: Plan, source: str, target: str, *, seek: bool) -> Any:
         read_s = plan.cut_s * float(plan.speed)
         if plan.cut_frames is not None and plan.source_rate:
             read_s += 0.5 / float(plan.source_rate)
-    inp = _input(plan, source, seek=seek, read_s=read_s, retimed=True)
+    inp = _input(plan, source, seek=seek, read_s=read_s)
     video = inp[plan.video_map if seek else "V:0"]  # not seek: our scratch, one video stream
     options: dict[str, Any] = {"c:v": "copy", "f": "mp4", "movflags": "+faststart"}
     if plan.cut_frames is not None:
@@ -433,13 +429,22 @@ def _concat_quoted(path: str) -> str:
     return path.replace("'", "'\\''")
 
 
-def _extras(plan: Plan, inp: Any, options: dict[str, Any], *, from_source: bool) -> list[Any]:
+def _extras(
+    plan: Plan, inp: Any, options: dict[str, Any], *, from_source: bool, retime: bool = True
+) -> list[Any]:
     """What rides along with the picture and sound: text subtitles as mov_text, and the metadata
     (creation time, location, make/model, timecode), their options set in `options`."""
     options.update(KEEP_METADATA)
     if not plan.subtitles:
         return []
     options["c:s"] = "mov_text"
+    if retime and plan.speed != 1:
+        # The subtitles follow the picture's new clock, their durations too (-itsscale moved
+        # only the timestamps, and MP4 stores durations: cue 3 came 0.1 s early after 25 -> 24).
+        options["bsf:s"] = (
+            f"setts=pts={_scaled('PTS', plan.speed)}:dts={_scaled('DTS', plan.speed)}"
+            f":duration={_scaled('DURATION', plan.speed)}"
+        )
     if not from_source:  # a scratch file of ours: its subtitles are the ones kept
         return [inp["s?"]]
     return [inp[str(index)] for index in plan.subtitles]
@@ -549,7 +554,7 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
     looping = plan.extend_to_s is not None and plan.extend_mode == "loop"
-    inp: Any = _Laps(plan, source) if looping else _input(plan, source, reinit=False, retimed=True)
+    inp: Any = _Laps(plan, source) if looping else _input(plan, source, reinit=False)
     picture = Picture.of(plan)
     video = inp[plan.video_map]
     if picture is not None:
