@@ -244,6 +244,20 @@ def has_vmaf() -> bool:
     return b" libvmaf " in (_listing("-filters") or b"")
 
 
+def encoders() -> frozenset[str] | None:
+    """The encoders the ffmpeg in use has (libx264, libx265…); None when it could not list them."""
+    out = _listing("-encoders")
+    if out is None:
+        return None
+    found = set()
+    for line in out.decode("ascii", "replace").splitlines():
+        fields = line.split()
+        # " V....D libx264   libx264 H.264 / AVC ...": the type letter, then the name
+        if len(fields) >= 2 and len(fields[0]) == 6 and fields[0][0] in "VAS" and fields[1] != "=":
+            found.add(fields[1])
+    return frozenset(found)
+
+
 def decoders() -> frozenset[str] | None:
     """The codecs the ffmpeg in use can decode, so a plan never promises what it cannot do;
     None when ffmpeg could not list them."""
@@ -254,7 +268,7 @@ def decoders() -> frozenset[str] | None:
     for line in out.decode("ascii", "replace").splitlines():
         fields = line.split()
         # " DEV.LS h264  H.264 / AVC ...": D = a decoder exists
-        if len(fields) >= 2 and len(fields[0]) == 6 and fields[0][0] == "D":
+        if len(fields) >= 2 and len(fields[0]) == 6 and fields[0][0] == "D" and fields[1] != "=":
             found.add(fields[1])
     return frozenset(found)
 

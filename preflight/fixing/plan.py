@@ -162,10 +162,12 @@ def make_plan(
     exact_cut: bool = False,
     ten_bit: str = "hevc",
     decoders: frozenset[str] | None = None,
+    encoders: frozenset[str] | None = None,
 ) -> Plan:
     """One step per problem, lossless where the file allows; `unfixable` says why not.
 
-    `decoders`: the codecs the ffmpeg that will run can decode (None: not checked), so that a
+    `decoders`/`encoders`: the codecs the ffmpeg that will run can decode, the encoders it has
+    (None: not checked), so that a
     plan (and a --dry-run) never promises a re-encode that ffmpeg cannot carry out.
     """
     if facts.width is None or facts.height is None or facts.video_tracks == 0:
@@ -370,6 +372,8 @@ def make_plan(
                 unfixable=f"this ffmpeg has no {codec} decoder, and the fix needs to re-encode "
                 "the video"
             )
+        if encoders is not None and encoder not in encoders:
+            return Plan(unfixable=f"this ffmpeg has no {encoder} encoder, which the fix needs")
         family = {"libx264": "H.264", "libx265": "HEVC"}[encoder]
         if depth_note:
             notes.append(depth_note)

@@ -208,6 +208,7 @@ class _Job:
             exact_cut=exact_cut,
             ten_bit=self.ten_bit,
             decoders=measure.decoders(),
+            encoders=measure.encoders(),
         )
 
     def temp(self, suffix: str = ".mp4") -> str:
