@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from preflight import fix
+from preflight.errors import UsageError
 from preflight.fixing.measure import packet_hashes
 
 from .conftest import FIXTURES, make_video, preflight_script, run_cli
@@ -94,6 +95,8 @@ def test_a_name_that_is_not_utf8_or_holds_nul_gives_a_result(tmp_path: Path) -> 
     assert done.stdout.startswith(b"FIXED ")
     nul = fix(str(tmp_path / "a\0b.mp4"))
     assert nul.status == "error" and "NUL" in nul.reason
+    with pytest.raises(UsageError, match="NUL"):  # the caller's own argument: a usage error
+        fix(os.fsdecode(raw), out=str(tmp_path / "o\0.mp4"), force=True)
 
 
 # --- the batch -------------------------------------------------------------------------------
