@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from preflight import fix
+from preflight.errors import UsageError
 from preflight.fixing.measure import packet_hashes
 
 from .conftest import FIXTURES, make_video, preflight_script, run_cli
@@ -94,6 +95,8 @@ def test_a_name_that_is_not_utf8_or_holds_nul_gives_a_result(tmp_path: Path) -> 
     assert done.stdout.startswith(b"FIXED ")
     nul = fix(str(tmp_path / "a\0b.mp4"))
     assert nul.status == "error" and "NUL" in nul.reason
+    with pytest.raises(UsageError, match="NUL"):  # the caller's own argument: a usage error
+        fix(os.fsdecode(raw), out=str(tmp_path / "o\0.mp4"), force=True)
 
 
 # --- the batch -------------------------------------------------------------------------------
@@ -125,15 +128,21 @@ def test_x_mp4_and_x_mov_get_distinct_outputs_and_an_existing_one_is_skipped(
 # --- item 4: a second user racing the temp names in a shared folder --------------------------
 
 _ATTACKER = r"""
-import os, sys, time
+import os, signal, sys, time
 folder, victim, victim_dir = sys.argv[1:4]
 end = time.monotonic() + 120  # the test terminates it long before
+seen = set()
+def report(*_):
+    print(len(seen), flush=True)  # how many temp names it raced
+    sys.exit(0)
+signal.signal(signal.SIGTERM, report)
 print("ready", flush=True)
 while time.monotonic() < end:
     time.sleep(0.001)
     for name in os.listdir(folder):
         if ".tmp-" not in name:
             continue
+        seen.add(name)
         path = os.path.join(folder, name)
         try:
             if os.path.islink(path):
@@ -192,14 +201,20 @@ def test_a_second_user_racing_the_temp_names_writes_nothing_outside(
             outcomes.append(json.loads(done.stdout)["results"][0]["status"])
     finally:
         attacker.terminate()
-        attacker.wait(timeout=DEADLINE_S)
+        raced, _ = attacker.communicate(timeout=DEADLINE_S)
+    assert int(raced) >= 3, "the second user never saw a temp name: no race was run"
     assert victim.read_bytes() == b"root only\n"
     assert victim.stat().st_mode & 0o777 == 0o600
     assert _names_in(vault) == ["secret"]
-    assert set(outcomes) <= {"fixed", "unfixable"}, outcomes
+    # And the fix itself wins: its temp folder holds a file from the start, so no one else can
+    # remove it, and every name in it is reached through its descriptor.
+    assert outcomes == ["fixed"] * 3, outcomes
     output = shared_folder / "clip.fixed.mp4"
-    if "fixed" in outcomes:  # the run that won the race left a plain file of ours
-        assert not output.is_symlink() and output.stat().st_uid == os.geteuid()
+    assert not output.is_symlink() and output.stat().st_uid == os.geteuid()
+    assert packet_hashes(str(output)) == packet_hashes(str(source))
+    # Nothing of ours left (a link the second user made in a race we then retried may stay).
+    ours = sorted(p.name for p in shared_folder.iterdir() if not p.is_symlink())
+    assert ours == ["clip.fixed.mp4", "clip.mp4"]
 
 
 # --- item 5: bounded children ----------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -28,13 +29,13 @@ def outputs_for(sources: Sequence[str], out: str | None, *, dry_run: bool = Fals
     """
     outputs = [resolve_output(s, out, force=True, dry_run=dry_run) for s in sources]
     if out is None or os.path.isdir(out):
-        keys = [_key(o) for o in outputs]
+        counts = Counter(_key(o) for o in outputs)
         for index, source in enumerate(sources):
-            if keys.count(keys[index]) > 1:
+            if counts[_key(outputs[index])] > 1:
                 folder = os.path.dirname(outputs[index])
                 outputs[index] = os.path.join(folder, f"{Path(source).name}.fixed.mp4")
-    keys = [_key(o) for o in outputs]
-    clashes = sorted({o for o, k in zip(outputs, keys, strict=True) if keys.count(k) > 1})
+    counts = Counter(_key(o) for o in outputs)
+    clashes = sorted(o for o in outputs if counts[_key(o)] > 1)
     if clashes:
         raise UsageError(f"two sources would be fixed into {clashes[0]}: fix them apart")
     return outputs

@@ -43,7 +43,9 @@ def resolve_output(
     """Where the fixed copy goes; UsageError for a URL, the source itself, or an existing file."""
     if source.lower().startswith(("http://", "https://")) or "://" in source[:12]:
         raise UsageError(f"{source}: fix works on local files: download it first")
-    target = os.fspath(out) if out is not None else default_output(source)
+    target = os.fsdecode(out) if out is not None else default_output(source)
+    if "\0" in target:
+        raise UsageError(f"{target!r}: an output name cannot hold a NUL byte")
     if os.path.isdir(target):
         target = default_output(source, target)
     if os.path.exists(source) and os.path.exists(target) and os.path.samefile(source, target):

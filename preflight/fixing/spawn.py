@@ -27,16 +27,16 @@ from pathlib import Path
 _PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 _POLL_S = 0.1  # how often a running child is checked for cancel and deadline
 _LAUNCHER = str(Path(__file__).with_name("launcher.py"))
-_LAUNCHER_EXITS = {125: "preflight ended before it started", 126: "it could not be started"}
+_CANNOT_START = 126  # launcher.py's exit when the bounds or the program failed (it says which)
 # What ffmpeg (or x264/x265 inside it) prints when an allocation fails under the bound.
 _OUT_OF_MEMORY = ("Cannot allocate memory", "malloc of size", "failed to map segment")
-# A 4K HEVC re-encode into x265 at 2160 px needed 2 GiB of address space on 2 cores (1.5 GiB
-# failed); every extra core adds threads, stacks and their malloc arenas.
 # H.264 and HEVC at their highest level (6.2) carry at most 35,651,584 luma samples a frame
 # (8192x4352): a larger frame is a decompression bomb, not footage. A 752 KB 16000x16000 H.264
 # file held 3 GB in ffmpeg 5.1. Given to every decoder as -max_pixels, so a frame size the
 # container hides from the check is refused by ffmpeg too.
 MAX_FRAME_PIXELS = 35_651_584
+# A 4K HEVC re-encode into x265 at 2160 px needed 2 GiB of address space on 2 cores (1.5 GiB
+# failed); every extra core adds threads, stacks and their malloc arenas.
 BASE_MEMORY_MIB = 3072
 MEMORY_MIB_PER_EXTRA_CORE = 256
 
@@ -126,7 +126,10 @@ def run(
     """Run one bounded child to completion and return (stdout, stderr); no child survives this
     call, nor preflight."""
     bound = memory_mib()
-    cpu_s = int(timeout_s * _cores()) + 1  # the deadline's worth of every core
+    # The deadline's worth of every core: it ends a child whose parent can no longer keep the
+    # deadline (stopped, say). ffmpeg catches the soft limit's SIGXCPU and exits (status 255);
+    # the hard limit, 5 s on, is SIGKILL.
+    cpu_s = int(timeout_s * _cores()) + 1
     bounds = [str(os.getpid()), str(bound << 20), str(cpu_s)]
     proc = subprocess.Popen(
         [sys.executable, "-S", "-I", _LAUNCHER, *bounds, "--", *argv],
@@ -158,7 +161,8 @@ def run(
     if proc.returncode == 0:
         return out, err
     reason = _reason(err)
-    if proc.returncode == -signal.SIGXCPU:  # only RLIMIT_CPU sends it
+    # Only RLIMIT_CPU sends SIGXCPU (seen here when the program does not catch it).
+    if proc.returncode == -signal.SIGXCPU:
         raise FfmpegFailed(f"{program} used its {cpu_s} s of CPU time and was stopped")
     if any(sign in reason for sign in _OUT_OF_MEMORY) or (
         proc.returncode in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS)
@@ -170,8 +174,8 @@ def run(
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         raise FfmpegFailed(f"{program} was killed ({name})")
-    if proc.returncode in _LAUNCHER_EXITS and not reason.startswith(program):
-        raise FfmpegFailed(f"{program}: {_LAUNCHER_EXITS[proc.returncode]} ({reason})")
+    if proc.returncode == _CANNOT_START and reason.startswith("cannot "):
+        raise FfmpegFailed(f"{program} could not be started: {reason}")
     raise FfmpegFailed(f"{program} failed: {reason or f'exit status {proc.returncode}'}")
 
 

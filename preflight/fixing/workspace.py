@@ -24,6 +24,7 @@ _SUFFIX = ".tmp-"
 # What the sweep may remove: `.<output name>.tmp-<8 letters>` only, and only ours, 0700, unlocked.
 _OURS = re.compile(r"^\..+\.tmp-[a-z0-9]{8}$")
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_KEEP = ".keep"  # the file that keeps our directory from being removed while it is empty
 
 # A new file's mode under this process's umask (read once: os.umask can only be read by setting).
 _UMASK = os.umask(0)
@@ -136,23 +137,33 @@ def sweep(folder_fd: int) -> list[str]:
 
 
 def _make_private(folder_fd: int, target_name: str) -> tuple[str, int]:
-    """mkdir a fresh name 0700 (mkdir never follows a link), then open what is there now and
-    check it is still the directory we made: someone may have swapped the name in between."""
+    """mkdir a fresh name 0700 (mkdir never follows a link), open what is there now, check it is
+    the directory we made, and put a file in it at once: until then anyone may rmdir it (the
+    folder is theirs to write) and put a link or a directory of theirs under the name. Once it
+    holds a file, no one else can remove, rename or write into it. A lost race tries a new name.
+    """
     for _ in range(100):
         name = f".{target_name}{_SUFFIX}{_token()}"
         try:
             os.mkdir(name, 0o700, dir_fd=folder_fd)
         except FileExistsError:
             continue
-        fd = os.open(name, _DIRECTORY, dir_fd=folder_fd)
-        info = os.fstat(fd)
-        if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        try:
+            fd = os.open(name, _DIRECTORY, dir_fd=folder_fd)
+        except OSError:
+            continue  # removed and replaced by a link or a file already: not ours any more
+        try:
+            if os.fstat(fd).st_uid != os.geteuid():
+                raise PermissionError("someone else's directory under our name")
+            os.fchmod(fd, 0o700)  # whatever the umask left: the sweep knows ours by it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # ENOENT when it was removed while empty: the descriptor is then of nothing.
+            os.close(os.open(_KEEP, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600, dir_fd=fd))
+        except OSError:
             os.close(fd)
-            raise OSError(f"{name}: our temp folder was replaced by someone else's")
-        os.fchmod(fd, 0o700)  # whatever the umask left: the sweep knows ours by it
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            continue
         return name, fd
-    raise OSError("could not make a temp folder in the output folder")
+    raise OSError("could not make a temp folder there: another user keeps taking the names")
 
 
 def _token() -> str:
