@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -159,9 +160,15 @@ while time.monotonic() < end:
 
 
 def _as_nobody(argv: list[str]) -> subprocess.Popen[str]:
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:  # CI
+        nobody = pwd.getpwnam("nobody")
         return subprocess.Popen(
-            argv, user="nobody", group="nogroup", stdout=subprocess.PIPE, text=True
+            argv,
+            user=nobody.pw_uid,
+            group=nobody.pw_gid,
+            extra_groups=[],
+            stdout=subprocess.PIPE,
+            text=True,
         )
     sudo = shutil.which("sudo")
     if sudo is None or subprocess.run([sudo, "-n", "true"], check=False).returncode != 0:
