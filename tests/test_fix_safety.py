@@ -365,3 +365,16 @@ def test_sigkill_of_preflight_leaves_no_ffmpeg_and_the_next_run_sweeps_its_temp(
     done = run_cli("fix", str(tmp_path / "next.mp4"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert _names_in(tmp_path) == ["next.fixed.mp4", "next.mp4", "slow.mp4"]
+
+
+def test_ffmpeg_past_its_deadline_is_killed_and_nothing_is_left(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    source = _slow_source(ffmpeg, tmp_path)  # seconds of veryslow x264
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    done = run_cli(
+        "fix", "--preset", "veryslow", str(source), env={**env, "PREFLIGHT_FIX_TIMEOUT_S": "0.5"}
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "ffmpeg took longer than 0.5 s" in done.stdout, done.stdout
+    assert _names_in(tmp_path) == ["slow.mp4"]
