@@ -129,6 +129,9 @@ def plan_cut(plan: Plan, packets: Packets | None, floor_s: float, *, smart: bool
             f"{join.frames} frames ({float(join.frames * join.frame_ticks * tb):.3f} s) "
             f"re-encoded with libx264 and joined; re-checked"
         )
+        scored = "SSIM and VMAF are scored on the re-encoded frames only (the copied ones are "
+        scored += "the source's packets)"
+        plan = replace(plan, notes=(*plan.notes, scored))
         return _with_cut(plan, end_s, detail, lossless=False, smart_cut=join)
     how = "exact cut, re-encoded: no frame group of the stream ends near the limit"
     return _exact(plan, how)
