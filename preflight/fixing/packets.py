@@ -20,6 +20,14 @@ from .plan import Plan, SmartCut, Step
 # tail is a smaller loss than re-encoding a join. Further short, the smart cut fills the gap.
 COPY_CUT_SLACK_S = 0.25
 _EPSILON = 1e-6
+# The source's H.264 profile (FFmpeg's name) -> libx264's, so the encoded frames after a smart
+# cut's join claim no more than the stream's own header does.
+X264_PROFILES = {
+    "constrained baseline": "baseline",
+    "baseline": "baseline",
+    "main": "main",
+    "high": "high",
+}
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,9 @@ def _smart(
     8-bit 4:2:0, copied without re-timing, from the container's start."""
     if best is None or plan.encoder != "libx264" or plan.pix_fmt != "yuv420p":
         return None
+    profile = X264_PROFILES.get(plan.profile.lower() if plan.profile else "high")
+    if profile is None:
+        return None  # a profile libx264 cannot match on 8-bit 4:2:0 (High 4:4:4 Intra, ...)
     if plan.speed != 1 or plan.grid is not None or plan.seek_s or plan.codec != "h264":
         return None
     frame = packets.duration[0]
@@ -169,6 +180,7 @@ def _smart(
         dts_shift=join_pts - (packets.dts[last] + frame),
         timescale=int(1 / packets.time_base) if packets.time_base.numerator == 1 else 0,
         time_base=packets.time_base,
+        profile=profile,
     )
 
 
