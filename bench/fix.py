@@ -1,11 +1,12 @@
 """bench/fix.py: `preflight fix` against re-encoding the whole clip, per kind of problem.
 
 For each kind, in the same run and with the same (pinned) FFmpeg: the wall time of the real
-`preflight fix` command, of the whole-clip re-encode fix itself falls back to (libx264 CRF 18 at
-fix's preset: what every cut cost before the packet-exact copy cut), and of a naive command (fps,
-scale and trim filters, libx264 CRF 18, default preset); the SSIM of each output against the
-source at the source's rate, and how many of the output's video packets are the source's own
-(framemd5 of -c copy). Runs are alternated and the median kept. Prints a table.
+`preflight fix` command; for a cut, of the same command with the copy and smart cuts turned off
+(the whole clip re-encoded and measured, as every cut was before them); of one ffmpeg command
+re-encoding the whole clip at fix's preset (libx264 CRF 18, no quality pass), and of a naive one
+(fps, scale and trim filters, CRF 18, default preset); the SSIM of fix's and the naive output
+against the source at the source's rate, and how many of fix's video packets are the source's
+own (framemd5 of -c copy). Runs are alternated and the median kept. Prints a table.
 
     .venv/bin/python bench/fix.py [--seconds 8] [--preset veryfast] [--runs 3]
 """
@@ -88,12 +89,25 @@ def timed(argv: list[str]) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
-def how(report: str) -> str:
-    """lossless, smart cut or re-encode, from `preflight fix --json`."""
+# `preflight fix` with the copy and smart cuts turned off: the cut re-encodes the whole clip, as
+# every cut did before them (the re-check rejected the -t copy cut). Bench-only: fix has no
+# switch for it.
+FORCED_REENCODE = """
+import sys
+from preflight.cli import main
+from preflight.fixing import packets
+packets.plan_cut = lambda plan, found, floor, **_: packets._exact(plan, "forced by the bench")
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def how(report: str, packets: str) -> str:
+    """What fix did to the video: copy (every packet the source's), smart cut, or re-encode."""
     steps = json.loads(report)["results"][0]["steps"]
     if any("smart cut" in step["detail"] for step in steps):
         return "smart cut"
-    return "lossless" if all(step["lossless"] for step in steps) else "re-encode"
+    same, total = packets.split("/")
+    return "copy" if same == total else "re-encode"
 
 
 def kept(output: Path, source: Path) -> str:
@@ -129,10 +143,18 @@ def main() -> int:
             fix_cmd = [preflight, "fix", "--json", "--force", "-o", str(fixed), str(source)]
             fix_cmd += ["--preset", args.preset]
             times: dict[str, list[float]] = {"fix": [], "whole": [], "naive": []}
+            cutting = target(kind, args.seconds)[3] < args.seconds * KINDS[kind][2]
+            if cutting:
+                times["forced"] = []
+                forced = folder / f"{source.stem}.forced.mp4"
+                forced_cmd = [sys.executable, "-c", FORCED_REENCODE, *fix_cmd[1:]]
+                forced_cmd[forced_cmd.index(str(fixed))] = str(forced)
             report = ""
             for _ in range(args.runs):
                 spent, report = timed(fix_cmd)
                 times["fix"].append(spent)
+                if cutting:
+                    times["forced"].append(timed(forced_cmd)[0])
                 whole_cmd = whole(ffmpeg, source, plain, kind, args.seconds, args.preset)
                 times["whole"].append(timed(whole_cmd)[0])
                 times["naive"].append(
@@ -155,16 +177,22 @@ def main() -> int:
                 )
             ]
             medians = {name: statistics.median(values) for name, values in times.items()}
-            rows.append((kind, how(report), kept(fixed, source), medians, scores))
+            packets = kept(fixed, source)
+            rows.append((kind, how(report, packets), packets, medians, scores))
     print(
-        f"{'kind':<18} {'fix':>10} {'kept':>9} {'fix s':>6} {'whole s':>8} {'x':>6} "
-        f"{'naive s':>8} {'x':>6} {'fix SSIM':>8} {'naive':>7}"
+        f"{'kind':<18} {'video':>9} {'kept':>9} {'fix s':>6} {'fix re-enc s':>12} {'x':>6} "
+        f"{'ffmpeg s':>8} {'x':>6} {'naive s':>8} {'x':>6} {'fix SSIM':>8} {'naive':>7}"
     )
     for kind, mode, packets, m, (fix_ssim, naive_ssim) in rows:
+        slower = (
+            f"{m['forced']:12.2f} {m['forced'] / m['fix']:5.1f}x"
+            if "forced" in m
+            else f"{'-':>12} {'-':>6}"
+        )
         print(
-            f"{kind:<18} {mode:>10} {packets:>9} {m['fix']:6.2f} {m['whole']:8.2f} "
-            f"{m['whole'] / m['fix']:5.1f}x {m['naive']:8.2f} {m['naive'] / m['fix']:5.1f}x "
-            f"{fix_ssim:8.4f} {naive_ssim:7.4f}"
+            f"{kind:<18} {mode:>9} {packets:>9} {m['fix']:6.2f} {slower} "
+            f"{m['whole']:8.2f} {m['whole'] / m['fix']:5.1f}x "
+            f"{m['naive']:8.2f} {m['naive'] / m['fix']:5.1f}x {fix_ssim:8.4f} {naive_ssim:7.4f}"
         )
     return 0
 

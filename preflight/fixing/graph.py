@@ -394,6 +394,7 @@ def _smart_cut(
             "crf": CRF["libx264"],
             "preset": preset,
             "pix_fmt": plan.pix_fmt,
+            "profile:v": cut.profile,
             "x264-params": "sps-id=1:repeat-headers=1:bframes=0",
             "fps_mode": "passthrough",
             "f": "mp4",

@@ -119,6 +119,9 @@ class Alignment:
     picture: graph.Picture | None  # None: the source already has the output's frame size
     speed: Fraction = Fraction(1)  # output time = source time / speed
     source_map: str = "V:0"  # the judged track of the source
+    # Compare from this many seconds into both: a smart cut's frames before its join are the
+    # source's own packets, so only the frames it encoded are scored.
+    from_s: float = 0.0
 
     @property
     def compare_at(self) -> tuple[int, int] | None:
@@ -157,8 +160,16 @@ def alignment(plans: list[Plan], source: Facts) -> Alignment:
     if source.fps_mode == "VFR" and plans[-1].target_rate is not None:
         rate = plans[-1].target_rate / speed
     encode = next((one for one in plans if one.reencode), first)
+    joins = [one.smart_cut for one in plans if one.smart_cut is not None]
+    from_s = 0.0
+    if len(joins) == 1 and not any(one.reencode for one in plans) and speed == 1:
+        from_s = float(joins[0].join_pts * joins[0].time_base)
     return Alignment(
-        rate=rate, picture=graph.Picture.of(encode), speed=speed, source_map=first.video_map
+        rate=rate,
+        picture=graph.Picture.of(encode),
+        speed=speed,
+        source_map=first.video_map,
+        from_s=from_s,
     )
 
 
@@ -203,6 +214,7 @@ def quality(
     else:
         parts += ["[o][s]ssim=shortest=1[q1]"]
         outputs = ["-map", "[q1]", "-f", "null", "-"]
+    start = ["-ss", f"{align.from_s:.6f}"] if align.from_s else []
     argv = [
         spawn.find_ffmpeg(),
         "-hide_banner",
@@ -210,8 +222,10 @@ def quality(
         # One filter graph throughout: a frame-size change must not re-create it (that would
         # restart the scores); the Picture chain re-evaluates its sizes per frame instead.
         *("-reinit_filter", "0", "-noautorotate", "-max_pixels", str(spawn.MAX_FRAME_PIXELS)),
+        *start,
         *("-i", graph.url(output)),
         *("-reinit_filter", "0", "-noautorotate", "-max_pixels", str(spawn.MAX_FRAME_PIXELS)),
+        *start,
         *("-i", graph.url(source)),
         "-filter_complex",
         ";".join(parts),

@@ -20,6 +20,14 @@ from .plan import Plan, SmartCut, Step
 # tail is a smaller loss than re-encoding a join. Further short, the smart cut fills the gap.
 COPY_CUT_SLACK_S = 0.25
 _EPSILON = 1e-6
+# The source's H.264 profile (FFmpeg's name) -> libx264's, so the encoded frames after a smart
+# cut's join claim no more than the stream's own header does.
+X264_PROFILES = {
+    "constrained baseline": "baseline",
+    "baseline": "baseline",
+    "main": "main",
+    "high": "high",
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,9 @@ def plan_cut(plan: Plan, packets: Packets | None, floor_s: float, *, smart: bool
             f"{join.frames} frames ({float(join.frames * join.frame_ticks * tb):.3f} s) "
             f"re-encoded with libx264 and joined; re-checked"
         )
+        scored = "SSIM and VMAF are scored on the re-encoded frames only (the copied ones are "
+        scored += "the source's packets)"
+        plan = replace(plan, notes=(*plan.notes, scored))
         return _with_cut(plan, end_s, detail, lossless=False, smart_cut=join)
     how = "exact cut, re-encoded: no frame group of the stream ends near the limit"
     return _exact(plan, how)
@@ -141,6 +152,9 @@ def _smart(
     8-bit 4:2:0, copied without re-timing, from the container's start."""
     if best is None or plan.encoder != "libx264" or plan.pix_fmt != "yuv420p":
         return None
+    profile = X264_PROFILES.get(plan.profile.lower() if plan.profile else "high")
+    if profile is None:
+        return None  # a profile libx264 cannot match on 8-bit 4:2:0 (High 4:4:4 Intra, ...)
     if plan.speed != 1 or plan.grid is not None or plan.seek_s or plan.codec != "h264":
         return None
     frame = packets.duration[0]
@@ -166,6 +180,7 @@ def _smart(
         dts_shift=join_pts - (packets.dts[last] + frame),
         timescale=int(1 / packets.time_base) if packets.time_base.numerator == 1 else 0,
         time_base=packets.time_base,
+        profile=profile,
     )
 
 

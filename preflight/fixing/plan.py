@@ -60,6 +60,7 @@ class SmartCut:
     dts_shift: int  # subtracted from the re-encoded frames' pts to give their dts
     timescale: int  # ticks per second of the source's video track (0: not 1/n)
     time_base: Fraction = Fraction(0)  # of those ticks
+    profile: str = "high"  # libx264's name for the source's profile, which the join keeps
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Plan:
     reencode: bool = False  # the video is decoded and encoded again
     encoder: str = "libx264"
     codec: str = ""  # the source's video codec
+    profile: str = ""  # and its profile, as FFmpeg names it (High, Main, Constrained Baseline)
     pix_fmt: str = "yuv420p"
     speed: Fraction = Fraction(1)  # output time = input time / speed (1001/1000: NTSC -> 30)
     source_rate: Fraction | None = None  # the nominal input rate (for SSIM and re-timing)
@@ -397,6 +399,7 @@ def make_plan(
         reencode=reencode,
         encoder=encoder,
         codec=codec,
+        profile=streams.profile,
         pix_fmt=pix_fmt,
         speed=speed,
         source_rate=source_rate,
