@@ -23,8 +23,9 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from preflight.fixing.graph import DEFAULT_PRESET, Picture
+from preflight.fixing.graph import DEFAULT_PRESET
 from preflight.fixing.measure import Alignment, packet_hashes, quality
+from preflight.fixing.picture import Picture
 from preflight.fixing.spawn import find_ffmpeg
 
 # kind -> (size, rate, seconds factor, container, x264 params)

@@ -18,7 +18,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from preflight import check_one, fix, load_policy
-from preflight.fixing import graph, measure
+from preflight.fixing import measure
+from preflight.fixing.picture import Picture
 from preflight.fixing.plan import Plan, Step
 from preflight.fixing.result import surviving_steps
 from preflight.fixing.spawn import find_ffmpeg
@@ -160,7 +161,7 @@ def test_a_webm_whose_frame_size_changes_keeps_each_frames_shape(tmp_path: Path)
         timeout=120,
     )
     align = measure.Alignment(
-        rate=Fraction(30), picture=graph.Picture((640, 360), (1280, 720), (1280, 720))
+        rate=Fraction(30), picture=Picture((640, 360), (1280, 720), (1280, 720))
     )
     got = measure.quality(str(squashed), str(source), align, frames=90, timeout_s=120)
     assert got.ssim < 0.97 or (got.vmaf is not None and got.vmaf < 90), got

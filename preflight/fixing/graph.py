@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import math
 import os
-import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from . import filtertext
+from .picture import Picture, apply
 from .plan import Plan
 from .spawn import MAX_FRAME_PIXELS, FfmpegFailed, FixCancelled, find_ffmpeg
 
@@ -94,25 +95,13 @@ def build(
         graphs = [_copy(plan, source, target, seek=True)]
     passes = []
     for one in graphs:
-        argv = _without_brand_tags(
-            _bounded_inputs(_simple_filtergraphs(one.compile(cmd=ffmpeg_bin)))
-        )
+        compiled = filtertext.simple_filtergraphs(one.compile(cmd=ffmpeg_bin))
+        argv = filtertext.without_brand_tags(_bounded_inputs(compiled))
         argv[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
         passes.append(Pass(argv))
     return passes
 
 
-def _without_brand_tags(argv: list[str]) -> list[str]:
-    """`use_metadata_tags` writes every global tag as an MP4 key, the source's ftyp brands (`qt`)
-    too, which readers then take for the output's own: those three are not metadata to keep.
-    ffmpeg-python takes one value per option name, so they are added here, before the output."""
-    if "-map_metadata" not in argv:
-        return argv
-    blank = [arg for key in _BRAND_TAGS for arg in ("-metadata", f"{key}=")]
-    return [*argv[:-1], *blank, argv[-1]]
-
-
-_BRAND_TAGS = ("major_brand", "minor_version", "compatible_brands")
 # Global and per-stream tags kept: creation_time, the GPS location, make/model (Apple's
 # com.apple.quicktime.* keys need use_metadata_tags in MP4), and the timecode, from which the
 # muxer writes a tmcd track again.
@@ -127,75 +116,6 @@ def _bounded_inputs(argv: list[str]) -> list[str]:
             bounded += ["-max_pixels", str(MAX_FRAME_PIXELS)]
         bounded.append(arg)
     return bounded
-
-
-def _simple_filtergraphs(argv: list[str]) -> list[str]:
-    """ffmpeg-python writes every filter chain as -filter_complex; turn each of ours (one input
-    stream, one output) back into -map 0:V:0 -vf … / -map 0:a:0 -af …. Why: ffmpeg copies the
-    input stream's side data (the display matrix: rotation) only to outputs of a simple
-    filtergraph. A chain that branches inside (the alpha composite: split, overlay) keeps its
-    inner labels; -vf takes any graph with one open input and one open output.
-    """
-    if "-filter_complex" not in argv:
-        return argv
-    at = argv.index("-filter_complex")
-    chains: dict[str, _Chain] = {}  # open output label -> the chain it ends
-    for part in argv[at + 1].split(";"):
-        found = _PART.match(part)
-        assert found is not None  # every text matches: each group may be empty
-        ins, body, outs = _LABEL.findall(found[1]), found[2], _LABEL.findall(found[3])
-        joined = [chains.pop(label) for label in ins if label in chains]
-        external = [label for label in ins if label not in {o for p in joined for o in p.opened}]
-        chain = joined[0] if joined else _Chain(external[0] if external else "")
-        if any(one is not chain for one in joined) or (joined and external) or len(external) > 1:
-            return argv  # a real graph (the laps of a loop joined by concat): no chain to pull out
-        chain.parts.append((ins, body, outs))
-        for label in outs:
-            chains[label] = chain
-    out = argv[:at] + argv[at + 2 :]
-    rewritten: list[str] = []
-    index = 0
-    while index < len(out):
-        arg = out[index]
-        if arg == "-map" and out[index + 1].startswith("[") and out[index + 1][1:-1] in chains:
-            chain = chains[out[index + 1][1:-1]]
-            flag = "-af" if ":a:" in chain.source else "-vf"
-            rewritten += ["-map", chain.source, flag, chain.text(out[index + 1][1:-1])]
-            index += 2
-            continue
-        rewritten.append(arg)
-        index += 1
-    return rewritten
-
-
-_PART = re.compile(r"^((?:\[[^\]]*\])*)(.*?)((?:\[[^\]]*\])*)$", re.S)
-_LABEL = re.compile(r"\[([^\]]*)\]")
-
-
-@dataclass
-class _Chain:
-    """The filters fed by one input stream, as ffmpeg-python wrote them: (in labels, filter,
-    out labels) each."""
-
-    source: str
-    parts: list[tuple[list[str], str, list[str]]] = field(default_factory=list)
-
-    @property
-    def opened(self) -> set[str]:
-        """Every label a part of this chain has produced."""
-        return {label for _, _, outs in self.parts for label in outs}
-
-    def text(self, end: str) -> str:
-        """-vf/-af text: a linear chain joined by commas; else the parts with their inner labels,
-        the source's and the end's left open."""
-        if all(len(ins) <= 1 and len(outs) == 1 for ins, _, outs in self.parts):
-            return ",".join(body for _, body, _ in self.parts)
-        shown = []
-        for ins, body, outs in self.parts:
-            opened = "".join(f"[{label}]" for label in ins if label != self.source)
-            closed = "".join(f"[{label}]" for label in outs if label != end)
-            shown.append(opened + body + closed)
-        return ";".join(shown)
 
 
 def _scaled(expr: str, speed: Fraction) -> str:
@@ -451,106 +371,6 @@ def _extras(
     return [inp[str(index)] for index in plan.subtitles]
 
 
-@dataclass(frozen=True)
-class Picture:
-    """How each decoded frame becomes an output frame, for the encode and for the quality
-    reference alike: the alpha flattened, then scaled keeping each frame's own shape.
-
-    A frame shaped like the planned source frame is scaled to `size` exactly; a frame of another
-    shape (WebM may change size midway) is fitted inside `box` and padded (pillar- or
-    letterboxed), never squashed. eval=frame re-evaluates both per frame, so one filter graph
-    (without -reinit_filter) serves the whole stream and the timestamps are never reset.
-    """
-
-    frame: tuple[int, int]
-    size: tuple[int, int]
-    box: tuple[int, int]
-    flatten_alpha: bool = False
-    ten_bit: bool = False
-    square: bool = True  # setsar=1: scaling 1280x718 to 1284x720 would leave pixels 38400:38413
-
-    @classmethod
-    def of(cls, plan: Plan) -> Picture | None:
-        if plan.frame is None:
-            return None
-        size = plan.size or plan.frame
-        return cls(
-            plan.frame,
-            size,
-            plan.padded or size,
-            plan.flatten_alpha,
-            plan.pix_fmt != "yuv420p",
-            plan.square_pixels,
-        )
-
-    def flatten(self, stream: Any) -> Any:
-        """The alpha composited over mid grey: split, a grey copy (drawbox fills it, opaque),
-        the picture overlaid on it. (geq did it per pixel in one filter, at 5 s a second of
-        720p.)"""
-        if not self.flatten_alpha:
-            return stream
-        import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
-
-        fmt, blend = ("yuva444p10le", "yuv444p10") if self.ten_bit else ("yuva444p", "yuv444")
-        split = stream.filter("format", pix_fmts=fmt).split()
-        top, below = split[0], split[1]
-        grey = below.filter("drawbox", **_GREY_FILL)
-        return ffmpeg.overlay(grey, top, format=blend)
-
-    def flatten_text(self, into: str, out: str) -> str:
-        """The same composite as -filter_complex text, from label `into` to label `out`."""
-        if not self.flatten_alpha:
-            return f"[{into}]null[{out}]"
-        fmt, blend = ("yuva444p10le", "yuv444p10") if self.ten_bit else ("yuva444p", "yuv444")
-        grey = ":".join(f"{key}={value}" for key, value in _GREY_FILL.items())
-        return (
-            f"[{into}]format={fmt},split[{out}_top][{out}_below];"
-            f"[{out}_below]drawbox={grey}[{out}_grey];"
-            f"[{out}_grey][{out}_top]overlay=format={blend}[{out}]"
-        )
-
-    def fit(self) -> list[tuple[str, dict[str, str]]]:
-        (fw, fh), (sw, sh), (pw, ph) = self.frame, self.size, self.box
-        same = f"lt(abs(iw*{fh}/(ih*{fw})-1),0.01)"
-        wider = f"gt(iw*{ph},ih*{pw})"
-        width = f"if({same},{sw},if({wider},{pw},2*floor({ph}*iw/ih/2)))"
-        height = f"if({same},{sh},if({wider},2*floor({pw}*ih/iw/2),{ph}))"
-        return [
-            ("scale", {"w": width, "h": height, "eval": "frame"}),
-            (
-                "pad",
-                {"w": str(pw), "h": str(ph), "x": "(ow-iw)/2", "y": "(oh-ih)/2", "eval": "frame"},
-            ),
-            *([("setsar", {"sar": "1"})] if self.square else []),
-        ]
-
-
-# Transparent areas become this (plan.keep.ALPHA_BACKGROUND_NAME): black would hide black text.
-_GREY_FILL = {
-    "x": "0",
-    "y": "0",
-    "w": "iw",
-    "h": "ih",
-    "color": "0x808080",
-    "t": "fill",
-    "replace": "1",
-}
-
-
-def lavfi(filters: list[tuple[str, dict[str, str]]]) -> str:
-    """Filters as -filter_complex text, each value quoted (expressions hold commas)."""
-    return ",".join(
-        name + "=" + ":".join(f"{key}='{value}'" for key, value in options.items())
-        for name, options in filters
-    )
-
-
-def _apply(stream: Any, filters: list[tuple[str, dict[str, str]]]) -> Any:
-    for name, options in filters:
-        stream = stream.filter(name, **options)
-    return stream
-
-
 def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     import ffmpeg  # ffmpeg-python builds the argv (we run the child); loaded on first use
 
@@ -569,7 +389,7 @@ def _reencode(plan: Plan, source: str, target: str, preset: str) -> Any:
     if plan.extend_to_s is not None and plan.extend_mode == "freeze":
         video = video.filter("tpad", stop_mode="clone", stop_duration=f"{plan.extend_to_s:g}")
     if picture is not None:
-        video = _apply(video, picture.fit())
+        video = apply(video, picture.fit())
     options: dict[str, Any] = {
         "c:v": plan.encoder,
         "crf": CRF[plan.encoder],

@@ -15,6 +15,7 @@ from typing import Any
 from . import graph, spawn
 from .deps import Facts, ProbeError, ProbeLimits, read_stream_json
 from .keep import Stream, StreamInfo
+from .picture import Picture, lavfi
 from .plan import Plan
 
 _SSIM_ALL = re.compile(rb"All:([0-9.]+)")
@@ -116,7 +117,7 @@ class Alignment:
     chain the encode applied (each frame's shape kept), built the same way for the reference."""
 
     rate: Fraction  # compare at the source's nominal rate
-    picture: graph.Picture | None  # None: the source already has the output's frame size
+    picture: Picture | None  # None: the source already has the output's frame size
     speed: Fraction = Fraction(1)  # output time = source time / speed
     source_map: str = "V:0"  # the judged track of the source
     # Compare from this many seconds into both: a smart cut's frames before its join are the
@@ -166,7 +167,7 @@ def alignment(plans: list[Plan], source: Facts) -> Alignment:
         from_s = float(joins[0].join_pts * joins[0].time_base)
     return Alignment(
         rate=rate,
-        picture=graph.Picture.of(encode),
+        picture=Picture.of(encode),
         speed=speed,
         source_map=first.video_map,
         from_s=from_s,
@@ -200,7 +201,7 @@ def quality(
     else:  # the source laid out as the encode laid it out: alpha composited, each shape kept
         parts.append(f"[1:{align.source_map}]{src_chain}[flat_in]")
         parts.append(align.picture.flatten_text("flat_in", "flat"))
-        fit = graph.lavfi(align.picture.fit())
+        fit = lavfi(align.picture.fit())
         parts.append(f"[flat]{fit},{down}format=yuv420p[s]")
     vmaf = has_vmaf()
     if vmaf:

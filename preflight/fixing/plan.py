@@ -13,6 +13,8 @@ from typing import Any
 from . import keep, targets
 from .deps import Facts, Policy
 from .keep import StreamInfo
+from .steps import Step as Step
+from .steps import reencoded as reencoded
 
 # What the MP4 muxer of the pinned FFmpeg 9 writes without -strict (names as ffprobe gives them).
 MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263", "vvc"})
@@ -27,24 +29,6 @@ AUDIO_DRIFT_OK = 0.0011
 # A video that starts this much after the container (an edit list, -itsoffset: audio first) is
 # sought to its first frame; a smaller gap (AAC priming, a B-frame delay) is left alone.
 LATE_VIDEO_S = 0.05
-
-
-@dataclass(frozen=True)
-class Step:
-    action: str  # remux, faststart, retime, retime_audio, convert_fps, cut, extend, scale, pad, ...
-    rule: str  # the rule or warning id it answers
-    lossless: bool  # True: the step leaves every packet it touches byte-identical
-    detail: str  # one line for a person
-    command: str = ""  # the ffmpeg command line(s) that carry it out, set when the pass is built
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "action": self.action,
-            "rule": self.rule,
-            "lossless": self.lossless,
-            "detail": self.detail,
-            "command": self.command,
-        }
 
 
 @dataclass(frozen=True)
@@ -450,26 +434,6 @@ def _keeping(facts: Facts, streams: StreamInfo, reencode: bool) -> dict[str, Any
         "square_pixels": facts.pixel_aspect == "1:1",
         "dropped": keep.dropped(streams),
     }
-
-
-_REENCODED_DETAIL = {
-    "remux": "rewrite as MP4 (the video is re-encoded in the same run)",
-    "faststart": "index (moov) before the media data, in the re-encoded file",
-}
-
-
-def reencoded(step: Step) -> Step:
-    """A step carried out by the re-encode: not lossless, and its words no longer promise so."""
-    if step.action in {"transcode_audio", "retime_audio"}:
-        return step
-    detail = _REENCODED_DETAIL.get(step.action, step.detail)
-    if step.action == "retime":
-        detail = step.detail.replace(
-            "by rescaling timestamps: every video packet stays,", "re-timed in the re-encode:"
-        )
-    if step.action == "cut":
-        detail = step.detail.split(" (")[0] + " (exact cut, re-encoded)"
-    return replace(step, lossless=False, detail=detail)
 
 
 def _first(warnings: set[str], prefix: str) -> str:
