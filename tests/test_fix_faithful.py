@@ -211,7 +211,7 @@ def test_alpha_is_composited_over_grey_and_10_bit_becomes_hevc_main_10(tmp_path:
     # it becomes HEVC Main 10 (it became H.264 High 10, which hardware decoders seldom play).
     source = make(
         tmp_path / "alpha.mov",
-        "color=c=black@0.0:s=1280x720:r=30:d=1,format=yuva444p10le,"
+        "color=c=black@0.0:s=1280x720:r=30:d=0.5,format=yuva444p10le,"
         "drawbox=x=320:y=180:w=640:h=360:color=black@1:t=fill:replace=1",
         args=("-c:v", "prores_ks", "-profile:v", "4444", "-pix_fmt", "yuva444p10le"),
     )
@@ -302,12 +302,12 @@ def test_dry_run_plans_only_what_the_ffmpeg_in_use_can_do(tmp_path: Path) -> Non
     # 5.1 (PREFLIGHT_FFMPEG) cannot, and the dry run says so instead of planning a failing run.
     source = make(
         tmp_path / "small_vvc.mp4",
-        "testsrc2=s=640x360:r=30:d=2",
+        "testsrc2=s=640x360:r=30:d=1",
         args=("-c:v", "libvvenc", "-preset", "faster", "-qp", "32"),
     )
     planned = fix(source, tmp_path / "out.mp4", dry_run=True)
     assert planned.status == "planned", planned.reason
-    assert {"scale"} <= {s.action for s in planned.steps}
+    assert {"scale", "extend"} <= {s.action for s in planned.steps}
     fixed = run_fix(source, tmp_path / "out.mp4", preset=FAST)
     assert_passes(fixed)
     debian = {**os.environ, "PREFLIGHT_FFMPEG": "/usr/bin/ffmpeg"}
