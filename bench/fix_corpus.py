@@ -6,7 +6,7 @@ is fixed by the real console script (--jsonl, into a temp folder); the table giv
 status, whether every step was lossless or the video was re-encoded, SSIM and VMAF against the
 source, and the size written; the totals line counts them.
 
-    .venv/bin/python bench/fix_corpus.py [--preset ultrafast] [--workers 1] [--corpus DIR]
+    .venv/bin/python bench/fix_corpus.py [--preset veryfast] [--workers 1] [--corpus DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from preflight.fixing import DEFAULT_PRESET
 
 FIXABLE = {"container", "duration", "resolution", "fps"}
 HERE = Path(__file__).resolve().parent
@@ -54,7 +56,7 @@ def kind(result: dict[str, object]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="ultrafast")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help="what fix uses by default")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--corpus", type=Path, default=HERE.parent.parent / "shared" / "corpus")
     args = parser.parse_args()

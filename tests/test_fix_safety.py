@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -159,9 +160,15 @@ while time.monotonic() < end:
 
 
 def _as_nobody(argv: list[str]) -> subprocess.Popen[str]:
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:  # CI
+        nobody = pwd.getpwnam("nobody")
         return subprocess.Popen(
-            argv, user="nobody", group="nogroup", stdout=subprocess.PIPE, text=True
+            argv,
+            user=nobody.pw_uid,
+            group=nobody.pw_gid,
+            extra_groups=[],
+            stdout=subprocess.PIPE,
+            text=True,
         )
     sudo = shutil.which("sudo")
     if sudo is None or subprocess.run([sudo, "-n", "true"], check=False).returncode != 0:
@@ -358,3 +365,16 @@ def test_sigkill_of_preflight_leaves_no_ffmpeg_and_the_next_run_sweeps_its_temp(
     done = run_cli("fix", str(tmp_path / "next.mp4"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert _names_in(tmp_path) == ["next.fixed.mp4", "next.mp4", "slow.mp4"]
+
+
+def test_ffmpeg_past_its_deadline_is_killed_and_nothing_is_left(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    source = _slow_source(ffmpeg, tmp_path)  # seconds of veryslow x264
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    done = run_cli(
+        "fix", "--preset", "veryslow", str(source), env={**env, "PREFLIGHT_FIX_TIMEOUT_S": "0.5"}
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "ffmpeg took longer than 0.5 s" in done.stdout, done.stdout
+    assert _names_in(tmp_path) == ["slow.mp4"]
