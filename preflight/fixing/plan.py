@@ -302,7 +302,7 @@ def make_plan(
             audio = "aac"  # silence pads the audio to the new length
         motion = {
             "freeze": "holds the last frame (motion stops)",
-            "loop": "plays it again from the start (motion jumps back)",
+            "loop": "plays it again from the video's first frame (motion jumps back)",
             "slow": "slows it down (motion and audio slower)",
         }[extend_mode]
         steps.append(
