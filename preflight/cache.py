@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Part of every key: a new preflight (or a change in how facts are read) never sees old facts.
-CACHE_FORMAT = f"facts-v2|{__version__}"  # v2: file paths as hex bytes
+CACHE_FORMAT = f"facts-v3|{__version__}"  # v2: file paths as hex bytes; v3: video_track_id
 
 
 class ProbeCache:

@@ -39,6 +39,9 @@ class Facts:
     fragmented: bool = False
     edit_list: bool = False
     video_tracks: int = 0  # real video tracks (cover art not counted)
+    # The container's ID of the judged track (MP4/MOV tkhd track_ID, which ffmpeg takes as the
+    # stream id: `-map 0:i:ID`); None when the reader judged the first video stream.
+    video_track_id: int | None = None
     samples_complete: bool | None = None  # every sample the index names lies inside the file
     extension: str = ""  # the source name's extension, lower-case; only to warn when it lies
 

@@ -321,8 +321,8 @@ def run_watch(args: argparse.Namespace) -> int:
 
 
 def run_fix(args: argparse.Namespace) -> int:
-    from ..fixing import DEFAULT_PRESET, resolve_output
-    from ..fixing.batch import InOrder, fix_many
+    from ..fixing import DEFAULT_PRESET
+    from ..fixing.batch import InOrder, fix_many, outputs_for
     from ..fixing.report import summarize, write_json, write_json_line, write_summary, write_text
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import FIX_OUTCOMES, Progress, wanted
@@ -339,13 +339,8 @@ def run_fix(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be 1 or more")
     if args.out_dir is not None and not os.path.isdir(args.out_dir):
         raise UsageError(f"--out-dir {args.out_dir}: not a folder")
-    outputs = []
-    for source in sources:
-        out = args.output if args.output is not None else args.out_dir
-        outputs.append(resolve_output(source, out, force=args.force, dry_run=args.dry_run))
-    clashes = {o for o in outputs if outputs.count(o) > 1}
-    if clashes:
-        raise UsageError(f"two sources would be fixed into {sorted(clashes)[0]}")
+    out = args.output if args.output is not None else args.out_dir
+    outputs = outputs_for(sources, out, dry_run=args.dry_run)
     mode = "json" if args.json else "jsonl" if args.jsonl else "text"
     enabled = wanted(quiet=args.quiet, mode=mode)
     progress = Progress(len(sources), sys.stderr, enabled=enabled, outcomes=FIX_OUTCOMES)
@@ -371,6 +366,7 @@ def run_fix(args: argparse.Namespace) -> int:
             extend=args.extend,
             force=args.force,
             preset=args.preset or DEFAULT_PRESET,
+            ten_bit=args.ten_bit,
         )
     finally:
         progress.close()

@@ -376,6 +376,14 @@ def _add_fix(subcommands: _Subcommands[_Parser]) -> None:
         "it again, slow slows picture and sound down",
     )
     fix.add_argument(
+        "--ten-bit",
+        choices=("hevc", "h264"),
+        default="hevc",
+        help="what a 10-bit source that is not HEVC becomes when re-encoded: hevc (HEVC Main 10, "
+        "the default: hardware decoders play it, few play H.264 High 10) or h264 (8-bit H.264, "
+        "the extra depth lost, a note says so)",
+    )
+    fix.add_argument(
         "--preset",
         choices=(
             "ultrafast",

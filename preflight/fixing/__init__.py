@@ -4,10 +4,11 @@ allows, and prove it with a re-check (issue 12). `fix()` is the library entry; t
 
 from __future__ import annotations
 
-from .graph import DEFAULT_PRESET, FixCancelled
+from .graph import DEFAULT_PRESET
 from .plan import EXTEND_MODES, Step
 from .result import FixResult
 from .run import default_output, fix, resolve_output
+from .spawn import FixCancelled
 
 __all__ = [
     "DEFAULT_PRESET",

@@ -1,7 +1,8 @@
 """The only names the fixing package takes from the rest of preflight, imported in this one place.
 
-Every import goes through a stable façade (pipeline, policy, errors, facts, verdict, status), so
-the internals behind them can move without touching preflight.fixing.
+Every import goes through a stable façade (pipeline, policy, errors, facts, verdict, status, and
+the bounded worker pool that reads stream details), so the internals behind them can move without
+touching preflight.fixing.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ from ..errors import ProbeError, UsageError
 from ..facts import Facts
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
+from ..probing.limits import ProbeLimits
+from ..probing.worker import streams as read_stream_json
 from ..status import ExitCode
-from ..verdict import Result
+from ..verdict import Failure, Result
 
 __all__ = [
     "CheckOptions",
     "ExitCode",
     "Facts",
+    "Failure",
     "Policy",
     "ProbeError",
+    "ProbeLimits",
     "Result",
     "UsageError",
     "check_one",
     "load_policy",
+    "read_stream_json",
 ]

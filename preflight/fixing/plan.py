@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Any
 
-from . import targets
+from . import keep, targets
 from .deps import Facts, Policy
+from .keep import StreamInfo
+from .steps import Step as Step
+from .steps import reencoded as reencoded
 
-# What the MP4 muxer of ffmpeg 5.1 writes without -strict (names as ffprobe gives them).
-MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263"})
+# What the MP4 muxer of the pinned FFmpeg 9 writes without -strict (names as ffprobe gives them).
+MP4_VIDEO = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9", "h263", "vvc"})
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
-# Codecs the reader names but ffmpeg 5.1 can neither decode nor write to MP4.
-UNREADABLE_VIDEO = frozenset({"vvc", "vvc1"})
 EXTEND_MODES = ("freeze", "loop", "slow")
 # Warnings a server may read differently from us: a passing file carrying one is fixed too.
 SERVER_SENSITIVE = frozenset({"fps.variable", "fps.average_differs", "container.moov_at_end"})
@@ -30,35 +32,19 @@ LATE_VIDEO_S = 0.05
 
 
 @dataclass(frozen=True)
-class Step:
-    action: str  # remux, faststart, retime, retime_audio, convert_fps, cut, extend, scale, pad, ...
-    rule: str  # the rule or warning id it answers
-    lossless: bool  # True: the step leaves every packet it touches byte-identical
-    detail: str  # one line for a person
-    command: str = ""  # the ffmpeg command line(s) that carry it out, set when the pass is built
+class SmartCut:
+    """A cut that copies the first packets and re-encodes only the frames from the join to the
+    end (cuts.plan_cut). Timestamps are in the source's video ticks."""
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "action": self.action,
-            "rule": self.rule,
-            "lossless": self.lossless,
-            "detail": self.detail,
-            "command": self.command,
-        }
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What the plan needs beyond Facts, read by ffprobe (measure.read_streams)."""
-
-    time_base: Fraction | None = None  # of the first real video stream
-    pix_fmt: str = ""
-    audio_codec: str = ""  # "" when there is no audio stream
-    video_start_s: float = 0.0  # the video's first frame, in seconds after the container's start
-
-    @property
-    def ten_bit(self) -> bool:
-        return "10" in self.pix_fmt or "12" in self.pix_fmt
+    copy_frames: int  # the first packets (decode order) copied: they present whole frames
+    frames: int  # frames re-encoded after them
+    join_pts: int  # the first re-encoded frame's pts
+    end_pts: int  # where the last re-encoded frame ends
+    frame_ticks: int  # one frame's duration
+    dts_shift: int  # subtracted from the re-encoded frames' pts to give their dts
+    timescale: int  # ticks per second of the source's video track (0: not 1/n)
+    time_base: Fraction = Fraction(0)  # of those ticks
+    profile: str = "high"  # libx264's name for the source's profile, which the join keeps
 
 
 @dataclass(frozen=True)
@@ -67,13 +53,19 @@ class Plan:
     unfixable: str = ""  # why no transform can meet the policy ("" when it can)
     reencode: bool = False  # the video is decoded and encoded again
     encoder: str = "libx264"
+    codec: str = ""  # the source's video codec
+    profile: str = ""  # and its profile, as FFmpeg names it (High, Main, Constrained Baseline)
     pix_fmt: str = "yuv420p"
     speed: Fraction = Fraction(1)  # output time = input time / speed (1001/1000: NTSC -> 30)
     source_rate: Fraction | None = None  # the nominal input rate (for SSIM and re-timing)
     target_rate: Fraction | None = None  # the output rate a re-encode ends on (fps filter)
     cut_s: float | None = None  # output duration after a cut
+    # A copy cut keeps the first this many video packets in decode order (cuts.plan_cut).
+    cut_frames: int | None = None
+    smart_cut: SmartCut | None = None
     extend_to_s: float | None = None
     extend_mode: str = "freeze"
+    loop_s: float = 0.0  # the video's own duration (input clock): one lap of --extend loop
     frame: tuple[int, int] | None = None  # the source's coded size
     size: tuple[int, int] | None = None  # scale to this many coded pixels
     padded: tuple[int, int] | None = None  # then pad to this frame
@@ -86,10 +78,21 @@ class Plan:
     # Seconds to seek into the input (both streams) so it starts at the video's first frame.
     seek_s: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The judged video track as ffmpeg selects it: `i:ID` (its container track ID) or `V:0`.
+    video_map: str = "V:0"
+    subtitles: tuple[int, ...] = ()  # stream indexes of text subtitles carried as mov_text
+    flatten_alpha: bool = False  # composite an alpha picture over ALPHA_BACKGROUND
+    square_pixels: bool = True  # the source's pixels are square: the output's stay exactly so
+    dropped: tuple[keep.Dropped, ...] = ()  # streams the output does not carry, with the reason
 
     @property
     def lossless(self) -> bool:
         return all(step.lossless for step in self.steps)
+
+    @property
+    def reencodes_video(self) -> bool:
+        """Some of the output's video frames are encoded here (a re-encode or a smart cut)."""
+        return self.reencode or self.smart_cut is not None
 
     @property
     def converts_rate(self) -> bool:
@@ -106,6 +109,29 @@ class Plan:
     def with_commands(self, command: str) -> Plan:
         return replace(self, steps=tuple(replace(s, command=command) for s in self.steps))
 
+    def remux_first(self, why: str) -> Plan:
+        """Only the remux (and the audio MP4 needs encoded) this round; the rest is planned from
+        the remuxed file's own facts. For a Matroska/WebM whose millisecond timestamps are not on
+        one frame grid (a variable rate the reader could not see before the remux)."""
+        steps = [s for s in self.steps if s.action in {"remux", "transcode_audio"}]
+        audio = self.audio
+        if audio == "aac" and not any(s.action == "transcode_audio" for s in steps):
+            audio = "copy"  # it was AAC only to follow a re-time
+        keeping = {
+            "video_map": self.video_map,
+            "subtitles": self.subtitles,
+            "square_pixels": self.square_pixels,
+            "dropped": self.dropped,
+        }
+        return _finish(
+            steps, [why], False, self.encoder, self.pix_fmt, audio=audio, keeping=keeping
+        )
+
+
+def video_map(facts: Facts) -> str:
+    """The ffmpeg stream specifier of the track the check judged (not the first video stream)."""
+    return f"i:{facts.video_track_id}" if facts.video_track_id else "V:0"
+
 
 def needs_fix(rules: set[str], warnings: set[str]) -> bool:
     return bool(rules) or bool(warnings & SERVER_SENSITIVE)
@@ -120,8 +146,16 @@ def make_plan(
     *,
     extend: str | None = None,
     exact_cut: bool = False,
+    ten_bit: str = "hevc",
+    decoders: frozenset[str] | None = None,
+    encoders: frozenset[str] | None = None,
 ) -> Plan:
-    """One step per problem, lossless where the file allows; `unfixable` says why not."""
+    """One step per problem, lossless where the file allows; `unfixable` says why not.
+
+    `decoders`/`encoders`: the codecs the ffmpeg that will run can decode, the encoders it has
+    (None: not checked), so that a
+    plan (and a --dry-run) never promises a re-encode that ffmpeg cannot carry out.
+    """
     if facts.width is None or facts.height is None or facts.video_tracks == 0:
         return Plan(unfixable="no video track: the file holds only audio, data or cover art")
     other = sorted(r for r in rules if r.split(".", 1)[0] not in FIXABLE_FAMILIES)
@@ -133,17 +167,11 @@ def make_plan(
         return Plan(unfixable="the policy allows no frame rate")
     if facts.duration is None or facts.duration <= 0:
         return Plan(unfixable="the video track has no duration")
-    if facts.video_codec in UNREADABLE_VIDEO:
-        return Plan(
-            unfixable=f"this ffmpeg can neither decode nor remux {facts.video_codec} video "
-            "(ffmpeg 5.1 has no VVC support)"
-        )
     steps: list[Step] = []
     notes: list[str] = []
     reencode = False
-    codec = facts.video_codec or ""
-    encoder = "libx265" if codec == "hevc" else "libx264"
-    pix_fmt = "yuv420p10le" if streams.ten_bit else "yuv420p"
+    codec = streams.video_codec or facts.video_codec or ""
+    encoder, pix_fmt, depth_note = keep.encoder(codec, streams, ten_bit)
     audio = "none"
     if facts.has_audio:
         audio = "copy" if streams.audio_codec in MP4_AUDIO else "aac"
@@ -177,10 +205,11 @@ def make_plan(
                 f"{streams.audio_codec or 'the audio'} cannot go into MP4: encode it as AAC",
             )
         )
-    if facts.fps is None and not codec and "container.unsupported" in rules:
-        # FLV and the like: the reader knows little before the remux; plan the rest from the
-        # remuxed file's own facts in the next round.
-        return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio)
+    if facts.fps is None and "container.unsupported" in rules:
+        # FLV, MPEG-TS and the like: the reader knows little before the remux (a TS has no
+        # frame rate to read); plan the rest from the remuxed file's own facts in the next round.
+        keeping = _keeping(facts, streams, reencode)
+        return _finish(steps, notes, reencode, encoder, pix_fmt, audio=audio, keeping=keeping)
 
     # 2./3. frame rate
     source_rate = targets.source_rate(facts)
@@ -273,7 +302,7 @@ def make_plan(
             audio = "aac"  # silence pads the audio to the new length
         motion = {
             "freeze": "holds the last frame (motion stops)",
-            "loop": "plays it again from the start (motion jumps back)",
+            "loop": "plays it again from the video's first frame (motion jumps back)",
             "slow": "slows it down (motion and audio slower)",
         }[extend_mode]
         steps.append(
@@ -321,13 +350,26 @@ def make_plan(
             )
         )
     if reencode:
-        # One encode does everything: the lossless steps ride along in it and lose that property.
-        steps = [
-            replace(s, lossless=False) if s.action not in {"transcode_audio", "retime_audio"} else s
-            for s in steps
-        ]
-        if "transcode_video" not in {s.action for s in steps} and codec not in {"h264", "hevc"}:
-            notes.append(f"{codec or 'the video'} is re-encoded as H.264 (no encoder kept here)")
+        # One encode does everything: the lossless steps ride along in it and lose that property,
+        # and their words say so (no "every video packet stays" on a re-encoded step).
+        steps = [reencoded(s) for s in steps]
+        if decoders is not None and codec and codec not in decoders:
+            return Plan(
+                unfixable=f"this ffmpeg has no {codec} decoder, and the fix needs to re-encode "
+                "the video"
+            )
+        if encoders is not None and encoder not in encoders:
+            return Plan(unfixable=f"this ffmpeg has no {encoder} encoder, which the fix needs")
+        family = {"libx264": "H.264", "libx265": "HEVC"}[encoder]
+        if depth_note:
+            notes.append(depth_note)
+        elif "transcode_video" not in {s.action for s in steps} and codec not in {"h264", "hevc"}:
+            notes.append(f"{codec or 'the video'} is re-encoded as {family} (no encoder kept here)")
+        if streams.alpha:
+            notes.append(
+                f"the alpha channel ({streams.pix_fmt}) cannot go into the MP4: transparent "
+                f"areas are composited over {keep.ALPHA_BACKGROUND_NAME}, not left black"
+            )
     grid = None
     ms_clock = streams.time_base == Fraction(1, 1000)  # Matroska, WebM, FLV: rounded to 1 ms
     if not reencode and not variable and (speed != 1 or ms_clock):
@@ -340,6 +382,8 @@ def make_plan(
         steps=tuple(steps),
         reencode=reencode,
         encoder=encoder,
+        codec=codec,
+        profile=streams.profile,
         pix_fmt=pix_fmt,
         speed=speed,
         source_rate=source_rate,
@@ -347,6 +391,7 @@ def make_plan(
         cut_s=cut_s,
         extend_to_s=extend_to,
         extend_mode=extend_mode,
+        loop_s=duration if extend_to is not None and extend_mode == "loop" else 0.0,
         frame=(facts.width, facts.height),
         size=size,
         padded=padded if size is not None and padded != size else None,
@@ -355,11 +400,19 @@ def make_plan(
         grid=grid,
         seek_s=streams.video_start_s if streams.video_start_s >= LATE_VIDEO_S else 0.0,
         notes=tuple(notes),
+        **_keeping(facts, streams, reencode),
     )
 
 
 def _finish(
-    steps: list[Step], notes: list[str], reencode: bool, encoder: str, pix_fmt: str, *, audio: str
+    steps: list[Step],
+    notes: list[str],
+    reencode: bool,
+    encoder: str,
+    pix_fmt: str,
+    *,
+    audio: str,
+    keeping: dict[str, Any],
 ) -> Plan:
     return Plan(
         steps=tuple(steps),
@@ -368,7 +421,19 @@ def _finish(
         pix_fmt=pix_fmt,
         audio=audio,
         notes=(*notes, "the rest is planned from the remuxed file's own facts"),
+        **keeping,
     )
+
+
+def _keeping(facts: Facts, streams: StreamInfo, reencode: bool) -> dict[str, Any]:
+    """The Plan fields that say which track is fixed and what else the output keeps."""
+    return {
+        "video_map": video_map(facts),
+        "subtitles": keep.text_subtitles(streams),
+        "flatten_alpha": reencode and streams.alpha,
+        "square_pixels": facts.pixel_aspect == "1:1",
+        "dropped": keep.dropped(streams),
+    }
 
 
 def _first(warnings: set[str], prefix: str) -> str:

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from ..report.printable import shown
 from .deps import Result
-from .result import STATUSES, FixResult
+from .result import STATUSES, FixResult, Written
 
 _LABEL = {
     "fixed": "FIXED",
@@ -18,6 +18,7 @@ _LABEL = {
     "planned": "PLAN",
     "unfixable": "UNFIXABLE",
     "error": "ERROR",
+    "skipped": "SKIPPED",
 }
 
 
@@ -53,12 +54,17 @@ def write_text(result: FixResult, stream: IO[str]) -> None:
         if result.status == "planned":
             lines.append(f"      $ {step.command}")
     lines.extend(f"  note: {note}" for note in result.notes)
+    lines.extend(
+        f"  dropped: stream {d.index} ({d.kind}, {d.codec}): {d.why}" for d in result.dropped
+    )
     if result.status == "fixed":
         tail = f"  {describe(result.before)} → {describe(result.after)}"
         tail += ", lossless" if result.lossless else ""
         if result.ssim is not None:
-            tail += f", SSIM {result.ssim:.4f} against the source"
+            tail += f", {scores(result)} against the source"
         lines.append(tail)
+        if result.written is not None:
+            lines.append(f"  wrote {written(result.written)}; {result.elapsed_ms / 1000:.1f} s")
     elif result.status == "nothing_to_fix":
         lines[0] += f": nothing to fix ({describe(result.before)})"
     elif result.status == "unfixable":
@@ -66,12 +72,35 @@ def write_text(result: FixResult, stream: IO[str]) -> None:
         if result.after is not None and result.after.violations:
             rules = ", ".join(v.rule for v in result.after.violations)
             lines.append(f"  the last try still broke: {rules} (nothing written)")
+    elif result.status == "skipped":
+        lines[0] += f": {result.reason}"
     elif result.status == "error":
         kind = result.before.error.kind if result.before.error else "unreadable"
         lines[0] += f": {kind}: {result.reason}"
     # shown: a newline in a name must not print a line of its own (a fake FIXED), nor ESC
     # reach the terminal, nor a name that is not UTF-8 raise on a strict stream.
     stream.write("\n".join(shown(line) for line in lines) + "\n")
+
+
+def scores(result: FixResult) -> str:
+    """`SSIM 0.9952, VMAF 97.31` (VMAF left out when this ffmpeg has no libvmaf)."""
+    text = f"SSIM {result.ssim:.4f}" if result.ssim is not None else ""
+    if result.vmaf is not None:
+        text += f", VMAF {result.vmaf:.2f}"
+    return text
+
+
+def written(info: Written) -> str:
+    """`3.6 MB: h264 High, 8-bit, 1284×720, aac audio` — what an editor asks of the output."""
+    video = " ".join(part for part in (info.video_codec, info.profile) if part)
+    audio = f"{info.audio_codec} audio" if info.audio_codec else "no audio"
+    size = f", {info.width}×{info.height}" if info.width and info.height else ""
+    amount = (
+        f"{info.size_bytes / 1e6:.1f} MB"
+        if info.size_bytes >= 100_000
+        else f"{info.size_bytes / 1e3:.0f} kB"
+    )
+    return f"{amount}: {video}, {info.bit_depth}-bit{size}, {audio}"
 
 
 def summarize(results: list[FixResult], *, policy: str, exit_code: int) -> dict[str, Any]:

@@ -5,19 +5,18 @@ Nothing is written unless the re-check passes; a failure or interrupt removes ev
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
-from . import graph, measure
-from .deps import Policy, Result, UsageError, check_one, load_policy
+from . import graph, measure, packets, spawn
+from .deps import Facts, Failure, Policy, Result, UsageError, check_one, load_policy
+from .keep import TEN_BIT_MODES, StreamInfo
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
-from .result import FixResult
+from .result import FixResult, Written, surviving_steps
+from .workspace import OpenedSource, Workspace
 
 MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact cut at most
 # SSIM against the source (over the frames both have) under which a re-encode is not the
@@ -26,10 +25,9 @@ MAX_ROUNDS = 3  # remux, then what the remuxed file's facts show, then an exact 
 # down to 0.978 (a VP8 transcode, an upscaled VFR phone clip) and those are good fixes, while a
 # held first frame measured 0.92-0.95.
 MIN_SSIM = 0.97
-
-# Temp files are created 0600; the output gets the mode a plain new file would have.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+# VMAF (0-100, libvmaf's default model) under which a re-encode is not the source's picture: 90
+# is where viewers begin to see the difference; CRF 18/20 encodes measure 95 and up.
+MIN_VMAF = 90.0
 
 
 def default_output(source: str, out_dir: str | os.PathLike[str] | None = None) -> str:
@@ -45,7 +43,9 @@ def resolve_output(
     """Where the fixed copy goes; UsageError for a URL, the source itself, or an existing file."""
     if source.lower().startswith(("http://", "https://")) or "://" in source[:12]:
         raise UsageError(f"{source}: fix works on local files: download it first")
-    target = os.fspath(out) if out is not None else default_output(source)
+    target = os.fsdecode(out) if out is not None else default_output(source)
+    if "\0" in target:
+        raise UsageError(f"{target!r}: an output name cannot hold a NUL byte")
     if os.path.isdir(target):
         target = default_output(source, target)
     if os.path.exists(source) and os.path.exists(target) and os.path.samefile(source, target):
@@ -69,36 +69,41 @@ def fix(
     preset: str = graph.DEFAULT_PRESET,
     cancel: threading.Event | None = None,
     min_ssim: float = MIN_SSIM,
+    min_vmaf: float = MIN_VMAF,
+    ten_bit: str = "hevc",
 ) -> FixResult:
     """Make one local video pass `policy`, or say why it cannot; never raises for a bad source.
 
-    A re-encode whose SSIM against the source is under `min_ssim` is unfixable, not fixed.
+    A re-encode whose SSIM against the source is under `min_ssim`, or whose VMAF is under
+    `min_vmaf`, is unfixable, not fixed. `ten_bit`: what a 10-bit source that is not HEVC
+    becomes, "hevc" (HEVC Main 10) or "h264" (8-bit H.264).
 
     UsageError for what the caller asked (a URL, an output that exists without `force`, an
-    unknown `extend`); graph.FixCancelled when `cancel` is set mid-run (temp files removed).
+    unknown `extend`); spawn.FixCancelled when `cancel` is set mid-run (temp files removed).
     """
     started = time.perf_counter()
     if extend is not None and extend not in EXTEND_MODES:
         raise UsageError(f"--extend must be one of {', '.join(EXTEND_MODES)}")
+    if ten_bit not in TEN_BIT_MODES:
+        raise UsageError(f"--ten-bit must be one of {', '.join(TEN_BIT_MODES)}")
     policy = policy or load_policy()
-    name = os.fspath(source)
+    name = os.fsdecode(source)  # bytes (a name that is not UTF-8) arrive as surrogate escapes
+    if "\0" in name:
+        # No file can have it, and every system call would raise ValueError on it.
+        shown = name.replace("\0", "\\0")
+        failure = Failure("missing", f"{shown}: a file name cannot hold a NUL byte")
+        return FixResult(
+            shown, "error", Result(shown, "error", error=failure), reason=failure.message
+        )
     target = resolve_output(name, out, force=force, dry_run=dry_run)
-    result = _fix(name, target, policy, dry_run, extend, force, preset, cancel, min_ssim)
+    job = _Job(name, target, policy, extend, force, preset, cancel, min_ssim, min_vmaf, ten_bit)
+    result = _fix(job, dry_run)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
 
 
-def _fix(
-    name: str,
-    target: str,
-    policy: Policy,
-    dry_run: bool,
-    extend: str | None,
-    force: bool,
-    preset: str,
-    cancel: threading.Event | None,
-    min_ssim: float,
-) -> FixResult:
+def _fix(job: _Job, dry_run: bool) -> FixResult:
+    name, policy = job.source, job.policy
     before = check_one(name, policy)
     if before.verdict == "error" or before.facts is None:
         reason = before.error.message if before.error else "the source could not be read"
@@ -106,28 +111,60 @@ def _fix(
     rules, warnings = _rules(before)
     if not needs_fix(rules, warnings):
         return FixResult(name, "nothing_to_fix", before, after=before)
-    try:
-        streams = measure.read_streams(name, cancel)
-    except graph.FfmpegFailed as exc:
-        return FixResult(name, "unfixable", before, reason=str(exc))
-    plan = make_plan(before.facts, rules, warnings, policy, streams, extend=extend)
-    if plan.unfixable:
-        return FixResult(name, "unfixable", before, reason=plan.unfixable)
-    if dry_run:
-        try:
-            passes = graph.build(plan, name, target, preset=preset, scratch=target + ".grid.mp4")
-        except graph.FfmpegFailed as exc:
-            return FixResult(name, "unfixable", before, reason=str(exc))
-        shown = " && ".join(graph.show(p.argv, {}) for p in passes)
-        steps = list(plan.with_commands(shown).steps)
+    pixels = (before.facts.width or 0) * (before.facts.height or 0)
+    if pixels > spawn.MAX_FRAME_PIXELS:
         return FixResult(
-            name, "planned", before, output=target, steps=steps, notes=list(plan.notes)
+            name,
+            "unfixable",
+            before,
+            reason=f"a {before.facts.width}×{before.facts.height} frame is larger than any real "
+            f"video's ({spawn.MAX_FRAME_PIXELS:,} pixels, H.264/HEVC level 6.2): not decoded",
         )
-    job = _Job(name, target, policy, extend, force, preset, cancel, min_ssim)
     try:
-        return job.run(before, plan)
-    finally:
-        job.clean()
+        source = OpenedSource(name)
+    except OSError as exc:
+        return FixResult(name, "error", before, reason=f"cannot open it: {exc.strerror or exc}")
+    with source:
+        job.read_as = source.path
+        try:
+            track = before.facts.video_track_id
+            streams = measure.read_streams(source.path, job.cancel, track_id=track)
+            plan = job.plan(before.facts, rules, warnings, streams)
+            if not plan.unfixable:
+                plan = packets.refine(plan, source.path, policy, job.cancel)
+        except spawn.FfmpegFailed as exc:
+            return FixResult(name, "unfixable", before, reason=str(exc))
+        if plan.unfixable:
+            return FixResult(name, "unfixable", before, reason=plan.unfixable)
+        if dry_run:
+            return _planned(job, before, plan)
+        try:
+            return job.run(before, plan)
+        finally:
+            job.clean()
+
+
+def _planned(job: _Job, before: Result, plan: Plan) -> FixResult:
+    target = job.target
+    stem = target[: -len(".mp4")] if target.endswith(".mp4") else target
+    # Placeholders for the outputs: ffmpeg-python cannot hold a name that is not UTF-8.
+    names = {job.read_as: job.source, "/output.mp4": target}
+    scratch = [f"/part{n}.mp4" for n in range(1, graph.scratch_count(plan) + 1)]
+    names.update({path: f"{stem}.part{n}.mp4" for n, path in enumerate(scratch, start=1)})
+    try:
+        passes = graph.build(plan, job.read_as, "/output.mp4", preset=job.preset, scratch=scratch)
+    except spawn.FfmpegFailed as exc:
+        return FixResult(job.source, "unfixable", before, reason=str(exc))
+    shown = " && ".join(graph.show(p.argv, names) for p in passes)
+    return FixResult(
+        job.source,
+        "planned",
+        before,
+        output=target,
+        steps=list(plan.with_commands(shown).steps),
+        notes=list(plan.notes),
+        dropped=list(plan.dropped),
+    )
 
 
 @dataclass
@@ -147,38 +184,64 @@ class _Job:
     preset: str
     cancel: threading.Event | None
     min_ssim: float
+    min_vmaf: float
+    ten_bit: str
+    read_as: str = ""  # the path every read of the source goes through (OpenedSource.path)
     temps: list[str] = field(default_factory=list)
     rounds: list[_Round] = field(default_factory=list)
+    space: Workspace | None = None
 
-    def temp(self) -> str:
-        folder = os.path.dirname(os.path.abspath(self.target))
-        handle, path = tempfile.mkstemp(prefix=f".{os.path.basename(self.target)}.tmp-", dir=folder)
-        os.close(handle)
+    def plan(
+        self,
+        facts: Facts,
+        rules: set[str],
+        warnings: set[str],
+        streams: StreamInfo,
+        *,
+        exact_cut: bool = False,
+    ) -> Plan:
+        return make_plan(
+            facts,
+            rules,
+            warnings,
+            self.policy,
+            streams,
+            extend=self.extend,
+            exact_cut=exact_cut,
+            ten_bit=self.ten_bit,
+            decoders=measure.decoders(),
+            encoders=measure.encoders(),
+        )
+
+    def temp(self, suffix: str = ".mp4") -> str:
+        """A new path in our private folder beside the target (made on first use)."""
+        if self.space is None:
+            self.space = Workspace(self.target)
+        path = self.space.path(f"{len(self.temps) + 1}{suffix}")
         self.temps.append(path)
         return path
 
     def clean(self) -> None:
-        for path in self.temps:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        if self.space is not None:
+            self.space.close()
 
     def run(self, before: Result, plan: Plan) -> FixResult:
         assert before.facts is not None
-        current = self.source
+        current = self.read_as
         after = before
         exact_cut = False
         try:
             for _ in range(MAX_ROUNDS):
                 output = self.temp()
-                two_pass = plan.grid is not None
-                scratch = self.temp() if two_pass else None
+                scratch = [self.temp() for _ in range(graph.scratch_count(plan))]
                 passes = graph.build(plan, current, output, preset=self.preset, scratch=scratch)
-                timeout = graph.timeout_for(
+                timeout = spawn.timeout_for(
                     max(after.facts.duration or 0, plan.extend_to_s or 0) if after.facts else None
                 )
-                for one in passes:
-                    graph.run(one.argv, timeout, self.cancel)
+                # Recorded before it runs: when ffmpeg fails, the result still lists its steps.
                 self.rounds.append(_Round(plan, passes, output))
+                for one in passes:
+                    spawn.run(one.argv, timeout, self.cancel)
                 expected = plan.expected_duration(after.facts.duration or 0) if after.facts else 0
                 after = check_one(output, self.policy)
                 if after.verdict == "error" or after.facts is None:
@@ -198,16 +261,12 @@ class _Job:
                 exact_cut = exact_cut or (
                     "duration.out_of_range" in rules and any(s.action == "cut" for s in plan.steps)
                 )
-                streams = measure.read_streams(output, self.cancel)
-                plan = make_plan(
-                    after.facts,
-                    rules,
-                    warnings,
-                    self.policy,
-                    streams,
-                    extend=self.extend,
-                    exact_cut=exact_cut,
+                streams = measure.read_streams(
+                    output, self.cancel, track_id=after.facts.video_track_id
                 )
+                plan = self.plan(after.facts, rules, warnings, streams, exact_cut=exact_cut)
+                if not plan.unfixable:
+                    plan = packets.refine(plan, output, self.policy, self.cancel)
                 if plan.unfixable or not plan.steps:
                     if after.verdict == "pass":
                         break
@@ -220,114 +279,127 @@ class _Job:
                         after,
                         f"still rejected after {MAX_ROUNDS} rounds: " + _remaining(after),
                     )
-            ssim = self._ssim(before, after)
-            if ssim is not None and ssim < self.min_ssim:
+            quality = self._quality(before, after)
+            ssim = quality.ssim if quality else None
+            vmaf = quality.vmaf if quality else None
+            if quality is not None and (
+                quality.ssim < self.min_ssim or (vmaf is not None and vmaf < self.min_vmaf)
+            ):
                 return self._unfixable(
                     before,
                     after,
-                    f"the re-encode lost the source's picture: SSIM {ssim:.4f} against it, "
-                    f"under {self.min_ssim:g}",
-                    ssim=ssim,
+                    "the re-encode lost the source's picture: "
+                    f"{_scores(quality)} against it, under SSIM {self.min_ssim:g} "
+                    f"or VMAF {self.min_vmaf:g}",
+                    quality=quality,
                 )
+            written = self._written(self.rounds[-1].output)
             self._publish(self.rounds[-1].output)
-        except graph.FfmpegFailed as exc:
+        except spawn.FfmpegFailed as exc:
             return self._unfixable(before, None, str(exc))
         except OSError as exc:
             return self._unfixable(
                 before, None, f"cannot write {self.target}: {exc.strerror or exc}"
             )
+        steps, notes = self._steps()
         return FixResult(
             self.source,
             "fixed",
             before,
             output=self.target,
             after=after,
-            steps=self._steps(),
-            notes=self._notes(),
+            steps=steps,
+            notes=notes,
             ssim=ssim,
+            vmaf=vmaf,
+            written=written,
+            dropped=list(self.rounds[0].plan.dropped),
         )
 
     def _unfixable(
-        self, before: Result, after: Result | None, reason: str, *, ssim: float | None = None
+        self,
+        before: Result,
+        after: Result | None,
+        reason: str,
+        *,
+        quality: measure.Quality | None = None,
     ) -> FixResult:
+        steps, notes = self._steps()
         return FixResult(
             self.source,
             "unfixable",
             before,
             after=after,
-            steps=self._steps(),
-            notes=self._notes(),
+            steps=steps,
+            notes=notes,
             reason=reason,
-            ssim=ssim,
+            ssim=quality.ssim if quality else None,
+            vmaf=quality.vmaf if quality else None,
+            dropped=list(self.rounds[0].plan.dropped) if self.rounds else [],
         )
 
     def _names(self) -> dict[str, str]:
         """Temp paths as a person reads the commands: the output name, and a name per round."""
-        names = {}
+        names = {self.read_as: self.source}
         stem = self.target[: -len(".mp4")] if self.target.endswith(".mp4") else self.target
         for index, one in enumerate(self.rounds, start=1):
             last = index == len(self.rounds)
             names[one.output] = self.target if last else f"{stem}.round{index}.mp4"
-        for path in self.temps:
-            names.setdefault(path, f"{stem}.grid.mp4")
+        parts = (path for path in self.temps if path not in names)
+        for number, path in enumerate(parts, start=1):
+            names[path] = f"{stem}.part{number}.mp4"
         return names
 
-    def _steps(self) -> list[Step]:
+    def _steps(self) -> tuple[list[Step], list[str]]:
+        """The steps as they are in the file (see result.surviving_steps), and every note."""
         names = self._names()
-        steps: list[Step] = []
-        for one in self.rounds:
-            shown = " && ".join(graph.show(p.argv, names) for p in one.passes)
-            steps.extend(one.plan.with_commands(shown).steps)
-        return steps
+        shown = [
+            (one.plan, " && ".join(graph.show(p.argv, names) for p in one.passes))
+            for one in self.rounds
+        ]
+        steps, gone = surviving_steps(shown)
+        return steps, [note for one in self.rounds for note in one.plan.notes] + gone
 
-    def _notes(self) -> list[str]:
-        return [note for one in self.rounds for note in one.plan.notes]
-
-    def _ssim(self, before: Result, after: Result) -> float | None:
-        if not any(one.plan.reencode for one in self.rounds):
+    def _quality(self, before: Result, after: Result) -> measure.Quality | None:
+        if not any(one.plan.reencodes_video for one in self.rounds):
             return None
         assert before.facts is not None and after.facts is not None
-        first = self.rounds[0].plan
-        speed = Fraction(1)
-        for one in self.rounds:
-            speed *= one.plan.speed
-        size = (after.facts.width or 0, after.facts.height or 0)
-        padded = None
-        for one in self.rounds:
-            if one.plan.padded is not None and one.plan.size is not None:
-                size, padded = one.plan.size, one.plan.padded
-        # Compare at the source's own rate; a variable-rate source has none, so compare on the
-        # output's constant grid (both sides then sample the same instants).
-        rate = first.source_rate or Fraction(before.facts.fps or 30).limit_denominator(1001)
-        if before.facts.fps_mode == "VFR" and self.rounds[-1].plan.target_rate is not None:
-            rate = self.rounds[-1].plan.target_rate / speed
-        align = measure.Alignment(rate=rate, size=size, speed=speed, padded=padded)
-        timeout = graph.timeout_for(after.facts.duration)
-        return measure.ssim(
-            self.rounds[-1].output, self.source, align, timeout_s=timeout, cancel=self.cancel
+        plans = [one.plan for one in self.rounds]
+        align = measure.alignment(plans, before.facts)
+        frames = after.facts.frame_count or round((after.facts.duration or 0) * 30)
+        return measure.quality(
+            self.rounds[-1].output,
+            self.read_as,
+            align,
+            frames=frames,
+            timeout_s=spawn.timeout_for(after.facts.duration),
+            cancel=self.cancel,
+        )
+
+    def _written(self, path: str) -> Written:
+        info = measure.read_streams(path, self.cancel)
+        return Written(
+            size_bytes=os.stat(path).st_size,
+            video_codec=info.video_codec,
+            profile=info.profile,
+            bit_depth=info.bit_depth,
+            width=info.width,
+            height=info.height,
+            audio_codec=info.audio_codec,
         )
 
     def _publish(self, path: str) -> None:
-        os.chmod(path, 0o666 & ~_UMASK)
-        if self.force:
-            os.replace(path, self.target)
-            return
-        # No clobbering, even of a file that appeared while we worked: link fails if it exists.
-        try:
-            os.link(path, self.target)
-        except FileExistsError:
-            message = f"{self.target} appeared while fixing (pass --force to replace it)"
-            raise OSError(message) from None
-        except OSError:
-            if os.path.lexists(self.target):
-                raise
-            os.replace(path, self.target)  # a filesystem without hard links
-            return
-        os.remove(path)
+        assert self.space is not None
+        self.space.publish(os.path.basename(path), force=self.force)
 
 
 def _rules(result: Result) -> tuple[set[str], set[str]]:
     return {v.rule for v in result.violations}, {w.rule for w in result.warnings}
+
+
+def _scores(quality: measure.Quality) -> str:
+    vmaf = f", VMAF {quality.vmaf:.2f}" if quality.vmaf is not None else ""
+    return f"SSIM {quality.ssim:.4f}{vmaf}"
 
 
 def _remaining(result: Result) -> str:

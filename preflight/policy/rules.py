@@ -268,6 +268,8 @@ def _judge_stream_warnings(facts: Facts, warnings: list[Violation]) -> None:
             )
         )
     if facts.video_tracks > 1:
+        # The judged track by its ID: `0:v:0` is the first video stream, not the one judged.
+        keep = f"0:i:{facts.video_track_id}" if facts.video_track_id else "0:V:0"
         warnings.append(
             Violation(
                 "stream.extra_video_tracks",
@@ -275,7 +277,7 @@ def _judge_stream_warnings(facts: Facts, warnings: list[Violation]) -> None:
                 "a server may pick another",
                 facts.video_tracks,
                 1,
-                "keep one: ffmpeg -i INPUT -map 0:v:0 -map 0:a? -c copy OUT.mp4",
+                f"keep the judged one: ffmpeg -i INPUT -map {keep} -map 0:a? -c copy OUT.mp4",
             )
         )
 

@@ -41,8 +41,13 @@ def find_ffprobe() -> str:
 def run_json(
     target: str, extra_args: list[str], timeout_s: float, *, memory_mib: int | None = None
 ) -> dict[str, Any]:
-    """Run ffprobe on a path or URL and return its JSON; no child survives this call."""
-    cmd = _bounded([find_ffprobe(), "-v", "error", *extra_args, "-of", "json", target], memory_mib)
+    """Run ffprobe on a local path and return its JSON; no child survives this call.
+
+    ffprobe gets `file:` and the absolute path: a name is a URL to it (`concat:a|b`, `file:x`
+    open other files) and a leading `-` an option (`-report` writes a log), never data.
+    """
+    url = "file:" + os.path.abspath(target)
+    cmd = _bounded([find_ffprobe(), "-v", "error", *extra_args, "-of", "json", url], memory_mib)
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -62,6 +67,7 @@ def run_json(
     if proc.returncode != 0:
         first = err.decode("utf-8", "replace").strip().splitlines()
         reason = first[-1] if first else f"exit status {proc.returncode}"
+        reason = reason.replace(url, target)  # the name as the caller gave it
         if proc.returncode < 0 or any(sign in reason for sign in _OUT_OF_MEMORY):
             # Killed by a signal (SIGSEGV/SIGABRT after a failed allocation) or out of memory.
             bound = f" of its {memory_mib} MiB bound" if memory_mib else ""

@@ -44,6 +44,7 @@ def facts_from_layout(layout: Layout, reading: BackendReading | None) -> Facts:
         reading.video_codec if reading and reading.video_codec else codec_from_fourcc(track.codec)
     )
     facts.width, facts.height = track.width or None, track.height or None
+    facts.video_track_id = track.track_id or None
     facts.rotation = track.rotation
     if track.par and track.par[0] != track.par[1]:
         num, den = _lowest_terms(*track.par)

@@ -283,3 +283,11 @@ def thumbnail(path: str, box: tuple[int, int], limits: ProbeLimits) -> bytes:
 
     header = {"path_hex": os.fsencode(path).hex(), "box": list(box)}
     return base64.b64decode(POOL.run(header, None, limits, kind="thumbnail"))
+
+
+def streams(path: str, limits: ProbeLimits, *, max_pixels: int) -> str:
+    """The streams of a local video as ffprobe's -show_entries JSON would give them (what fix
+    plans with), read by PyAV in a thumbnail worker under `limits`, no frame over `max_pixels`
+    decoded; ProbeError otherwise."""
+    header = {"op": "streams", "path_hex": os.fsencode(path).hex(), "max_pixels": max_pixels}
+    return POOL.run(header, None, limits, kind="thumbnail")

@@ -1,5 +1,6 @@
 """The worker process: parses one file at a time with libmediainfo, or (kind "thumbnail") decodes
-one small JPEG with PyAV's FFmpeg, under a memory bound.
+one small JPEG, or reads the stream details fix plans with, with PyAV's FFmpeg, under a memory
+bound.
 
 Run as a script by the pool in this package; it imports only the standard library and pymediainfo
 or av (never preflight), applies its own limits before loading either library, answers jobs read
@@ -170,6 +171,8 @@ class Thumbnailer:
     def run(self, job: dict[str, Any], jobs: BinaryIO) -> dict[str, Any]:
         import base64
 
+        if job.get("op") == "streams":
+            return self.streams(os.fsdecode(bytes.fromhex(job["path_hex"])), job["max_pixels"])
         try:
             jpeg = self._thumbnail(os.fsdecode(bytes.fromhex(job["path_hex"])), job["box"])
         except MemoryError:
@@ -181,6 +184,26 @@ class Thumbnailer:
         if jpeg is None:
             return {"kind": "unreadable", "message": "no keyframe found"}
         return {"text": base64.b64encode(jpeg).decode("ascii")}
+
+    def streams(self, path: str, max_pixels: int) -> dict[str, Any]:
+        """The streams' details fix plans with, shaped as ffprobe's -show_entries JSON
+        (codec_type, codec_name, time_base, pix_fmt, width, height, start_time, disposition;
+        format start_time). Finding them may decode a first frame: no decoder gets one larger
+        than `max_pixels` (the size is still reported, from the stream's own header)."""
+        options = {"max_pixels": str(max_pixels)}
+        try:
+            with open(path, "rb") as file, self.av.open(file, "r", options=options) as container:
+                found = {
+                    "streams": [_stream_entry(stream) for stream in container.streams],
+                    "format": {"start_time": _seconds(container.start_time, 1e-6)},
+                }
+        except MemoryError:
+            return {"kind": "resource_limit", "message": "PyAV ran out of its memory bound"}
+        except Exception as exc:  # PyAV's errors, a file gone: the reason, one line
+            if any(sign in str(exc) for sign in _ALLOCATION_FAILED):
+                return {"kind": "resource_limit", "message": "PyAV ran out of its memory bound"}
+            return {"kind": "unreadable", "message": f"PyAV could not read it ({exc})"}
+        return {"text": json.dumps(found)}
 
     def _thumbnail(self, path: str, box: list[int]) -> bytes | None:
         # A file object, not the name: FFmpeg would read "concat:a|b" or "http:..." as a protocol,
@@ -231,6 +254,36 @@ class Thumbnailer:
             encoder.options = {"qmin": str(quality), "qmax": str(quality)}
             self._encoders[key] = encoder
         return self._encoders[key]
+
+
+_ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: cover art, not a video track
+
+
+def _stream_entry(stream: Any) -> dict[str, Any]:
+    context = stream.codec_context
+    entry: dict[str, Any] = {
+        "index": stream.index,
+        "codec_type": stream.type,
+        "codec_name": context.codec.canonical_name if context is not None else None,
+        "time_base": str(stream.time_base) if stream.time_base else None,
+        "start_time": _seconds(stream.start_time, stream.time_base),
+        "disposition": {"attached_pic": int(bool(int(stream.disposition) & _ATTACHED_PIC))},
+    }
+    if stream.type == "video" and context is not None:
+        entry.update(pix_fmt=context.pix_fmt, width=context.width, height=context.height)
+    # For fix: the container's track ID (which stream the check judged), the profile it reports,
+    # and the tag that tells a QuickTime timecode track (PyAV gives a data stream no codec
+    # context, so its timecode tag stands in) from one MP4 cannot carry.
+    entry["id"] = stream.id
+    entry["profile"] = stream.profile if context is not None else None
+    tag = context.codec_tag if context is not None else ""
+    timecode = stream.type == "data" and "timecode" in stream.metadata
+    entry["codec_tag_string"] = "tmcd" if timecode else tag
+    return entry
+
+
+def _seconds(value: int | None, unit: Any) -> str | None:
+    return f"{float(value * unit):.6f}" if value is not None and unit else None
 
 
 def _peak_bytes() -> int:
