@@ -192,7 +192,7 @@ def test_a_version_3_sqlite_ledger_migrates(tmp_path: Path) -> None:
     _check_migrated(str(path), fingerprint)
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         conn.close()

@@ -25,6 +25,7 @@ from ..errors import (
 from ..facts import Facts
 from ..ledger import AttemptRow, Ledger, SessionRow, default_path
 from ..ledger.backend import Claim
+from ..ledger.tasks import TaskActions
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
 from ..policy.url import redact_url
@@ -32,6 +33,8 @@ from .client import InitClient, Outcome
 from .credentials import ApiKey, load_api_key, resolve_api_base
 from .result import CrossCheck, InitResult, ServerFacts, cross_check, duration_bucket
 from .schemas import validate_request
+from .task_judge import KLING_PREFIX, KlingCheck, judged_kling
+from .task_query import TaskClient
 
 # Query parameters of signed URLs: they change with every signature, the video does not.
 _SIGNING_PARAMS = ("x-amz-", "x-goog-", "expires", "signature", "key-pair-id", "policy")
@@ -76,6 +79,9 @@ def init_session(
     debug: IO[str] | None = None,
     same_source: str | None = None,
     notices: IO[str] | None = None,
+    task_action: str | None = None,
+    probe_video_id: bool = True,
+    task_client: TaskClient | None = None,
 ) -> InitResult:
     """Open (or reuse) an editing session for one video. Raises VideoRejected, VideoUnreadable,
     UsageError, ApiError, UnsettledAttempt (an earlier attempt may have billed: nothing sent) or
@@ -86,6 +92,11 @@ def init_session(
     `same_source` replaces what the ledger takes for the same source (source_key): for a staged
     file, its content hash, since each presigned URL of the same object differs. `notices`, if
     given, gets a line when waiting for another process's claim and when a claim was contended.
+
+    A `video_id` + `task_id` is looked up first (task_query.py: `task_action` names the route,
+    else the ledger's memory or each route in turn) and judged (task_judge.py, its URL probed
+    unless not `probe_video_id`): VideoRejected before anything billed is sent, ApiError if the
+    query was refused.
     """
     body: dict[str, Any] = {}
     if video_url is not None:
@@ -133,6 +144,15 @@ def init_session(
     book = ledger if isinstance(ledger, Ledger) else Ledger(ledger or default_path())
     result.ledger = str(book.path)
     try:
+        if video_id is not None and task_id is not None:
+            _check_task(
+                result,
+                book,
+                video_id,
+                task_id,
+                task_client or _task_client(client, base, api_key, api_key_file, debug, dry_run),
+                KlingOptions(task_action, probe_video_id, policy, options),
+            )
         key = same_source or source_key(body)
         if dry_run:
             # Without a key the account is unknown: any account's session is shown.
@@ -174,6 +194,58 @@ def init_session(
         if own_ledger:
             book.close()
     return result
+
+
+@dataclass(frozen=True)
+class KlingOptions:
+    action: str | None
+    probe: bool
+    policy: Policy | None
+    options: CheckOptions | None
+
+
+def _task_client(
+    client: InitClient | None,
+    base: str,
+    api_key: ApiKey | None,
+    api_key_file: str | None,
+    debug: IO[str] | None,
+    dry_run: bool,
+) -> TaskClient | None:
+    """The query client on init's account; None for a dry run without a key (nothing to ask)."""
+    if client is not None:
+        return TaskClient(client.api_base, client.key, debug=debug)
+    try:
+        return TaskClient(base, api_key or load_api_key(api_key_file), debug=debug)
+    except UsageError:
+        if dry_run:
+            return None
+        raise
+
+
+def _check_task(
+    result: InitResult,
+    book: Ledger,
+    video_id: str,
+    task_id: str,
+    query: TaskClient | None,
+    how: KlingOptions,
+) -> None:
+    """Look the task up and judge it; VideoRejected if the API would refuse the video_id."""
+    if query is None:
+        return
+    policy = how.policy or load_policy()
+    options = how.options or CheckOptions()
+    answer, asked = query.find(task_id, action=how.action, cache=TaskActions(book))
+    plan = KlingCheck(query, how.action, None, how.probe)
+    source = f"{KLING_PREFIX}{task_id}/{video_id}"
+    checked = judged_kling(source, answer, asked, task_id, video_id, policy, plan, options)
+    result.check, result.verdict = checked, checked.verdict
+    if checked.verdict == "reject":
+        first = checked.violations[0].message if checked.violations else "rejected"
+        raise VideoRejected(
+            f"the task query refused the video_id, nothing was sent: {first}", checked
+        )
 
 
 def _fingerprint(
