@@ -56,11 +56,25 @@ class KlingCheck:
 
 
 class MemoryActions:
-    """ActionCache for one `check` run (its threads share it): the ledger's is init's."""
+    """ActionCache for one `check` run (its threads share it; the ledger's is init's), and the
+    answer of each task asked, so that a batch queries each task once however many of its
+    videos it names."""
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, str], str] = {}
+        self._found: dict[str, tuple[TaskAnswer | None, list[str]]] = {}
+        self._per_task: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def find(
+        self, client: TaskClient, task_id: str, action: str | None
+    ) -> tuple[TaskAnswer | None, list[str]]:
+        with self._lock:
+            lock = self._per_task.setdefault(task_id, threading.Lock())
+        with lock:  # a second video of a task being asked waits for that answer
+            if task_id not in self._found:
+                self._found[task_id] = client.find(task_id, action=action, cache=self)
+            return self._found[task_id]
 
     def cached_action(self, api_base: str, task_id: str) -> str | None:
         with self._lock:
@@ -87,7 +101,7 @@ def judge_task(
             [
                 Violation(
                     "video_id.not_found",
-                    f"no task {task_id} under the routes asked ({tried})",
+                    f"no task {_clean(task_id)} under the routes asked ({tried})",
                     None,
                     list(ACTIONS),
                     "check the task_id and the account's key; name the route that made the "
@@ -98,14 +112,14 @@ def judge_task(
             info,
         )
     data = answer.data
-    status = str(data.get("task_status"))
+    status = _clean(data.get("task_status"), 40)
     info.update(action=answer.action, task_status=status)
     if status in _UNFINISHED:
         return (
             [
                 Violation(
                     "video_id.task_unfinished",
-                    f"task {task_id} is not finished yet ({status})",
+                    f"task {_clean(task_id)} is not finished yet ({status})",
                     status,
                     "succeed",
                     "wait until the task has succeeded, then try again",
@@ -115,12 +129,12 @@ def judge_task(
             info,
         )
     if status != "succeed":
-        why = str(data.get("task_status_msg") or "no reason given")
+        why = _clean(data.get("task_status_msg") or "no reason given")
         return (
             [
                 Violation(
                     "video_id.task_failed",
-                    f"task {task_id} {status}: {why}",
+                    f"task {_clean(task_id)} {status}: {why}",
                     status,
                     "succeed",
                     "generate the video again; a failed task holds no video",
@@ -132,14 +146,14 @@ def judge_task(
     violations: list[Violation] = []
     warnings: list[Violation] = []
     videos = _videos(data)
-    ids = [str(v.get("id")) for v in videos]
+    ids = [_clean(v.get("id"), 60) for v in videos]
     video = next((v for v in videos if str(v.get("id")) == video_id), None)
     if video is None:
-        held = ", ".join(ids) or "none"
+        held = ", ".join(ids[:20]) or "none"
         violations.append(
             Violation(
                 "video_id.not_in_task",
-                f"video {video_id} is not in task {task_id} (it holds: {held})",
+                f"video {_clean(video_id)} is not in task {_clean(task_id)} (it holds: {held})",
                 video_id,
                 ids,
                 "use one of the task's video ids",
@@ -245,6 +259,14 @@ def _judge_duration(
         )
 
 
+def _clean(value: Any, limit: int = 200) -> str:
+    """Text the API sent, fit for any report: control characters (a terminal escape, a newline
+    that would forge a line) shown as escapes, and no longer than `limit`."""
+    text = str(value)
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _span(delta: timedelta) -> str:
     seconds = abs(delta.total_seconds())
     if seconds >= 86400:
@@ -259,7 +281,10 @@ def check_kling(source: str, policy: Policy, how: KlingCheck, options: Any) -> R
     URL's. Never raises: a query the API refused is an `error` Result of that kind."""
     task_id, video_id = parse_kling(source)
     try:
-        answer, asked = how.client.find(task_id, action=how.action, cache=how.cache)
+        if isinstance(how.cache, MemoryActions):
+            answer, asked = how.cache.find(how.client, task_id, how.action)
+        else:
+            answer, asked = how.client.find(task_id, action=how.action, cache=how.cache)
     except ApiError as exc:
         return Result(source, "error", error=Failure(f"api_{exc.kind}", str(exc)))
     return judged_kling(source, answer, asked, task_id, video_id, policy, how, options)
@@ -297,8 +322,16 @@ def judged_kling(
         )
     elif how.probe:
         checked = check_url(_url_of(answer, video_id), policy, options)
-        if checked.verdict == "error":
-            why = checked.error.message if checked.error else "unreadable"
+        if checked.verdict == "error" or checked.facts is None:
+            # No media was read (a refused connection, a 404, an address the probe may not
+            # visit): the task's own facts are all we have, so they decide.
+            why = (
+                checked.error.message
+                if checked.error
+                else checked.violations[0].message
+                if checked.violations
+                else "unreadable"
+            )
             result.warnings.append(
                 Violation(
                     "video_id.unprobed",
