@@ -79,7 +79,7 @@ def _check_kling(source: str, policy: Policy, options: CheckOptions) -> Result:
     try:
         parse_kling(source)
     except UsageError as exc:
-        return Result(source, "error", error=Failure("usage", str(exc)))
+        return Result(source, "error", error=Failure("kling_source", str(exc)))
     if options.kling is None:
         message = "a kling: source needs the API key (COMETAPI_KEY or --api-key-file)"
         return Result(source, "error", error=Failure("no_key", message))

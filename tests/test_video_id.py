@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from preflight.session.task_query import ACTIONS
 from preflight.testing import Fault, Sandbox
 from preflight.testing.media_server import MediaServer
 from preflight.testing.tasks import DAY_S, KlingTask
@@ -25,6 +24,15 @@ from preflight.testing.tasks import DAY_S, KlingTask
 from .conftest import FIXTURES, preflight_script
 
 KEY = "sk-test-SECRET-video-id"
+# The order the issue names; written out here, not imported from the code under test.
+ACTIONS = (
+    "text2video",
+    "image2video",
+    "multi-image2video",
+    "multi-elements",
+    "lip-sync",
+    "effects",
+)
 MEDIA = FIXTURES / "media"
 GOOD, EXPIRED, UNFINISHED, FAILED, LONG, NEAR, BAD_FPS, GONE, HOSTILE = (
     f"80000000000000000{n}" for n in range(1, 10)

@@ -244,7 +244,7 @@ def _check_task(
     if checked.verdict == "reject":
         first = checked.violations[0].message if checked.violations else "rejected"
         raise VideoRejected(
-            f"the task query refused the video_id, nothing was sent: {first}", checked
+            f"the Kling task rules out this video_id, nothing was sent: {first}", checked
         )
 
 

@@ -286,7 +286,8 @@ def check_kling(source: str, policy: Policy, how: KlingCheck, options: Any) -> R
         else:
             answer, asked = how.client.find(task_id, action=how.action, cache=how.cache)
     except ApiError as exc:
-        return Result(source, "error", error=Failure(f"api_{exc.kind}", str(exc)))
+        message = f"the task query failed ({exc.kind}): {exc}"
+        return Result(source, "error", error=Failure("task_query", message))
     return judged_kling(source, answer, asked, task_id, video_id, policy, how, options)
 
 

@@ -90,7 +90,11 @@ class TaskClient:
             session.headers["User-Agent"] = "preflight"
             for name in order:
                 asked.append(name)
-                found = self._query(session, name, task_id)
+                try:
+                    found = self._query(session, name, task_id)
+                except ApiError as exc:
+                    exc.args = (f"the task query failed, nothing was sent: {exc}",)
+                    raise
                 if found is not None:
                     if cache is not None and known is None:
                         cache.remember_action(self.api_base, task_id, name)

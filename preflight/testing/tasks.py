@@ -88,6 +88,7 @@ def demo_tasks(video_url: str) -> dict[str, KlingTask]:
     made = [
         # API.md's example ids: a finished task with no URL to probe (its facts stand).
         KlingTask("7849", "text2video", videos=(("784912347344945152", "", "5"),)),
+        KlingTask("784912347344945000", "text2video", videos=(("784912347344945152", "", "5"),)),
         KlingTask("900000000000000001", "text2video", age_s=2 * DAY_S, videos=video(1)),
         KlingTask("900000000000000002", "image2video", age_s=31 * DAY_S, videos=video(2)),
         KlingTask("900000000000000003", "multi-image2video", status="processing"),
