@@ -25,7 +25,6 @@ from ..errors import (
 from ..facts import Facts
 from ..ledger import AttemptRow, Ledger, SessionRow, default_path
 from ..ledger.backend import Claim
-from ..ledger.tasks import TaskActions
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
 from ..policy.url import redact_url
@@ -33,7 +32,7 @@ from .client import InitClient, Outcome
 from .credentials import ApiKey, load_api_key, resolve_api_base
 from .result import CrossCheck, InitResult, ServerFacts, cross_check, duration_bucket
 from .schemas import validate_request
-from .task_judge import KLING_PREFIX, KlingCheck, judged_kling
+from .task_check import KlingOptions, check_task, task_client_for
 from .task_query import TaskClient
 
 # Query parameters of signed URLs: they change with every signature, the video does not.
@@ -145,12 +144,12 @@ def init_session(
     result.ledger = str(book.path)
     try:
         if video_id is not None and task_id is not None:
-            _check_task(
+            check_task(
                 result,
                 book,
                 video_id,
                 task_id,
-                task_client or _task_client(client, base, api_key, api_key_file, debug, dry_run),
+                task_client or task_client_for(client, base, api_key, api_key_file, debug, dry_run),
                 KlingOptions(task_action, probe_video_id, policy, options),
             )
         key = same_source or source_key(body)
@@ -194,58 +193,6 @@ def init_session(
         if own_ledger:
             book.close()
     return result
-
-
-@dataclass(frozen=True)
-class KlingOptions:
-    action: str | None
-    probe: bool
-    policy: Policy | None
-    options: CheckOptions | None
-
-
-def _task_client(
-    client: InitClient | None,
-    base: str,
-    api_key: ApiKey | None,
-    api_key_file: str | None,
-    debug: IO[str] | None,
-    dry_run: bool,
-) -> TaskClient | None:
-    """The query client on init's account; None for a dry run without a key (nothing to ask)."""
-    if client is not None:
-        return TaskClient(client.api_base, client.key, debug=debug)
-    try:
-        return TaskClient(base, api_key or load_api_key(api_key_file), debug=debug)
-    except UsageError:
-        if dry_run:
-            return None
-        raise
-
-
-def _check_task(
-    result: InitResult,
-    book: Ledger,
-    video_id: str,
-    task_id: str,
-    query: TaskClient | None,
-    how: KlingOptions,
-) -> None:
-    """Look the task up and judge it; VideoRejected if the API would refuse the video_id."""
-    if query is None:
-        return
-    policy = how.policy or load_policy()
-    options = how.options or CheckOptions()
-    answer, asked = query.find(task_id, action=how.action, cache=TaskActions(book))
-    plan = KlingCheck(query, how.action, None, how.probe)
-    source = f"{KLING_PREFIX}{task_id}/{video_id}"
-    checked = judged_kling(source, answer, asked, task_id, video_id, policy, plan, options)
-    result.check, result.verdict = checked, checked.verdict
-    if checked.verdict == "reject":
-        first = checked.violations[0].message if checked.violations else "rejected"
-        raise VideoRejected(
-            f"the Kling task rules out this video_id, nothing was sent: {first}", checked
-        )
 
 
 def _fingerprint(
