@@ -36,7 +36,7 @@ from .loopback import (
     hang_up,
     serve_until_interrupt,
 )
-from .tasks import KlingTask, answer_query, demo_tasks, match_task_route
+from .tasks import KlingTask, answer_query, demo_tasks, match_task_route, queries_of
 
 __all__ = [
     "DEMO_KEY",
@@ -98,7 +98,9 @@ class _Handler(LoopbackHandler):
         authorized = self._authorized()
         queried = match_task_route(urlsplit(self.path).path) if self.command == "GET" else None
         if queried is not None:
-            self._send(sandbox._task_answer(*queried, self.headers, authorized), body, authorized)
+            presented = self.headers.get("Authorization", "")
+            answer = answer_query(sandbox, *queried, presented=presented, authorized=authorized)
+            self._send(answer, body, authorized)
             return
         if self.command != "POST" or urlsplit(self.path).path != ROUTE:
             self._send(envelope(404, 1203), body, authorized)
@@ -262,9 +264,10 @@ class Sandbox(LoopbackServer):
         self.missing_ids = missing_ids
         self.clock_offset_s = clock_offset_s
         self.faults: list[Fault] = list(faults or [])  # tests append; handlers pop under _lock
-        # The tasks its query route knows (default: tasks.demo_tasks, videos at /demo.mp4 here)
-        # and the scripted answers of that route, one per GET, like `faults` for POSTs.
+        # The tasks its query route knows (tasks.py; default: demo_tasks, and any other task id
+        # is the catch-all) and that route's scripted answers, one per GET, like `faults`.
         self.tasks: dict[str, KlingTask] = tasks if tasks is not None else {}
+        self.any_task = tasks is None
         self.task_faults: list[Fault] = list(task_faults or [])
         self._auth_value = f"Bearer {key}".encode()
         self._policy: Policy = load_policy()
@@ -303,26 +306,9 @@ class Sandbox(LoopbackServer):
 
     def gets(self, task_id: str | None = None) -> list[str]:
         """The paths of the task queries answered (of this task, if given), in order."""
-        return [
-            r.path
-            for r in self.requests
-            if r.method == "GET"
-            and (task_id is None or (match_task_route(r.path) or ("", ""))[1] == task_id)
-        ]
+        return queries_of(self.requests, task_id)
 
     # The methods below are the handler's side of the sandbox.
-
-    def _task_answer(self, action: str, task_id: str, headers: Any, authorized: bool) -> Answer:
-        presented = headers.get("Authorization", "").strip()
-        if presented in ("", "Bearer"):
-            return comet_error(401, "missing api key", "missing_api_key")
-        if not authorized:
-            return envelope(401, 1001)
-        with self._lock:
-            fault = self.task_faults.pop(0) if self.task_faults else Fault()
-        if fault.status:
-            return fault_answer(fault, None)
-        return answer_query(self.tasks, action, task_id, self.clock_offset_s)
 
     def _next_fault(self) -> Fault:
         with self._lock:

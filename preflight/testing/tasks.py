@@ -1,20 +1,31 @@
 """The stand-in's Kling tasks: what `GET /kling/v1/videos/{action}/{task_id}` answers (API.md,
 "Looking up a Kling task"), and a task of each route for the demo — finished, expired, unfinished,
-failed, too long, close to its 30-day limit.
+failed, too long, close to its 30-day limit; and the catch-all a Sandbox made without tasks answers.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
-from .answers import Answer, envelope
+from .answers import Answer, Fault, comet_error, envelope, fault_answer
 
-__all__ = ["DAY_S", "KlingTask", "answer_query", "demo_tasks", "match_task_route"]
+__all__ = [
+    "DAY_S",
+    "KlingTask",
+    "answer_query",
+    "catch_all",
+    "demo_tasks",
+    "match_task_route",
+    "queries_of",
+]
 
 DAY_S = 86400.0
 _ROUTE = re.compile(r"^/kling/v1/videos/([a-z0-9-]+)/([^/]+)$")
@@ -69,14 +80,57 @@ def match_task_route(path: str) -> tuple[str, str] | None:
     return None if found is None else (found.group(1), unquote(found.group(2)))
 
 
+class _Route(Protocol):
+    """What the query route reads of the Sandbox."""
+
+    tasks: dict[str, KlingTask]
+    task_faults: list[Fault]
+    any_task: bool
+    clock_offset_s: float
+    _lock: threading.Lock
+
+
 def answer_query(
-    tasks: dict[str, KlingTask], action: str, task_id: str, clock_offset_s: float
+    sandbox: _Route, action: str, task_id: str, *, presented: str, authorized: bool
 ) -> Answer:
-    """The answer to an authorized query: the task if this route made it, else code 1203."""
-    task = tasks.get(task_id)
+    """The answer to a task query: auth first, then a scripted fault, then the task if this
+    route made it, else code 1203 (an unlisted task of a catch-all Sandbox is `catch_all`)."""
+    if presented.strip() in ("", "Bearer"):
+        return comet_error(401, "missing api key", "missing_api_key")
+    if not authorized:
+        return envelope(401, 1001)
+    with sandbox._lock:
+        fault = sandbox.task_faults.pop(0) if sandbox.task_faults else Fault()
+        task = sandbox.tasks.get(task_id)
+    if fault.status:
+        return fault_answer(fault, None)
+    if task is None and sandbox.any_task:
+        task = catch_all(task_id)
     if action not in _ACTIONS or task is None or task.action != action:
         return envelope(404, 1203, f"resource does not exist: task {task_id}")
-    return Answer(200, task.payload(clock_offset_s), code=0)
+    return Answer(200, task.payload(sandbox.clock_offset_s), code=0)
+
+
+def queries_of(requests: Iterable[Any], task_id: str | None) -> list[str]:
+    """The paths of the GETs of the query route among a Sandbox's requests (of one task)."""
+    out = []
+    for request in requests:
+        route = match_task_route(request.path) if request.method == "GET" else None
+        if route is not None and (task_id is None or route[1] == task_id):
+            out.append(request.path)
+    return out
+
+
+@functools.cache
+def _example_videos() -> tuple[tuple[str, str, str], ...]:
+    return tuple((f"78491234734494{n:04d}", "", "5") for n in range(10_000))
+
+
+def catch_all(task_id: str) -> KlingTask:
+    """What a Sandbox made without `tasks` answers for a task it does not list: a finished
+    text2video task made a day ago holding the 5 s videos 784912347344940000-…49999 (API.md's
+    example id and its neighbours, the ids tests of the init route use), none with a URL."""
+    return KlingTask(task_id, "text2video", videos=_example_videos())
 
 
 def demo_tasks(video_url: str) -> dict[str, KlingTask]:
@@ -86,9 +140,6 @@ def demo_tasks(video_url: str) -> dict[str, KlingTask]:
         return ((f"91000000000000000{n}", video_url, duration),)
 
     made = [
-        # API.md's example ids: a finished task with no URL to probe (its facts stand).
-        KlingTask("7849", "text2video", videos=(("784912347344945152", "", "5"),)),
-        KlingTask("784912347344945000", "text2video", videos=(("784912347344945152", "", "5"),)),
         KlingTask("900000000000000001", "text2video", age_s=2 * DAY_S, videos=video(1)),
         KlingTask("900000000000000002", "image2video", age_s=31 * DAY_S, videos=video(2)),
         KlingTask("900000000000000003", "multi-image2video", status="processing"),
