@@ -268,6 +268,12 @@ def test_only_kling_sources_need_a_key(api: Sandbox, env: dict[str, str]) -> Non
     done = run(keyless, "check", f"kling:{GOOD}/v{GOOD}")
     assert done.returncode == 2 and "COMETAPI_KEY" in done.stderr
     assert api.gets() == []
+    # A key the API refuses: that source is an error (kind task_query), the file still passes.
+    wrong = {**env, "COMETAPI_KEY": KEY + "x"}
+    done = run(wrong, "check", "--json", str(MEDIA / "dur_5.5s.mp4"), f"kling:{GOOD}/v{GOOD}")
+    results = json.loads(done.stdout)["results"]
+    assert done.returncode == 3 and [r["verdict"] for r in results] == ["pass", "error"]
+    assert results[1]["error"]["kind"] == "task_query" and "auth" in results[1]["error"]["message"]
 
 
 def test_a_batch_asks_each_task_once(api: Sandbox, env: dict[str, str]) -> None:

@@ -5,6 +5,9 @@ known a task costs one query GET.
 
 from __future__ import annotations
 
+import contextlib
+
+from ..errors import LedgerError
 from .book import Ledger
 from .rows import stamp
 
@@ -23,7 +26,10 @@ class TaskActions:
             ).fetchone()
             return None if row is None else str(row[0])
 
-        return self._book._run(f"reading the route of task {task_id}", read)
+        try:
+            return self._book._run(f"reading the route of task {task_id}", read)
+        except LedgerError:
+            return None  # unknown: each route is asked, as on a first run
 
     def remember_action(self, api_base: str, task_id: str, action: str) -> None:
         def write() -> None:
@@ -35,4 +41,6 @@ class TaskActions:
                     (api_base, task_id, action, stamp(None)),
                 )
 
-        self._book._run(f"remembering the route of task {task_id}", write)
+        # A failure costs the next run its look-ups again, never a wrong answer.
+        with contextlib.suppress(LedgerError):
+            self._book._run(f"remembering the route of task {task_id}", write)
