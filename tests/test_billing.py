@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,27 @@ def test_a_session_the_ledger_cannot_record_is_printed_and_exits_4(
     with Ledger(ledger) as book:
         assert [a.state for a in book.attempts()] == ["sending"]
         assert book.sessions() == []
+
+
+def test_a_session_is_recorded_once_the_full_disk_has_room_again(
+    env: dict[str, str], api: Sandbox, disk: Path
+) -> None:
+    # The billed session waits in memory and its recording is retried: freed a moment later,
+    # the disk takes it (before: exit 4 `unrecorded` at the first failure).
+    ledger = Path(env["PREFLIGHT_LEDGER"])
+
+    def fill_then_free_soon() -> None:
+        _truncate_wal_then_fill(ledger, disk)
+        threading.Timer(1.0, free, args=(disk,)).start()
+
+    api.faults.append(Fault(on_answer=fill_then_free_soon))
+    code, out, err = run_json({**env, "PREFLIGHT_LEDGER_RETRY_S": "30"}, "init", *IDS)
+    [opened] = api.sessions
+    assert code == 0, err
+    assert out["session_id"] == opened and out["reused"] is False
+    with Ledger(ledger) as book:
+        assert [(a.state, a.session_id) for a in book.attempts()] == [("ok", opened)]
+        assert [row.session_id for row in book.sessions()] == [opened]
 
 
 def test_a_disk_full_before_sending_sends_nothing(

@@ -86,20 +86,18 @@ def hold(
     owner = f"{host}:{pid}:{secrets.token_hex(8)}"
     deadline = time.monotonic() + wait_s
     told = False
+
+    def take() -> tuple[int | None, tuple[str, int] | None]:
+        taken = store.execute(_TAKE, (key, owner, host, pid, lease_s)).fetchone()
+        if taken is None:
+            taken = store.execute(_TAKE_OVER, (owner, host, pid, lease_s, key, owner)).fetchone()
+        if taken is not None:
+            return int(taken[0]), None
+        holder = store.execute("SELECT host, pid FROM claims WHERE source_key = ?", (key,))
+        row = holder.fetchone()
+        return None, (None if row is None else (str(row[0]), int(row[1])))
+
     while True:
-
-        def take() -> tuple[int | None, tuple[str, int] | None]:
-            taken = store.execute(_TAKE, (key, owner, host, pid, lease_s)).fetchone()
-            if taken is None:
-                taken = store.execute(
-                    _TAKE_OVER, (owner, host, pid, lease_s, key, owner)
-                ).fetchone()
-            if taken is not None:
-                return int(taken[0]), None
-            holder = store.execute("SELECT host, pid FROM claims WHERE source_key = ?", (key,))
-            row = holder.fetchone()
-            return None, (None if row is None else (str(row[0]), int(row[1])))
-
         token, holder = retrying(store, f"claiming {label}", take, within_s=retry_s)
         if token is not None:
             break

@@ -183,7 +183,7 @@ class PgStore:
         self._conn: psycopg.Connection[Any] = self._connect()
         if prepare:
             try:
-                with self.guard("opening"):
+                with self.guard("opening"), self._bound():
                     self._prepare()
             except LedgerError:
                 self._conn.close()
@@ -195,7 +195,7 @@ class PgStore:
         with self.guard("connecting"):
             conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=_row_factory)
         try:
-            with self.guard("opening"):
+            with self.guard("opening"), WATCHDOG.bound(conn.pgconn.socket, self.read_timeout_s):
                 # Cancelled by the server a second before the watchdog would cut the socket.
                 timeout_ms = max(int(self.read_timeout_s * 1000) - 1000, 500)
                 conn.execute(f"SET statement_timeout = {timeout_ms}")
