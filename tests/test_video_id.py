@@ -217,10 +217,13 @@ def test_a_query_the_api_refused_is_exit_4(
 
 
 def test_server_errors_of_the_query_are_retried(api: Sandbox, env: dict[str, str]) -> None:
-    api.task_faults.extend([Fault(status=503), Fault(status=429, code=1302, retry_after="0")])
+    # A 524 loses an init's answer (never sent again); a query bills nothing, so it is asked again.
+    api.task_faults.extend(
+        [Fault(status=503), Fault(status=524), Fault(status=429, code=1302, retry_after="0")]
+    )
     code, out = init(env, GOOD)
     assert code == 0, out
-    assert routes(api, GOOD) == ["text2video"] * 3 and api.posts() == 1
+    assert routes(api, GOOD) == ["text2video"] * 4 and api.posts() == 1
 
 
 def test_a_wrong_key_costs_no_post(api: Sandbox, env: dict[str, str]) -> None:
