@@ -32,6 +32,9 @@ ErrorKind = Literal[
     "http_status",  # URL: 5xx after retries (a 4xx is a url.status reject)
     "no_range",  # URL: no Range support and the index is past the prefix read
     "worker",  # --dask: the source's task failed on every worker the scheduler tried
+    "kling_source",  # a kling: source that is not kling:TASK_ID/VIDEO_ID
+    "no_key",  # a kling: source and no API key to look its task up with
+    "task_query",  # the API refused or failed the Kling task query (the message names why)
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 

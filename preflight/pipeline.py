@@ -24,6 +24,7 @@ from .verdict import Failure, Result
 if TYPE_CHECKING:
     from .cache import ProbeCache
     from .probing.transport import ConnectionPools
+    from .session.task_judge import KlingCheck
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class CheckOptions:
     limits: ProbeLimits = field(default_factory=ProbeLimits)  # each backend parse's time, memory
     allow_private_urls: bool = False
     cache: ProbeCache | None = None  # facts of sources probed before (None: always probe)
+    kling: KlingCheck | None = None  # how kling:TASK/VIDEO sources are looked up (needs a key)
 
 
 def _options(backend: BackendName | None, options: CheckOptions | None) -> CheckOptions:
@@ -66,7 +68,22 @@ def check_one(
     name = os.fspath(source)
     if is_url(name):
         return check_url(name, policy, options)
+    if name.startswith("kling:"):  # a Kling video: ./kling:x names a file of that name
+        return _check_kling(name, policy, options)
     return judge_file(probe_file(name, options), policy, options)
+
+
+def _check_kling(source: str, policy: Policy, options: CheckOptions) -> Result:
+    from .session.task_judge import check_kling, parse_kling
+
+    try:
+        parse_kling(source)
+    except UsageError as exc:
+        return Result(source, "error", error=Failure("kling_source", str(exc)))
+    if options.kling is None:
+        message = "a kling: source needs the API key (COMETAPI_KEY or --api-key-file)"
+        return Result(source, "error", error=Failure("no_key", message))
+    return check_kling(source, policy, options.kling, options)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,8 @@ class Result:
     probe_ms: float = 0.0
     remote: RemoteInfo | None = None  # for URLs: final URL, status, bytes and requests used
     cached: bool = False  # the facts came from the probe cache
+    # For a kling:TASK/VIDEO source: what the task query said (session/task_judge.py).
+    kling: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,4 +131,5 @@ class Result:
                 "cached": self.cached,
             },
             **({"remote": self.remote.to_dict()} if self.remote else {}),
+            **({"kling": dict(self.kling)} if self.kling is not None else {}),
         }

@@ -213,7 +213,9 @@ def test_demo_prints_a_verdict_for_every_fixture_and_opens_sessions() -> None:
             if line.strip()
         ), row["file"]
     assert "(reused;" in done.stdout and "nothing was sent" in done.stdout
-    assert "The stand-in opened 5 sessions" in done.stdout
+    # Five URLs and one Kling video opened; the Kling video 31 days old was refused unsent.
+    assert "✗ video_id.expired" in done.stdout and "task: 900000000000000001" in done.stdout
+    assert "The stand-in opened 6 sessions" in done.stdout
 
 
 # The command's wiring: python -m, one function per subcommand, choices from the library

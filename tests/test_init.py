@@ -24,6 +24,7 @@ from preflight.report.sessions import print_init
 from preflight.session import CrossCheck, InitResult, ServerFacts, cross_check, init_session
 from preflight.testing import ROUTE, Fault, Sandbox
 from preflight.testing.media_server import MediaServer
+from preflight.testing.tasks import KlingTask
 
 from .conftest import FIXTURES, preflight_script
 
@@ -145,7 +146,9 @@ def test_usage_errors_send_nothing(env: dict[str, str], api: Sandbox) -> None:
 
 def test_video_id_path(env: dict[str, str], api: Sandbox) -> None:
     code, out, _ = init_json(env, "--video-id", "784912347344945152", "--task-id", "7849")
-    assert code == 0 and out["verdict"] == "unchecked" and out["session_id"]
+    # The task was looked up and judged first (issue 23): its facts pass.
+    assert code == 0 and out["verdict"] == "pass" and out["session_id"]
+    assert out["check"]["kling"]["task_status"] == "succeed"
 
 
 @pytest.mark.parametrize(
@@ -178,7 +181,9 @@ def test_business_errors_are_terminal_with_a_clear_line(
 
 
 def test_not_found_id(env: dict[str, str], tmp_path: Path) -> None:
-    with Sandbox(key=KEY, missing_ids=frozenset({"404404"})) as sandbox:
+    # The task query knows the video; the init route no longer does (deleted in between, say).
+    task = KlingTask("1", "text2video", videos=(("404404", "", "5"),))
+    with Sandbox(key=KEY, missing_ids=frozenset({"404404"}), tasks={"1": task}) as sandbox:
         local = {**env, "PREFLIGHT_API_BASE": sandbox.base_url}
         code, out, _ = init_json(local, "--video-id", "404404", "--task-id", "1")
     assert code == 4 and out["error"]["code"] == 1203 and out["error"]["kind"] == "not_found"

@@ -192,7 +192,7 @@ def test_a_version_3_sqlite_ledger_migrates(tmp_path: Path) -> None:
     _check_migrated(str(path), fingerprint)
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         conn.close()
@@ -212,7 +212,7 @@ def test_a_version_3_postgresql_ledger_migrates(pg_ledger: str) -> None:
     _check_migrated(pg_ledger, fingerprint)
     with psycopg.connect(pg_ledger, autocommit=True, connect_timeout=10) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
-        assert versions == [1, 2, 3, 4]
+        assert versions == [1, 2, 3, 4, 5]
 
 
 # --- one clock ---------------------------------------------------------------------------------

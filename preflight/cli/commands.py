@@ -48,6 +48,19 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
     )
 
 
+def _with_kling(args: argparse.Namespace, options: CheckOptions) -> CheckOptions:
+    """`options` that can look up kling:TASK/VIDEO sources: only they need the API key."""
+    from dataclasses import replace
+
+    from ..session.credentials import load_api_key, resolve_api_base
+    from ..session.task_judge import KlingCheck, MemoryActions
+    from ..session.task_query import TaskClient
+
+    client = TaskClient(resolve_api_base(args.api_base), load_api_key(args.api_key_file))
+    plan = KlingCheck(client, args.task_action, MemoryActions(), not args.no_probe_video_id)
+    return replace(options, kling=plan)
+
+
 def _probe_limits(args: argparse.Namespace) -> ProbeLimits:
     from ..probing.limits import ProbeLimits
 
@@ -86,6 +99,10 @@ def run_check(args: argparse.Namespace) -> int:
     if args.workers is not None and args.dask is not None:
         raise UsageError("--workers and --dask: give one (with --dask the cluster's workers probe)")
     options = _check_options(args)
+    if any(s.startswith("kling:") for s in sources):
+        if args.dask is not None:
+            raise UsageError("kling: sources are checked here, not on a Dask cluster")
+        options = _with_kling(args, options)
     # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
     mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
     progress = Progress(len(sources), sys.stderr, enabled=wanted(quiet=args.quiet, mode=mode))
@@ -241,6 +258,8 @@ def run_init(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             debug=debug_stream(args.debug),
             notices=sys.stderr,
+            task_action=args.task_action,
+            probe_video_id=not args.no_probe_video_id,
         )
     except (VideoRejected, VideoUnreadable) as exc:
         from ..report.text import TextReporter

@@ -151,3 +151,43 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
         "nearest .preflight.json or [tool.preflight] of a pyproject.toml, from here up, if "
         "you or root own it and no one else may write it)",
     )
+
+
+# The routes a Kling video task is made by (session/task_query.ACTIONS, kept here as text so the
+# parser does not import the requests-based client).
+TASK_ACTIONS = (
+    "text2video",
+    "image2video",
+    "multi-image2video",
+    "multi-elements",
+    "lip-sync",
+    "effects",
+)
+
+
+def add_kling_options(parser: argparse.ArgumentParser, *, with_account: bool) -> None:
+    """How a Kling video_id is looked up before anything billed (init; check's kling: sources)."""
+    group = parser.add_argument_group("Kling videos (video_id + task_id, or kling:TASK/VIDEO)")
+    group.add_argument(
+        "--task-action",
+        choices=TASK_ACTIONS,
+        metavar="NAME",
+        help="the route that made the task (" + ", ".join(TASK_ACTIONS) + "): one query "
+        "instead of trying each in turn",
+    )
+    group.add_argument(
+        "--no-probe-video-id",
+        action="store_true",
+        help="judge a Kling video by its task's facts only; do not probe its URL",
+    )
+    if with_account:
+        group.add_argument(
+            "--api-base",
+            metavar="URL",
+            help="API base URL (default $PREFLIGHT_API_BASE or https://api.cometapi.com)",
+        )
+        group.add_argument(
+            "--api-key-file",
+            metavar="FILE",
+            help="read the key from FILE instead of $COMETAPI_KEY (only kling: sources need one)",
+        )

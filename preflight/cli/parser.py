@@ -82,7 +82,8 @@ def _add_check(subcommands: _Subcommands[_Parser]) -> None:
         "sources",
         nargs="*",
         metavar="SOURCE",
-        help="MP4/MOV files, folders and http(s) URLs, mixed",
+        help="MP4/MOV files, folders, http(s) URLs and Kling videos (kling:TASK_ID/VIDEO_ID), "
+        "mixed",
     )
     inputs = check.add_argument_group("inputs")
     inputs.add_argument(
@@ -160,6 +161,7 @@ def _add_check(subcommands: _Subcommands[_Parser]) -> None:
     options.add_probe_options(check)
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     options.add_remote_options(check)
+    options.add_kling_options(check, with_account=True)
     check.set_defaults(handler=commands.run_check)
 
 
@@ -228,6 +230,7 @@ def _add_init(subcommands: _Subcommands[_Parser]) -> None:
     options.add_policy_options(init)
     options.add_probe_options(init)
     options.add_remote_options(init)
+    options.add_kling_options(init, with_account=False)
     init.set_defaults(handler=commands.run_init)
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from ..errors import LedgerError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 UNKNOWN_KEY = "unknown"  # the key fingerprint of rows written before version 4 knew it
 
 # As version 1 made it; migration 3 adds `thumbnail`.
@@ -104,6 +104,12 @@ MIGRATIONS: dict[int, tuple[str, ...] | dict[str, tuple[str, ...]]] = {
             *_V4_COMMON,
         ),
     },
+    # Which route's query found a Kling task (task_query.py), so a task costs one query GET once
+    # known; per API base, since a task id means nothing to another API.
+    5: (
+        "CREATE TABLE task_actions (api_base TEXT NOT NULL, task_id TEXT NOT NULL,"
+        " action TEXT NOT NULL, found_at TEXT NOT NULL, PRIMARY KEY (api_base, task_id))",
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from ..errors import (
 from ..ledger import AttemptRow, SessionRow
 from ..session.result import InitResult
 from ..verdict import Result
+from .printable import printable
 
 
 def print_init(result: InitResult, stream: IO[str], *, as_json: bool) -> None:
@@ -54,6 +55,7 @@ def print_init(result: InitResult, stream: IO[str], *, as_json: bool) -> None:
             f"        next calls: duration {result.duration_bucket or '?'}, "
             f"key {result.key_fingerprint or '?'}\n"
         )
+    _print_task(result.check, stream)
     for item in result.cross_check:
         stream.write(
             f"        ! cross-check: {item.field}: ours {item.ours}, server {item.server}\n"
@@ -63,6 +65,24 @@ def print_init(result: InitResult, stream: IO[str], *, as_json: bool) -> None:
             "        ! an attempt's answer was lost after sending: it may have opened "
             "and billed a session too (see the ledger)\n"
         )
+
+
+def _print_task(check: Result | None, stream: IO[str]) -> None:
+    """What the Kling task query found for a video_id (task_judge.py), and its warnings."""
+    task = check.kling if check is not None else None
+    if check is None or not task:
+        return
+    margin = task.get("margin_s")
+    left = f"; {float(margin) / 86400:.2f} days left of 30" if margin is not None else ""
+    stream.write(
+        printable(
+            f"        task: {task.get('task_id')} ({task.get('action')}), video "
+            f"{task.get('video_id')}, {task.get('duration_s', '?')} s{left}\n"
+        )
+    )
+    for warning in check.warnings:
+        if warning.rule.startswith("video_id."):
+            stream.write(printable(f"        ! {warning.rule}: {warning.message}\n"))
 
 
 def print_init_error(

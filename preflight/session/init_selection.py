@@ -32,6 +32,8 @@ from .client import InitClient, Outcome
 from .credentials import ApiKey, load_api_key, resolve_api_base
 from .result import CrossCheck, InitResult, ServerFacts, cross_check, duration_bucket
 from .schemas import validate_request
+from .task_check import KlingOptions, check_task, task_client_for
+from .task_query import TaskClient
 
 # Query parameters of signed URLs: they change with every signature, the video does not.
 _SIGNING_PARAMS = ("x-amz-", "x-goog-", "expires", "signature", "key-pair-id", "policy")
@@ -77,6 +79,9 @@ def init_session(
     same_source: str | None = None,
     source: str | None = None,
     notices: IO[str] | None = None,
+    task_action: str | None = None,
+    probe_video_id: bool = True,
+    task_client: TaskClient | None = None,
 ) -> InitResult:
     """Open (or reuse) an editing session for one video. Raises VideoRejected, VideoUnreadable,
     UsageError, ApiError, UnsettledAttempt (an earlier attempt may have billed: nothing sent) or
@@ -89,6 +94,11 @@ def init_session(
     what the ledger stores and reports print for it (default: the URL without credentials): for a
     staged file s3://BUCKET/KEY, so no live signature is kept or shown. `notices`, if given, gets
     a line when waiting for another process's claim and when a claim was contended.
+
+    A `video_id` + `task_id` is looked up first (task_query.py: `task_action` names the route,
+    else the ledger's memory or each route in turn) and judged (task_judge.py, its URL probed
+    unless not `probe_video_id`): VideoRejected before anything billed is sent, ApiError if the
+    query was refused.
     """
     body: dict[str, Any] = {}
     if video_url is not None:
@@ -136,6 +146,15 @@ def init_session(
     book = ledger if isinstance(ledger, Ledger) else Ledger(ledger or default_path())
     result.ledger = str(book.path)
     try:
+        if video_id is not None and task_id is not None:
+            check_task(
+                result,
+                book,
+                video_id,
+                task_id,
+                task_client or task_client_for(client, base, api_key, api_key_file, debug, dry_run),
+                KlingOptions(task_action, probe_video_id, policy, options),
+            )
         key = same_source or source_key(body)
         if dry_run:
             # Without a key the account is unknown: any account's session is shown.

@@ -1,6 +1,7 @@
 """The demo behind `bash dev.sh demo`: check the fixtures, serve them on loopback, open sessions on
 the stand-in API and show the ledger. No API key and no network: everything runs on 127.0.0.1.
 
+Step 6 shows the video_id path: a Kling task refused by its query, another opened.
 Each step runs the real `preflight` command and prints it first: the output reads as a transcript.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from .media_server import MediaServer
 from .sandbox import DEMO_KEY, Sandbox
+from .tasks import demo_tasks
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -78,7 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         _run(
             [script, "init", "--allow-private-urls", "--video-url", server.url(rejected.name)], env
         )
-        print("\n6. The ledger:")
+        print(
+            "\n6. Kling-generated videos (video_id + task_id): the task is looked up first "
+            "(not billed); one 31 days old is refused, a finished one is opened:"
+        )
+        # The stand-in's tasks, their videos served here (tasks.demo_tasks says what each is).
+        five = next((Path(p).name for p in passing if "5.5s" in p), Path(passing[0]).name)
+        api.tasks.update(demo_tasks(server.url(five)))
+        for task in ("900000000000000002", "900000000000000001"):
+            video = "91" + task[2:]
+            command = ["init", "--allow-private-urls", "--video-id", video, "--task-id", task]
+            _run([script, *command], env)
+        print("\n7. The ledger:")
         _run([script, "sessions"], env)
         opened = len(api.sessions)
     print(f"\nThe stand-in opened {opened} sessions; the ledger was a temporary file.")

@@ -36,6 +36,7 @@ from .loopback import (
     hang_up,
     serve_until_interrupt,
 )
+from .tasks import KlingTask, answer_query, demo_tasks, match_task_route, queries_of
 
 __all__ = [
     "DEMO_KEY",
@@ -95,6 +96,12 @@ class _Handler(LoopbackHandler):
             return
         body = _parse_json(raw)
         authorized = self._authorized()
+        queried = match_task_route(urlsplit(self.path).path) if self.command == "GET" else None
+        if queried is not None:
+            presented = self.headers.get("Authorization", "")
+            answer = answer_query(sandbox, *queried, presented=presented, authorized=authorized)
+            self._send(answer, body, authorized)
+            return
         if self.command != "POST" or urlsplit(self.path).path != ROUTE:
             self._send(envelope(404, 1203), body, authorized)
             return
@@ -106,7 +113,8 @@ class _Handler(LoopbackHandler):
             answer = envelope(500, 5000, f"sandbox internal error: {type(exc).__name__}: {exc}")
             self._send(answer, body, authorized)
 
-    # Every method reaches one handler: anything but POST of ROUTE answers 404 code 1203.
+    # Every method reaches one handler: anything but POST of ROUTE or a task query (GET, tasks.py)
+    # answers 404 code 1203.
     do_POST = do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
 
     def _answer_route(self, fault: Fault, body: Any, authorized: bool) -> None:
@@ -246,6 +254,8 @@ class Sandbox(LoopbackServer):
         faults: list[Fault] | None = None,
         missing_ids: frozenset[str] = frozenset(),
         clock_offset_s: float = 0.0,
+        tasks: dict[str, KlingTask] | None = None,
+        task_faults: list[Fault] | None = None,
     ) -> None:
         if not key:
             raise ValueError("the sandbox needs a non-empty key")
@@ -254,12 +264,19 @@ class Sandbox(LoopbackServer):
         self.missing_ids = missing_ids
         self.clock_offset_s = clock_offset_s
         self.faults: list[Fault] = list(faults or [])  # tests append; handlers pop under _lock
+        # The tasks its query route knows (tasks.py; default: demo_tasks, and any other task id
+        # is the catch-all) and that route's scripted answers, one per GET, like `faults`.
+        self.tasks: dict[str, KlingTask] = tasks if tasks is not None else {}
+        self.any_task = tasks is None
+        self.task_faults: list[Fault] = list(task_faults or [])
         self._auth_value = f"Bearer {key}".encode()
         self._policy: Policy = load_policy()
         self._requests: list[SandboxRequest] = []
         self._arrivals: list[Arrival] = []
         self._sessions: dict[str, dict[str, Any]] = {}
         super().__init__(host, port, _Handler)
+        if tasks is None:
+            self.tasks = demo_tasks(f"{self.base_url}/demo.mp4")
 
     @property
     def url(self) -> str:
@@ -286,6 +303,10 @@ class Sandbox(LoopbackServer):
         """Every session opened, and so billed, including those whose answer was lost."""
         with self._lock:
             return {sid: dict(session) for sid, session in self._sessions.items()}
+
+    def gets(self, task_id: str | None = None) -> list[str]:
+        """The paths of the task queries answered (of this task, if given), in order."""
+        return queries_of(self.requests, task_id)
 
     # The methods below are the handler's side of the sandbox.
 
