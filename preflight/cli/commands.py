@@ -17,6 +17,8 @@ from ..report.printable import shown
 from ..status import ExitCode, exit_code_for_verdicts
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     from ..cache import ProbeCache, ThumbnailCache
     from ..fixing import FixResult
     from ..pipeline import CheckOptions
@@ -68,18 +70,22 @@ def _open_cache(ledger: str | None) -> ProbeCache | None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from ..batch import InOrder, default_workers, run_batch
-    from ..report import REPORTERS, summarize
+    from ..report import REPORTERS, Reporter, Silent, report_to_stdout, summarize
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import Progress
 
     policy = _policy(args)
+    skipped: Counter[str] = Counter()
     sources = expand_sources(
         args.sources,
         recursive=args.recursive,
         include=args.include or DEFAULT_INCLUDE,
         exclude=args.exclude,
         from_file=args.from_file,
+        skipped=skipped,
     )
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be 1 or more")
@@ -88,7 +94,10 @@ def run_check(args: argparse.Namespace) -> int:
     options = _check_options(args)
     # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
     mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
-    reporter = REPORTERS[mode](sys.stdout, color=_use_color(args.color, sys.stdout))
+    if report_to_stdout(vars(args), asked=mode != "text" or args.format is not None):
+        reporter: Reporter = Silent()  # stdout is the report (--csv -): no text mixed into it
+    else:
+        reporter = REPORTERS[mode](sys.stdout, color=_use_color(args.color, sys.stdout))
     progress = Progress(len(sources), sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
     ordered = InOrder(reporter.result)
 
@@ -115,7 +124,10 @@ def run_check(args: argparse.Namespace) -> int:
                 on_result=on_result,
             )
         code = exit_code_for_verdicts([r.verdict for r in results])
-        reporter.finish(results, summarize(results, policy=policy.name, exit_code=int(code)))
+        summary = summarize(results, policy=policy.name, exit_code=int(code))
+        if skipped:  # a folder's files that are not video: say how many and which kinds
+            summary["skipped"] = {"total": skipped.total(), "kinds": dict(skipped.most_common())}
+        reporter.finish(results, summary)
         # The cache stays open for the reports: --html keeps its thumbnails beside the facts.
         thumbnails = options.cache.thumbnails(options.backend) if options.cache else None
         _write_reports(args, results, policy, thumbnails)
@@ -269,9 +281,14 @@ def run_stage(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(staged.to_dict()))
         else:
-            if staged.check.verdict != "pass":
-                TextReporter(sys.stderr).result(staged.check)
-            print(staged.url)
+            if staged.check.verdict == "pass":
+                print(staged.url)  # stdout carries only URLs the API can be given
+                continue
+            TextReporter(sys.stderr).result(staged.check)
+            said = (
+                f"preflight: {name}: uploaded, but its presigned URL does not pass: no URL printed"
+            )
+            print(shown(said), file=sys.stderr)
     return exit_code_for_verdicts(verdicts)
 
 

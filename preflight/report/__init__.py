@@ -51,6 +51,18 @@ class Writer(Protocol):
         """
 
 
+class Silent:
+    """Shows nothing: for a run whose stdout is a report file (`--csv -`), not mixed with text."""
+
+    in_input_order = False
+
+    def result(self, result: Result) -> None:
+        pass
+
+    def finish(self, results: list[Result], summary: dict[str, Any]) -> None:
+        pass
+
+
 REPORTERS: dict[str, type[Reporter]] = {
     "text": TextReporter,
     "json": JsonReporter,
@@ -104,3 +116,18 @@ WRITERS: dict[str, Writer] = {"junit": _junit, "csv": _csv, "html": _html}
 def summarize(results: list[Result], *, policy: str, exit_code: int) -> dict[str, Any]:
     counts = {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "reject", "error")}
     return {"total": len(results), **counts, "policy": policy, "exit_code": exit_code}
+
+
+def report_to_stdout(paths: dict[str, Any], *, asked: bool) -> bool:
+    """Whether a report file (--junit/--csv/--html FILE in `paths`) goes to stdout.
+
+    UsageError if something else was `asked` to go there too, or two reports: stdout then holds
+    one report alone, never text mixed into CSV.
+    """
+    from ..errors import UsageError
+
+    names = [f"--{n} -" for n in WRITERS if paths.get(n) in ("-", "/dev/stdout")]
+    if names and (asked or len(names) > 1):
+        said = " and ".join(names)
+        raise UsageError(f"{said}: stdout holds one report alone; give it no other output")
+    return bool(names)
