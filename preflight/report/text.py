@@ -75,8 +75,8 @@ class TextReporter:
 def skipped_line(skipped: dict[str, Any]) -> str:
     """'skipped 3 files that are not video: 2 .txt, 1 .json' (folder walks only)."""
     kinds = ", ".join(f"{count} {kind}" for kind, count in skipped["kinds"].items())
-    files = "file" if skipped["total"] == 1 else "files"
-    return f"skipped {skipped['total']} {files} that are not video: {kinds}"
+    files = "file that is" if skipped["total"] == 1 else "files that are"
+    return f"skipped {skipped['total']} {files} not video: {kinds}"
 
 
 def _value(value: object) -> str:
