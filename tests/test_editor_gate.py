@@ -121,6 +121,7 @@ def test_probe_both_says_unknown_and_rounds(ffmpeg: str, tmp_path: Path) -> None
     assert "duration unknown" in ogg or "s" in ogg
     assert "the video track has no duration" not in done.stdout
     code, document = _json("check", "--json", str(ogv))
+    assert code == 1
     rules = [v["rule"] for v in document["results"][0]["violations"]]
     assert rules == ["container.unsupported"], document
 
@@ -180,6 +181,7 @@ def test_no_range_is_named_for_a_small_file_sent_whole() -> None:
         code, document = _json(
             "check", "--json", "--allow-private-urls", server.url("fmt_mp4_h264.mp4")
         )
+    assert code == 0, document
     (result,) = document["results"]
     assert result["remote"]["range_supported"] is False
     assert "url.no_range" in [w["rule"] for w in result["warnings"]], result
@@ -210,3 +212,20 @@ def _json(*args: str) -> tuple[int, Any]:
     done = run_cli(*args)
     assert "Traceback" not in done.stderr, done.stderr
     return done.returncode, json.loads(done.stdout)
+
+
+def test_dask_local_says_nothing_of_a_dashboard_port() -> None:
+    import socket
+
+    holder = socket.socket()
+    try:
+        holder.bind(("", 8787))  # the dashboard's default port, taken (if no one else has it)
+        holder.listen()
+    except OSError:
+        pass  # already taken by another process: the same situation
+    try:
+        done = run_cli("check", "--dask", "local:2", str(MEDIA / "fps_24.mp4"), timeout=180)
+    finally:
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert "8787" not in done.stderr and "in use" not in done.stderr, done.stderr

@@ -243,3 +243,12 @@ def test_init_file_stage_twice_is_one_upload_one_post_one_session(env: dict[str,
 def test_file_and_stage_go_together(env: dict[str, str]) -> None:
     done = run(env, "init", "--file", str(PASSING))
     assert done.returncode == 2 and "--stage" in done.stderr
+
+
+def test_a_url_that_does_not_pass_is_not_printed(env: dict[str, str]) -> None:
+    # Without --allow-private-urls the presigned loopback URL is a url.public reject: uploaded,
+    # but not a URL the API can be given, so stdout stays empty (issue 22, item 8).
+    done = run(env, "stage", str(PASSING), "--to", f"s3://{BUCKET}/gate/")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert "url.public" in done.stderr and "no URL" in done.stderr

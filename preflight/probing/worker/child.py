@@ -284,12 +284,14 @@ class Thumbnailer:
 def _nearly_black(small: Any) -> bool:
     """Whether a (small, yuvj420p) frame's mean luma is under BLACK_LUMA: a fade-in's black."""
     plane = small.planes[0]
-    data = bytes(plane)
-    total = sum(
-        sum(data[row * plane.line_size : row * plane.line_size + small.width])
-        for row in range(small.height)
+    data, stride, width, height = (
+        bytes(plane),
+        int(plane.line_size),
+        int(small.width),
+        int(small.height),
     )
-    return total < BLACK_LUMA * small.width * small.height
+    total = sum(sum(data[row * stride : row * stride + width]) for row in range(height))
+    return total < BLACK_LUMA * width * height
 
 
 def _peak_bytes() -> int:
