@@ -229,3 +229,45 @@ def test_dask_local_says_nothing_of_a_dashboard_port() -> None:
         holder.close()
     assert done.returncode == 0, done.stderr
     assert "8787" not in done.stderr and "in use" not in done.stderr, done.stderr
+
+
+def test_eval_of_the_sandbox_returns_and_its_pid_stops_it(tmp_path: Path) -> None:
+    import subprocess
+
+    from .conftest import preflight_script
+
+    # What the README says to type, in a real bash: eval returns, the lines were exported (a
+    # child process sees them), the server answers, and kill "$PREFLIGHT_SANDBOX_PID" stops it.
+    script = (
+        f'eval "$({preflight_script()} sandbox)" || exit 9\n'
+        'env | grep -E "^(PREFLIGHT_API_BASE|COMETAPI_KEY|PREFLIGHT_SANDBOX_PID)=" | sort\n'
+        f"{preflight_script()} init --video-id 784912347344945152 --task-id 784912347344945000"
+        " >/dev/null && echo opened\n"
+        'kill "$PREFLIGHT_SANDBOX_PID" && echo stopped\n'
+    )
+    env = {**_env(tmp_path), "HOME": str(tmp_path)}
+    for name in ("PREFLIGHT_API_BASE", "COMETAPI_KEY"):
+        env.pop(name, None)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          env=env, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split("=", 1)[0] for line in lines[:3]] == [
+        "COMETAPI_KEY",
+        "PREFLIGHT_API_BASE",
+        "PREFLIGHT_SANDBOX_PID",
+    ], done.stdout
+    assert lines[3:] == ["opened", "stopped"], done.stdout + done.stderr
+    base = lines[1].split("=", 1)[1]
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    for _ in range(100):  # SIGTERM is asynchronous: wait for it to land, then nothing listens
+        try:
+            socket.create_connection(("127.0.0.1", urlsplit(base).port or 0), 2).close()
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the sandbox at {base} still answers after kill")

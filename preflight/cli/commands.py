@@ -333,13 +333,18 @@ def run_watch(args: argparse.Namespace) -> int:
 
     escaped_warnings()
     print(shown(f"watching {args.folder} (Ctrl-C stops)"), file=sys.stderr)
-    return main_loop(
-        args.folder,
-        policy=_policy(args),
-        check_options=CheckOptions(backend=args.probe, limits=_probe_limits(args)),
-        options=options,
-        out=sys.stdout,
-    )
+    from .signals import exit_code_after, noting_signals
+
+    seen: list[int] = []  # Ctrl-C stops the loop cleanly, and the exit code still says 130
+    with noting_signals(seen):
+        code = main_loop(
+            args.folder,
+            policy=_policy(args),
+            check_options=CheckOptions(backend=args.probe, limits=_probe_limits(args)),
+            options=options,
+            out=sys.stdout,
+        )
+    return exit_code_after(seen, code)
 
 
 def run_fix(args: argparse.Namespace) -> int:
@@ -403,9 +408,12 @@ def run_fix(args: argparse.Namespace) -> int:
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
-    from ..testing.sandbox import DEMO_KEY, Sandbox, serve
+    from ..testing.sandbox import DEMO_KEY, Sandbox, serve, start_in_background
 
     try:
+        if not args.foreground:  # eval "$(preflight sandbox)" returns; kill $PREFLIGHT_SANDBOX_PID
+            print("\n".join(start_in_background(args.key or DEMO_KEY, args.port)))
+            return ExitCode.OK
         sandbox = Sandbox(key=args.key or DEMO_KEY, port=args.port)
     except (ValueError, OSError) as exc:  # a port out of range or taken
         raise UsageError(f"cannot start the sandbox: {exc}") from None
