@@ -118,6 +118,21 @@ def summarize(results: list[Result], *, policy: str, exit_code: int) -> dict[str
     return {"total": len(results), **counts, "policy": policy, "exit_code": exit_code}
 
 
+def _is_stdout(path: object) -> bool:
+    """`-`, or a path that is our standard output (/dev/stdout, /proc/self/fd/1, a link to it)."""
+    if path == "-":
+        return True
+    if not isinstance(path, str) or not path:
+        return False
+    import os
+
+    try:
+        target, out = os.stat(path), os.fstat(1)
+    except (OSError, ValueError):
+        return False
+    return (target.st_dev, target.st_ino) == (out.st_dev, out.st_ino)
+
+
 def report_to_stdout(paths: dict[str, Any], *, asked: bool) -> bool:
     """Whether a report file (--junit/--csv/--html FILE in `paths`) goes to stdout.
 
@@ -126,7 +141,7 @@ def report_to_stdout(paths: dict[str, Any], *, asked: bool) -> bool:
     """
     from ..errors import UsageError
 
-    names = [f"--{n} -" for n in WRITERS if paths.get(n) in ("-", "/dev/stdout")]
+    names = [f"--{n} {paths[n]}" for n in WRITERS if _is_stdout(paths.get(n))]
     if names and (asked or len(names) > 1):
         said = " and ".join(names)
         raise UsageError(f"{said}: stdout holds one report alone; give it no other output")
