@@ -83,6 +83,10 @@ demo)
     setup
     say "checking the fixtures, then opening sessions on the loopback stand-in API (no key, no network)"
     "$VENV/bin/python" -m preflight.testing.demo fixtures/media
+    # The README's examples type `preflight`: say how to get it, since a script cannot change
+    # the PATH of the shell that ran it.
+    bin="$(cd "$VENV/bin" && pwd)"
+    say "preflight is in $bin, not on your PATH: run  . $bin/activate  (or: export PATH=\"$bin:\$PATH\")"
     ;;
 test)
     setup dev

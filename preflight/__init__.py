@@ -102,6 +102,12 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    # The public names load on first use, so they are not in globals() until then: list them
+    # anyway (dir(preflight), tab completion in a REPL), beside what is already loaded.
+    return sorted({*globals(), *__all__})
+
+
 if TYPE_CHECKING:
     from typing import Any
 

@@ -15,9 +15,19 @@ from typing import IO, TYPE_CHECKING
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from collections import Counter
     from pathlib import Path
 
-DEFAULT_INCLUDE = ("*.mp4", "*.mov", "*.m4v")
+# Every video container a folder may hold, by name: a folder check names each one (an MKV is
+# rejected for its container, with `preflight fix` as the way out) and skips only the rest.
+# By extension, not by sniffing every file: a folder of exports also holds project files, audio
+# and renders of many GB, and opening each of them to learn it is not video costs a read per
+# file for nothing; what *is* checked is judged by its content (a WebM named .mp4 is rejected).
+VIDEO_EXTENSIONS = (
+    "mp4", "mov", "m4v", "qt", "3gp", "3g2", "mkv", "webm", "avi", "flv", "f4v", "wmv", "asf",
+    "ts", "m2ts", "mts", "mxf", "mpg", "mpeg", "m2v", "vob", "ogv", "dv", "rm", "rmvb", "y4m",
+)  # fmt: skip
+DEFAULT_INCLUDE = tuple(f"*.{extension}" for extension in VIDEO_EXTENSIONS)
 # Folders the watch folder and editors' tools create: never descend into them.
 _SKIP_DIRS = {".preflight", "passed", "rejected", ".git", "__pycache__"}
 
@@ -29,8 +39,13 @@ def expand_sources(
     include: Sequence[str] = DEFAULT_INCLUDE,
     exclude: Sequence[str] = (),
     from_file: str | None = None,
+    skipped: Counter[str] | None = None,
 ) -> list[str]:
-    """Every source to check, in order: URLs and named files as given, folders expanded."""
+    """Every source to check, in order: URLs and named files as given, folders expanded.
+
+    `skipped`, if given, counts the files a folder walk left out, by kind (".txt", "no
+    extension"), so that a summary can say what was not checked.
+    """
     given = list(names)
     if from_file is not None:
         given += read_list(from_file)
@@ -50,11 +65,12 @@ def expand_sources(
             continue
         from pathlib import Path  # for folders only: a named file or URL needs none
 
-        found = [
-            str(path)
-            for path in _walk(Path(name), recursive)
-            if matches(path.name, include) and not matches(path.name, exclude)
-        ]
+        found = []
+        for path in _walk(Path(name), recursive):
+            if matches(path.name, include) and not matches(path.name, exclude):
+                found.append(str(path))
+            elif skipped is not None:
+                skipped[path.suffix.lower() or "no extension"] += 1
         # A folder with nothing to check is reported (as not a video file), never silently empty.
         for source in found or [name]:
             add(source)

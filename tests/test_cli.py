@@ -296,7 +296,7 @@ def test_sandbox_command_serves_until_ctrl_c_and_refuses_a_bad_port() -> None:
     from .conftest import preflight_script
 
     process = subprocess.Popen(
-        [preflight_script(), "sandbox", "--port", "0", "--key", "k 1"],
+        [preflight_script(), "sandbox", "--foreground", "--port", "0", "--key", "k 1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -426,3 +426,12 @@ def test_any_target_is_a_plain_bucket_and_prefix_or_one_line_that_hides_userinfo
     segments = prefix.split("/")[:-1]
     assert all(s not in ("", ".", "..") and s.isprintable() and "\\" not in s for s in segments)
     assert "@" not in target
+
+
+def test_a_url_that_does_not_pass_is_not_printed(env: dict[str, str]) -> None:
+    # Without --allow-private-urls the presigned loopback URL is a url.public reject: uploaded,
+    # but not a URL the API can be given, so stdout stays empty (issue 22, item 8).
+    done = run(env, "stage", str(PASSING), "--to", f"s3://{BUCKET}/gate/")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert "url.public" in done.stderr and "no URL" in done.stderr

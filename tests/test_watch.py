@@ -381,7 +381,7 @@ def test_the_watch_command_sorts_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err  # Ctrl-C, as the exit-code table says
     assert (folder / "rejected" / "take1.mp4.preflight.json").exists()
     assert "REJECT" in out and "take1.mp4" in out
 

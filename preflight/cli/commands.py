@@ -17,6 +17,8 @@ from ..report.printable import shown
 from ..status import ExitCode, exit_code_for_verdicts
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     from ..cache import ProbeCache, ThumbnailCache
     from ..fixing import FixResult
     from ..pipeline import CheckOptions
@@ -81,18 +83,22 @@ def _open_cache(ledger: str | None) -> ProbeCache | None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from ..batch import InOrder, default_workers, run_batch
-    from ..report import REPORTERS, summarize
+    from ..report import REPORTERS, Reporter, Silent, report_to_stdout, summarize
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import Progress, wanted
 
     policy = _policy(args)
+    skipped: Counter[str] = Counter()
     sources = expand_sources(
         args.sources,
         recursive=args.recursive,
         include=args.include or DEFAULT_INCLUDE,
         exclude=args.exclude,
         from_file=args.from_file,
+        skipped=skipped,
     )
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be 1 or more")
@@ -109,7 +115,10 @@ def run_check(args: argparse.Namespace) -> int:
     # Results go above the bar: stdout and stderr are one terminal, and a result printed where
     # the bar stands would run into it.
     out = progress.above(sys.stdout)
-    reporter = REPORTERS[mode](out, color=_use_color(args.color, sys.stdout))
+    if report_to_stdout(vars(args), asked=mode != "text" or args.format is not None):
+        reporter: Reporter = Silent()  # stdout is the report (--csv -): no text mixed into it
+    else:
+        reporter = REPORTERS[mode](out, color=_use_color(args.color, sys.stdout))
     ordered = InOrder(reporter.result)
 
     def on_result(index: int, result: Result) -> None:
@@ -145,7 +154,10 @@ def run_check(args: argparse.Namespace) -> int:
             )
         code = exit_code_for_verdicts([r.verdict for r in results])
         progress.close()  # before the summary or the --json document: no bar while they print
-        reporter.finish(results, summarize(results, policy=policy.name, exit_code=int(code)))
+        summary = summarize(results, policy=policy.name, exit_code=int(code))
+        if skipped:  # a folder's files that are not video: say how many and which kinds
+            summary["skipped"] = {"total": skipped.total(), "kinds": dict(skipped.most_common())}
+        reporter.finish(results, summary)
         # The cache stays open for the reports: --html keeps its thumbnails beside the facts.
         thumbnails = options.cache.thumbnails(options.backend) if options.cache else None
         _write_reports(args, results, policy, thumbnails)
@@ -305,9 +317,14 @@ def run_stage(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(staged.to_dict()))
         else:
-            if staged.check.verdict != "pass":
-                TextReporter(sys.stderr).result(staged.check)
-            print(staged.url)
+            if staged.check.verdict == "pass":
+                print(staged.url)  # stdout carries only URLs the API can be given
+                continue
+            TextReporter(sys.stderr).result(staged.check)
+            said = (
+                f"preflight: {name}: uploaded, but its presigned URL does not pass: no URL printed"
+            )
+            print(shown(said), file=sys.stderr)
     return exit_code_for_verdicts(verdicts)
 
 
@@ -330,13 +347,18 @@ def run_watch(args: argparse.Namespace) -> int:
 
     escaped_warnings()
     print(shown(f"watching {args.folder} (Ctrl-C stops)"), file=sys.stderr)
-    return main_loop(
-        args.folder,
-        policy=_policy(args),
-        check_options=CheckOptions(backend=args.probe, limits=_probe_limits(args)),
-        options=options,
-        out=sys.stdout,
-    )
+    from .signals import exit_code_after, noting_signals
+
+    seen: list[int] = []  # Ctrl-C stops the loop cleanly, and the exit code still says 130
+    with noting_signals(seen):
+        code = main_loop(
+            args.folder,
+            policy=_policy(args),
+            check_options=CheckOptions(backend=args.probe, limits=_probe_limits(args)),
+            options=options,
+            out=sys.stdout,
+        )
+    return exit_code_after(seen, code)
 
 
 def run_fix(args: argparse.Namespace) -> int:
@@ -399,9 +421,12 @@ def run_fix(args: argparse.Namespace) -> int:
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
-    from ..testing.sandbox import DEMO_KEY, Sandbox, serve
+    from ..testing.sandbox import DEMO_KEY, Sandbox, serve, start_in_background
 
     try:
+        if not args.foreground:  # eval "$(preflight sandbox)" returns; kill $PREFLIGHT_SANDBOX_PID
+            print("\n".join(start_in_background(args.key or DEMO_KEY, args.port)))
+            return ExitCode.OK
         sandbox = Sandbox(key=args.key or DEMO_KEY, port=args.port)
     except (ValueError, OSError) as exc:  # a port out of range or taken
         raise UsageError(f"cannot start the sandbox: {exc}") from None

@@ -338,6 +338,12 @@ def _add_sandbox(subcommands: _Subcommands[_Parser]) -> None:
         "--port", type=options.port, default=0, help="0 picks a free port (default)"
     )
     sandbox.add_argument("--key", help="the API key it accepts (default: a demo key)")
+    sandbox.add_argument(
+        "--foreground",
+        action="store_true",
+        help="serve here until Ctrl-C (default: in the background, printing `export` lines "
+        "for eval, with PREFLIGHT_SANDBOX_PID to kill it)",
+    )
     sandbox.set_defaults(handler=commands.run_sandbox)
 
 

@@ -98,7 +98,8 @@ def _connect(scheduler: str | None, local_workers: int, timeout_s: float) -> Ite
             n_workers=local_workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # ":0", not None: None still asks for 8787 and warns when another cluster holds it.
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
         try:

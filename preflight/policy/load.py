@@ -124,6 +124,9 @@ def _resolve(raw: dict[str, Any], where: str, seen: tuple[str, ...]) -> dict[str
         load_schema(f"policy.{base_name}.json"), f"profile {base_name}", (*seen, base_name)
     )
     merged = {**base, **{k: v for k, v in raw.items() if k != "extends"}}
+    # Its own limits, its own label: a file without a "name" is named by where it came from, as
+    # one that extends nothing is, never by the profile it started from (issue 22, item 8).
+    merged["name"] = raw.get("name", where)
     for key in ("fps", "warnings"):  # objects merge key by key, so a file can change one tolerance
         if key in raw and key in base:
             merged[key] = {**base[key], **raw[key]}

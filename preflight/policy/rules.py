@@ -45,7 +45,9 @@ def judge_media(facts: Facts, policy: Policy) -> tuple[list[Violation], list[Vio
         _judge_resolution(facts, policy, violations)
         _judge_fps(facts, policy, violations, warnings)
         _judge_stream_warnings(facts, warnings)
-    return violations, warnings
+    from .fixfirst import fix_first
+
+    return fix_first(facts, policy, violations, warnings)
 
 
 def _judge_container(
@@ -113,8 +115,16 @@ def _judge_duration(
     windows = policy.duration_windows
     allowed = " or ".join(f"{lo:g}–{hi:g} s" for lo, hi in windows)
     if duration is None:
-        violations.append(
-            Violation("duration.out_of_range", "the video track has no duration", None, allowed, "")
+        # The reader gave no duration (MediaInfo on an Ogg, say): unknown is not out of range,
+        # and a file must not be rejected for what we could not read. The API will measure it.
+        warnings.append(
+            Violation(
+                "duration.unknown",
+                "the duration of the video track is unknown: the reader gave none",
+                None,
+                allowed,
+                "read it with another backend: preflight check --probe ffprobe FILE",
+            )
         )
         return
     if not any(lo - _EPSILON <= duration <= hi + _EPSILON for lo, hi in windows):

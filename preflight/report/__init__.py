@@ -51,6 +51,18 @@ class Writer(Protocol):
         """
 
 
+class Silent:
+    """Shows nothing: for a run whose stdout is a report file (`--csv -`), not mixed with text."""
+
+    in_input_order = False
+
+    def result(self, result: Result) -> None:
+        pass
+
+    def finish(self, results: list[Result], summary: dict[str, Any]) -> None:
+        pass
+
+
 REPORTERS: dict[str, type[Reporter]] = {
     "text": TextReporter,
     "json": JsonReporter,
@@ -104,3 +116,33 @@ WRITERS: dict[str, Writer] = {"junit": _junit, "csv": _csv, "html": _html}
 def summarize(results: list[Result], *, policy: str, exit_code: int) -> dict[str, Any]:
     counts = {v: sum(1 for r in results if r.verdict == v) for v in ("pass", "reject", "error")}
     return {"total": len(results), **counts, "policy": policy, "exit_code": exit_code}
+
+
+def _is_stdout(path: object) -> bool:
+    """`-`, or a path that is our standard output (/dev/stdout, /proc/self/fd/1, a link to it)."""
+    if path == "-":
+        return True
+    if not isinstance(path, str) or not path:
+        return False
+    import os
+
+    try:
+        target, out = os.stat(path), os.fstat(1)
+    except (OSError, ValueError):
+        return False
+    return (target.st_dev, target.st_ino) == (out.st_dev, out.st_ino)
+
+
+def report_to_stdout(paths: dict[str, Any], *, asked: bool) -> bool:
+    """Whether a report file (--junit/--csv/--html FILE in `paths`) goes to stdout.
+
+    UsageError if something else was `asked` to go there too, or two reports: stdout then holds
+    one report alone, never text mixed into CSV.
+    """
+    from ..errors import UsageError
+
+    names = [f"--{n} {paths[n]}" for n in WRITERS if _is_stdout(paths.get(n))]
+    if names and (asked or len(names) > 1):
+        said = " and ".join(names)
+        raise UsageError(f"{said}: stdout holds one report alone; give it no other output")
+    return bool(names)

@@ -52,6 +52,11 @@ def write(
     write_atomically(Path(path), printable(page).encode("utf-8"))
 
 
+# Kept thumbnails carry the picture's version: those of older preflights (the first keyframe,
+# sideways for a rotated clip, black for a fade-in) are taken again, not shown. Not base64.
+CACHED_AS = "upright-lit:"
+
+
 def grab_thumbnails(results: list[Result], cache: ThumbnailCache | None = None) -> list[Thumbnail]:
     """One thumbnail per result, in order: from `cache` when it has it, else decoded in parallel."""
     kept: dict[str, str] = {}
@@ -59,8 +64,8 @@ def grab_thumbnails(results: list[Result], cache: ThumbnailCache | None = None) 
         for result in results:
             if result.facts is not None and result.facts.video_tracks:
                 jpeg = cache.get(result.source)
-                if jpeg is not None:
-                    kept[result.source] = jpeg
+                if jpeg is not None and jpeg.startswith(CACHED_AS):
+                    kept[result.source] = jpeg.removeprefix(CACHED_AS)
 
     def one(result: Result) -> Thumbnail:
         if result.source in kept:
@@ -72,7 +77,7 @@ def grab_thumbnails(results: list[Result], cache: ThumbnailCache | None = None) 
     if cache is not None:
         cache.put_many(
             [
-                (result.source, thumbnail.data_uri.removeprefix(JPEG_PREFIX))
+                (result.source, CACHED_AS + thumbnail.data_uri.removeprefix(JPEG_PREFIX))
                 for result, thumbnail in zip(results, thumbnails, strict=True)
                 if thumbnail.data_uri and result.source not in kept
             ]

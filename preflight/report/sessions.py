@@ -85,6 +85,23 @@ def _print_task(check: Result | None, stream: IO[str]) -> None:
             stream.write(printable(f"        ! {warning.rule}: {warning.message}\n"))
 
 
+def local_kind(error: PreflightError) -> str:
+    """The documented `kind` of an init that failed on this side, before anything was sent."""
+    from ..errors import LedgerError, StagingError, UsageError, VideoRejected
+
+    if isinstance(error, (ProbeError, NetworkError)):
+        return error.kind  # one of the check's error kinds (README "JSON output")
+    if isinstance(error, VideoRejected):
+        return "rejected"
+    if isinstance(error, LedgerError):
+        return "ledger"
+    if isinstance(error, StagingError):
+        return "storage"
+    if isinstance(error, UsageError):
+        return "usage"
+    return "internal"
+
+
 def print_init_error(
     error: PreflightError, check: Result | None, stream: IO[str], *, as_json: bool, verdict: str
 ) -> None:
@@ -97,8 +114,7 @@ def print_init_error(
         # have billed (`earlier_attempt`).
         detail = error.to_dict()
     else:
-        kind = error.kind if isinstance(error, (ProbeError, NetworkError)) else "error"
-        detail = {"kind": kind, "message": str(error)}
+        detail = {"kind": local_kind(error), "message": str(error)}
     document = {
         "verdict": verdict,
         # Set only by kind `unrecorded`: a session the API opened that the ledger failed to keep.

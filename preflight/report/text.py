@@ -51,7 +51,7 @@ class TextReporter:
         for warning in result.warnings:
             self._problem("!", warning, "warn")
         for d in result.disagreements:
-            said = f"{d.field}: mediainfo {d.mediainfo!r}, ffprobe {d.ffprobe!r}"
+            said = f"{d.field}: mediainfo {_value(d.mediainfo)}, ffprobe {_value(d.ffprobe)}"
             self._write(f"        ≠ {shown(said)}\n")
         self.stream.flush()
 
@@ -62,11 +62,30 @@ class TextReporter:
             self._write(f"          fix: {shown(problem.hint)}\n")
 
     def finish(self, results: list[Result], summary: dict[str, Any]) -> None:
-        if len(results) > 1:
+        skipped = summary.get("skipped")
+        if len(results) > 1 or skipped:
             self._write(
                 f"{summary['total']} checked: {summary['pass']} pass, {summary['reject']} reject, "
                 f"{summary['error']} error (policy {shown(summary['policy'])})\n"
             )
+        if skipped:
+            self._write(shown(skipped_line(skipped)) + "\n")
+
+
+def skipped_line(skipped: dict[str, Any]) -> str:
+    """'skipped 3 files that are not video: 2 .txt, 1 .json' (folder walks only)."""
+    kinds = ", ".join(f"{count} {kind}" for kind, count in skipped["kinds"].items())
+    files = "file that is" if skipped["total"] == 1 else "files that are"
+    return f"skipped {skipped['total']} {files} not video: {kinds}"
+
+
+def _value(value: object) -> str:
+    # What a backend read: "unknown" where it read nothing, a rate or a time to 3 decimals.
+    if value is None:
+        return "unknown"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return str(value)
 
 
 def describe(facts: Facts) -> str:
@@ -79,4 +98,6 @@ def describe(facts: Facts) -> str:
         parts.append(f"{facts.fps:.3f}".rstrip("0").rstrip(".") + " fps")
     if facts.duration is not None:
         parts.append(f"{facts.duration:.3f} s")
+    elif facts.width:
+        parts.append("duration unknown")  # a backend gave none (an Ogg, a live stream)
     return "  ".join(parts)

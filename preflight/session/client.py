@@ -202,7 +202,8 @@ class InitClient:
         # raw text for its escaped forms, then every decoded string (code, request_id, message,
         # error.param/type/code) for the forms JSON decoding produced.
         text = self.key.redact(response.text)
-        self._trace(f"<- HTTP {response.status_code} {text[:300]}")
+        cut = f"{text[:300]}… ({len(text)} characters)" if len(text) > 300 else text
+        self._trace(f"<- HTTP {response.status_code} {cut}")
         if self.debug is not None:
             for name, value in response.headers.items():
                 self._trace(f"<- {self.key.redact(f'{name}: {value}')}")

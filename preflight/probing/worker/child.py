@@ -17,12 +17,17 @@ import struct
 import sys
 import threading
 import time
+from fractions import Fraction
 from functools import partial
 from typing import Any, BinaryIO
 
 _FRAME = struct.Struct(">I")
 _NAMES = {"mediainfo": "MediaInfo", "thumbnail": "FFmpeg (PyAV)"}
 MAX_JPEG_BYTES = 8192  # a thumbnail over this is encoded again, coarser
+# A keyframe this dark on average (full-range luma, 0-255) is the black of a fade-in, not a
+# picture; the thumbnail is the first keyframe past it within LOOK_AHEAD_S of the start.
+BLACK_LUMA = 20
+LOOK_AHEAD_S = 5.0
 _QUALITIES = (5, 9, 15, 24, 31)  # mjpeg qscale, finest first
 # Address-space signs that libmediainfo hit the bound: it catches its own failed allocations
 # and answers with a partial reading, so the worker tells the parent from its own peak instead.
@@ -216,19 +221,62 @@ class Thumbnailer:
             decoder.skip_frame = "NONKEY"
             decoder.thread_count = 1
             decoder.options = {"skip_loop_filter": "all", "flags2": "fast"}
+            first = None
             for frame in container.decode(stream):
-                return self._encode(frame, stream.sample_aspect_ratio, box)
+                small = self._small(frame, stream.sample_aspect_ratio, box)
+                if first is None:
+                    first, start = small, frame.time
+                if not _nearly_black(small):
+                    return self._encode(small)
+                # A fade-in: a player shows a picture a moment later. Look a few seconds on.
+                if frame.time is None or start is None or frame.time - start > LOOK_AHEAD_S:
+                    break
+            return None if first is None else self._encode(first)
         return None
 
-    def _encode(self, frame: Any, sar: Any, box: list[int]) -> bytes:
-        # The display shape (sample aspect ratio applied), fit inside box; even sides for 4:2:0.
+    def _small(self, frame: Any, sar: Any, box: list[int]) -> Any:
+        # What a player shows (sample aspect ratio and display matrix applied), fit inside box;
+        # even sides for 4:2:0. PyAV's frame.rotation is the display matrix's angle,
+        # counter-clockwise (a phone held upright records -90: turn it 90 degrees clockwise).
+        turns = round(-(getattr(frame, "rotation", 0) or 0) / 90) % 4
         shown_width = frame.width * float(sar) if sar else float(frame.width)
-        scale = min(box[0] / shown_width, box[1] / frame.height, 1.0)
+        shown_height = float(frame.height)
+        if turns % 2:
+            shown_width, shown_height = shown_height, shown_width
+        scale = min(box[0] / shown_width, box[1] / shown_height, 1.0)
         width = max(2, round(shown_width * scale / 2) * 2)
-        height = max(2, round(frame.height * scale / 2) * 2)
+        height = max(2, round(shown_height * scale / 2) * 2)
+        if turns % 2:
+            width, height = height, width  # scaled before it is turned
         small = frame.reformat(
             width=width, height=height, format="yuvj420p", interpolation="FAST_BILINEAR"
         )
+        return self._turn(small, turns) if turns else small
+
+    def _turn(self, frame: Any, turns: int) -> Any:
+        # FFmpeg's own transpose filters, as ffmpeg's autorotate inserts them for a player.
+        chain = {1: ["transpose=clock"], 2: ["hflip", "vflip"], 3: ["transpose=cclock"]}[turns]
+        graph = self.av.filter.Graph()
+        last = graph.add_buffer(
+            template=None,
+            width=frame.width,
+            height=frame.height,
+            format=frame.format.name,
+            time_base=Fraction(1, 25),
+        )
+        for spec in chain:
+            name, _, argument = spec.partition("=")
+            node = graph.add(name, argument or None)
+            last.link_to(node)
+            last = node
+        last.link_to(graph.add("buffersink"))
+        graph.configure()
+        frame.pts, frame.time_base = 0, Fraction(1, 25)
+        graph.push(frame)
+        return graph.pull()
+
+    def _encode(self, small: Any) -> bytes:
+        width, height = small.width, small.height
         jpeg = b""
         for quality in _QUALITIES:
             encoder = self._encoder(width, height, quality)
@@ -284,6 +332,19 @@ def _stream_entry(stream: Any) -> dict[str, Any]:
 
 def _seconds(value: int | None, unit: Any) -> str | None:
     return f"{float(value * unit):.6f}" if value is not None and unit else None
+
+
+def _nearly_black(small: Any) -> bool:
+    """Whether a (small, yuvj420p) frame's mean luma is under BLACK_LUMA: a fade-in's black."""
+    plane = small.planes[0]
+    data, stride, width, height = (
+        bytes(plane),
+        int(plane.line_size),
+        int(small.width),
+        int(small.height),
+    )
+    total = sum(sum(data[row * stride : row * stride + width]) for row in range(height))
+    return total < BLACK_LUMA * width * height
 
 
 def _peak_bytes() -> int:
