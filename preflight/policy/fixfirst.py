@@ -23,7 +23,8 @@ def fix_first(
     problems = (*violations, *warnings)
     if not any(p.rule.startswith(_FIXABLE) for p in problems):
         return violations, warnings
-    from ..fixing.plan import StreamInfo, make_plan
+    from ..fixing.keep import StreamInfo
+    from ..fixing.plan import make_plan
 
     rules = {v.rule for v in violations}
     plan = make_plan(facts, rules, {w.rule for w in warnings}, policy, StreamInfo())
