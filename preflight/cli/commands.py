@@ -408,7 +408,7 @@ def _policy(args: argparse.Namespace) -> Policy:
 
 def run_completion(args: argparse.Namespace) -> int:
     from .completion import script
-    from .parser import build_parser
 
-    sys.stdout.write(script(args.shell, build_parser()))
+    # The parser hands over its own builder (set_defaults): commands.py does not import parser.py.
+    sys.stdout.write(script(args.shell, args.build_parser()))
     return ExitCode.OK

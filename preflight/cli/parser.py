@@ -344,7 +344,7 @@ def _add_completion(subcommands: _Subcommands[_Parser]) -> None:
         "| source).",
     )
     completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
-    completion.set_defaults(handler=commands.run_completion)
+    completion.set_defaults(handler=commands.run_completion, build_parser=build_parser)
 
 
 def _add_fix(subcommands: _Subcommands[_Parser]) -> None:
