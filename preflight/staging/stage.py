@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import StagingError, UsageError, VideoRejected, VideoUnreadable
+from ..errors import UsageError, VideoRejected, VideoUnreadable
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
 from ..verdict import Result
@@ -27,7 +27,7 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 # S3 keys are at most 1024 bytes; the key adds /<64 hex sha256>/<file name> to the prefix.
 _MAX_PREFIX_BYTES = 512
 
-__all__ = ["DEFAULT_EXPIRES_S", "StageResult", "StagingError", "parse_target", "stage_file"]
+__all__ = ["DEFAULT_EXPIRES_S", "StageResult", "parse_target", "stage_file"]
 
 
 @dataclass
