@@ -29,9 +29,6 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
     from ..pipeline import CheckOptions
     from ..probing.options import RemoteOptions
 
-    cache = None
-    if getattr(args, "no_cache", True) is False:
-        cache = _open_cache(args.ledger)
     remote = RemoteOptions(
         connect_timeout_s=args.connect_timeout,
         read_timeout_s=args.read_timeout,
@@ -44,7 +41,6 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
         remote=remote,
         limits=_probe_limits(args),
         allow_private_urls=args.allow_private_urls,
-        cache=cache,
     )
 
 
@@ -86,6 +82,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.workers is not None and args.dask is not None:
         raise UsageError("--workers and --dask: give one (with --dask the cluster's workers probe)")
     options = _check_options(args)
+    cache = _open_cache(args.ledger) if not args.no_cache else None  # closed below
     # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
     mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
     reporter = REPORTERS[mode](sys.stdout, color=_use_color(args.color, sys.stdout))
@@ -114,6 +111,7 @@ def run_check(args: argparse.Namespace) -> int:
                 on_result=on_result,
                 timeout_s=args.dask_timeout,
                 on_lost=on_lost,
+                cache=cache,
             )
         else:
             results = run_batch(
@@ -122,16 +120,17 @@ def run_check(args: argparse.Namespace) -> int:
                 options,
                 workers=args.workers or default_workers(sources),
                 on_result=on_result,
+                cache=cache,
             )
         code = exit_code_for_verdicts([r.verdict for r in results])
         reporter.finish(results, summarize(results, policy=policy.name, exit_code=int(code)))
         # The cache stays open for the reports: --html keeps its thumbnails beside the facts.
-        thumbnails = options.cache.thumbnails(options.backend) if options.cache else None
+        thumbnails = cache.thumbnails(options.backend) if cache else None
         _write_reports(args, results, policy, thumbnails)
     finally:
         progress.close()
-        if options.cache is not None:
-            options.cache.close()
+        if cache is not None:
+            cache.close()
     return code
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -136,7 +136,7 @@ def stage_file(
     expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_s)
     url = bucket.presign(key, expires_s)
     # The remote check never reads the cache: the object, not the local file, is under test.
-    remote = check_one(url, policy, options=replace(options, cache=None))
+    remote = check_one(url, policy, options=options)
     return StageResult(
         source=name,
         bucket=bucket_name,
