@@ -168,8 +168,7 @@ def _add_validate(subcommands: _Subcommands[_Parser]) -> None:
         "validate-request",
         help="validate an init-selection request body",
         description="Validate a JSON request body against the shipped schema "
-        "preflight/schemas/init-selection.request.schema."
-        "json. Exit 0 valid, 2 invalid or unreadable.",
+        "schemas/init-selection.request.schema.json. Exit 0 valid, 2 invalid or unreadable.",
     )
     validate.add_argument("body", metavar="BODY.json", help="a file, or - for standard input")
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
