@@ -10,12 +10,17 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .pipeline import CheckOptions, check_one, sharing_connections
 from .policy import Policy
 from .sources import is_url
 from .verdict import Failure, Result
+
+if TYPE_CHECKING:
+    from .cache import ProbeCache
+    from .probing.transport import ConnectionPools
 
 # A URL probe is one or two round trips and a few ms of parsing: a worker spends most of its time
 # waiting, so twice the per-host connections (RemoteOptions.per_host, 32) keep every connection busy
@@ -31,14 +36,15 @@ def default_workers(sources: Sequence[str]) -> int:
 
 
 @contextlib.contextmanager
-def shared_connections(sources: Sequence[str], options: CheckOptions) -> Iterator[CheckOptions]:
-    """`options` with the run's connection pools when URLs are among `sources` (closed after)."""
-    if options.remote.pools is not None or not any(is_url(s) for s in sources):
-        yield options
+def shared_connections(
+    sources: Sequence[str], options: CheckOptions
+) -> Iterator[ConnectionPools | None]:
+    """The run's connection pools when URLs are among `sources` (closed after), else None."""
+    if not any(is_url(s) for s in sources):
+        yield None
         return
-    shared, pools = sharing_connections(options)
-    with pools:
-        yield shared
+    with sharing_connections(options) as pools:
+        yield pools
 
 
 def run_batch(
@@ -48,13 +54,19 @@ def run_batch(
     *,
     workers: int,
     on_result: Callable[[int, Result], None] | None = None,
+    cache: ProbeCache | None = None,
+    pools: ConnectionPools | None = None,
 ) -> list[Result]:
     """Check every source; `on_result(index, result)` is called in completion order.
 
-    The URLs among them share one set of kept-alive connections, closed when the batch ends.
+    The URLs among them share one set of kept-alive connections (`pools`, else the batch's own,
+    closed when it ends). `cache` (an open ProbeCache) is asked and filled for every source.
+    The caller closes what it passed.
     """
+    if pools is not None:
+        return _run(sources, policy, options, workers, on_result, cache, pools)
     with shared_connections(sources, options) as shared:
-        return _run(sources, policy, shared, workers, on_result)
+        return _run(sources, policy, options, workers, on_result, cache, shared)
 
 
 def _run(
@@ -63,12 +75,16 @@ def _run(
     options: CheckOptions,
     workers: int,
     on_result: Callable[[int, Result], None] | None,
+    cache: ProbeCache | None,
+    pools: ConnectionPools | None,
 ) -> list[Result]:
     collected = Collected(len(sources), on_result)
 
     def one(index: int) -> tuple[int, Result]:
         try:
-            return index, check_one(sources[index], policy, options=options)
+            return index, check_one(
+                sources[index], policy, options=options, cache=cache, pools=pools
+            )
         except Exception as exc:  # a bug must cost one source, not the batch
             failure = Failure("internal", f"{type(exc).__name__}: {exc}")
             return index, Result(sources[index], "error", error=failure, backend=options.backend)

@@ -47,6 +47,12 @@ class ProbeCache:
         with self._lock:
             self._store.close()
 
+    def __enter__(self) -> ProbeCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @staticmethod
     def file_key(path: str, backend: str) -> str | None:
         try:

@@ -110,7 +110,7 @@ class ClusterError(UsageError):
 class PolicyError(UsageError):
     """Safe to retry once the policy is fixed: it is missing, not JSON, or breaks its schema.
 
-    The schema is preflight/schemas/policy.schema.json.
+    The schema is schemas/policy.schema.json.
     """
 
 

@@ -1,7 +1,9 @@
 """check(): sources -> probe -> facts -> policy -> Result, one source at a time, in input order.
 
 The library entry the CLI calls; a bad source becomes an `error` Result, never an exception.
-Both caches (file and URL) are asked here, and every verdict comes from policy.judge.
+Both caches (file and URL) are asked here, and every verdict comes from policy.judge. CheckOptions
+holds values only: the probe cache and a run's kept-alive connections are resources their opener
+closes, passed beside the options (`cache=`, `pools=`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .policy import Policy, judge, load_policy
 from .probing.limits import ProbeLimits
 from .probing.names import DEFAULT_BACKEND, answered_by
 from .probing.options import RemoteOptions
-from .sources import is_url
+from .sources import is_url, redact_url
 from .verdict import Failure, Result
 
 if TYPE_CHECKING:
@@ -36,7 +38,6 @@ class CheckOptions:
     remote: RemoteOptions = field(default_factory=RemoteOptions)
     limits: ProbeLimits = field(default_factory=ProbeLimits)  # each backend parse's time, memory
     allow_private_urls: bool = False
-    cache: ProbeCache | None = None  # facts of sources probed before (None: always probe)
     kling: KlingCheck | None = None  # how kling:TASK/VIDEO sources are looked up (needs a key)
 
 
@@ -57,20 +58,24 @@ def check_one(
     *,
     backend: BackendName | None = None,
     options: CheckOptions | None = None,
+    cache: ProbeCache | None = None,
+    pools: ConnectionPools | None = None,
 ) -> Result:
     """Probe and judge one local file or http(s) URL.
 
     `backend` (default auto) is a shorthand for `options=CheckOptions(backend=...)`; giving both
-    with different backends is a UsageError.
+    with different backends is a UsageError. `cache` (an open ProbeCache: facts of sources probed
+    before) is asked first and filled; `pools` are a run's kept-alive connections for a URL
+    (None: the probe opens its own). The caller opened both and closes them.
     """
     policy = policy or load_policy()
     options = _options(backend, options)
     name = os.fspath(source)
     if is_url(name):
-        return check_url(name, policy, options)
+        return check_url(name, policy, options, cache=cache, pools=pools)
     if name.startswith("kling:"):  # a Kling video: ./kling:x names a file of that name
         return _check_kling(name, policy, options)
-    return judge_file(probe_file(name, options), policy, options)
+    return judge_file(probe_file(name, options, cache), policy, options)
 
 
 def _check_kling(source: str, policy: Policy, options: CheckOptions) -> Result:
@@ -101,10 +106,9 @@ class FileProbe:
     cached: bool = False
 
 
-def probe_file(name: str, options: CheckOptions) -> FileProbe:
-    """The cache (when options has one), else the probe; a ProbeError becomes `failure`."""
+def probe_file(name: str, options: CheckOptions, cache: ProbeCache | None = None) -> FileProbe:
+    """The cache (when given one), else the probe; a ProbeError becomes `failure`."""
     started = time.perf_counter()
-    cache = options.cache
     key = cache.file_key(name, options.backend) if cache is not None else None
     hit = cache.get(key) if cache is not None else None
     if hit is not None:
@@ -148,14 +152,20 @@ def judge_file(probed: FileProbe, policy: Policy, options: CheckOptions) -> Resu
     )
 
 
-def check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
+def check_url(
+    url: str,
+    policy: Policy,
+    options: CheckOptions,
+    *,
+    cache: ProbeCache | None = None,
+    pools: ConnectionPools | None = None,
+) -> Result:
     """gate (resolve, judge what needs no request) -> fetch -> cache -> probe -> judge -> Result."""
     from .policy.url import (
         UNFETCHABLE,
         UrlFacts,
         UrlGate,
         private_address_of,
-        redact_url,
         resolve_host,
     )
     from .probing.remote import fetch
@@ -188,12 +198,11 @@ def check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
     before = judge(None, policy, subject)
     if any(v.rule in UNFETCHABLE for v in before.violations):
         return Result(shown, before.verdict, before.violations, before.warnings, backend=backend)
-    cache = options.cache
     facts: Facts | None = None
     disagreements: list[Disagreement] = []
     answered: ReaderName = backend
     try:
-        with fetch(url, options=remote, gate=gate) as source:
+        with fetch(url, gate=gate, options=remote, pools=pools) as source:
             info = source.info
             if source.first is not None:  # the answer holds the file (else: the judge says why)
                 # The first answer's validators tell whether the resource changed since last time.
@@ -233,13 +242,12 @@ def check_url(url: str, policy: Policy, options: CheckOptions) -> Result:
     )
 
 
-def sharing_connections(options: CheckOptions) -> tuple[CheckOptions, ConnectionPools]:
-    """`options` with a new set of kept-alive connections for its URLs, and that set (the
-    caller closes it when its sources are done)."""
+def sharing_connections(options: CheckOptions) -> ConnectionPools:
+    """A new set of kept-alive connections for the URLs checked with `options` (the caller
+    closes it when its sources are done: a context manager)."""
     from .probing.transport import ConnectionPools  # requests and urllib3: only for URLs
 
-    pools = ConnectionPools(options.remote.per_host)
-    return replace(options, remote=replace(options.remote, pools=pools)), pools
+    return ConnectionPools(options.remote.per_host)
 
 
 def iter_check(
@@ -248,20 +256,21 @@ def iter_check(
     *,
     backend: BackendName | None = None,
     options: CheckOptions | None = None,
+    cache: ProbeCache | None = None,
 ) -> Iterator[Result]:
     """Check sources one at a time, yielding each Result as it is ready (input order).
 
     The URLs among them share kept-alive connections (as a CLI batch does), closed when the
-    iteration ends or the iterator is dropped.
+    iteration ends or the iterator is dropped. `cache`: as for check_one.
     """
     policy = policy or load_policy()
     options = _options(backend, options)
     pools = None
     try:
         for source in sources:
-            if pools is None and options.remote.pools is None and is_url(os.fspath(source)):
-                options, pools = sharing_connections(options)
-            yield check_one(source, policy, options=options)
+            if pools is None and is_url(os.fspath(source)):
+                pools = sharing_connections(options)
+            yield check_one(source, policy, options=options, cache=cache, pools=pools)
     finally:
         if pools is not None:
             pools.close()
@@ -273,8 +282,9 @@ def check(
     *,
     backend: BackendName | None = None,
     options: CheckOptions | None = None,
+    cache: ProbeCache | None = None,
 ) -> list[Result]:
     """Check one source or many (paths and URLs mixed); results keep the input order."""
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
-    return list(iter_check(sources, policy, backend=backend, options=options))
+    return list(iter_check(sources, policy, backend=backend, options=options, cache=cache))

@@ -1,13 +1,15 @@
 """What the user named -> the list of sources to check: paths, folders (optionally recursive, with
 include/exclude patterns), URLs, and lists read from a file or standard input.
 
-Order is kept as given (a folder's files sorted by path), and each source appears once.
+Order is kept as given (a folder's files sorted by path), and each source appears once. A URL named
+is read here too: its host, whether it carries credentials, and the redacted form that may be shown.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING
@@ -29,6 +31,8 @@ VIDEO_EXTENSIONS = (
 )  # fmt: skip
 DEFAULT_INCLUDE = tuple(f"*.{extension}" for extension in VIDEO_EXTENSIONS)
 # Folders the watch folder and editors' tools create: never descend into them.
+# scheme://userinfo@ — greedy up to the last @ before the path, as URL parsers split it.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:)?//[^/?#]*@")
 _SKIP_DIRS = {".preflight", "passed", "rejected", ".git", "__pycache__"}
 
 
@@ -199,3 +203,31 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
     """Whether a file name matches any glob, ignoring case (a camera's CLIP.MOV is a .mov)."""
     lowered = name.lower()
     return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any userinfo replaced by `***`: what may be printed, logged or stored.
+
+    The whole userinfo goes, the user name too: a token is often sent as the user name alone.
+    """
+    match = _USERINFO.match(url)
+    if match is None:
+        return url
+    return f"{match.group(1) or ''}//***@{url[match.end() :]}"
+
+
+def host_of(url: str) -> str | None:
+    """The host of `url`, or None when it has none or cannot be parsed (a bad port, a bad [v6])."""
+    from urllib.parse import urlsplit  # here: a local check needs no URL parsing
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        return None
+    return parts.hostname or None
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether `url` carries a user name or password (scheme://userinfo@host)."""
+    return _USERINFO.match(url) is not None

@@ -273,9 +273,10 @@ def test_pre_commit_hook_gates_the_videos_of_a_commit(tmp_path: Path) -> None:
     hook_repo.mkdir()
     for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
         shutil.copy(ROOT / name, hook_repo / name)
-    shutil.copytree(
-        ROOT / "preflight", hook_repo / "preflight", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for folder in ("preflight", "schemas"):  # schemas/: the JSON files, package data when built
+        shutil.copytree(
+            ROOT / folder, hook_repo / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     identity = ("-c", "user.name=t", "-c", "user.email=t@example.invalid")
     _git(hook_repo, "init", "-q")
     _git(hook_repo, "add", ".")

@@ -73,9 +73,13 @@ def test_the_library_batch_never_connects_to_a_private_url(private: MediaServer)
 def test_fetch_itself_refuses_a_private_url_unconnected(private: MediaServer) -> None:
     # Every caller of the remote reader, not only the check, gets the first URL judged.
     from preflight.errors import UsageError
+    from preflight.policy.url import UrlGate
     from preflight.probing.remote import fetch
 
-    with pytest.raises(UsageError, match="nothing was connected"), fetch(private.url(CLIP)):
+    with (
+        pytest.raises(UsageError, match="nothing was connected"),
+        fetch(private.url(CLIP), gate=UrlGate()),
+    ):
         pass
     assert private.connections == 0
 

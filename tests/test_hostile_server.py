@@ -20,8 +20,8 @@ import pytest
 
 from preflight import check_one, load_policy
 from preflight.pipeline import CheckOptions
-from preflight.policy.url import redact_url
 from preflight.probing.options import RemoteOptions
+from preflight.sources import redact_url
 from preflight.testing.media_server import Faults, MediaServer
 from preflight.verdict import Result
 

@@ -238,12 +238,12 @@ def test_a_warm_report_decodes_nothing(tmp_path: Path) -> None:
     policy = load_policy()
     cache = ProbeCache(tmp_path / "ledger.sqlite3")
     try:
-        options = CheckOptions(cache=cache)
+        options = CheckOptions()
         sources = sorted(str(p) for p in work.iterdir())
         kept = cache.thumbnails(options.backend)
         pages = []
         for run in ("cold", "warm"):
-            results = check(sources, policy=policy, options=options)
+            results = check(sources, policy=policy, options=options, cache=cache)
             before = worker.POOL.jobs["thumbnail"]
             html.write(results, tmp_path / f"{run}.html", policy=policy, thumbnails=kept)
             pages.append((worker.POOL.jobs["thumbnail"] - before, tmp_path / f"{run}.html"))

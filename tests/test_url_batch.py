@@ -10,7 +10,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,13 @@ from .conftest import FIXTURES, make_video, run_cli, run_json
 POLICY = load_policy()
 CLIP = "fmt_mp4_h264.mp4"
 PUBLIC_LOOPBACK = ("127.0.0.1/32",)
+
+
+def _gate() -> UrlGate:
+    """What the pipeline hands the fetcher for one probe: loopback counted as public."""
+    return UrlGate(public_networks=PUBLIC_LOOPBACK)
+
+
 # Each shape and the requests its box walk needs, at most: faststart, the first 64 KiB; moov at the
 # end, the first read and one read of the tail; fragmented, one more per moof past the first read
 # (here one) and one for the trailing mfra.
@@ -167,13 +173,12 @@ def test_a_kept_alive_connection_is_still_cut_at_the_probes_deadline(
     url = _copies(server, shapes)[0]
     with ConnectionPools() as pools:
         options = _options(deadline_s=1.5)
-        options = replace(options, remote=replace(options.remote, pools=pools))
-        assert check_one(url, POLICY, options=options).verdict != "error"
+        assert check_one(url, POLICY, options=options, pools=pools).verdict != "error"
         # The next answer drips a byte a second, on the connection the first probe left open.
         server.faults = Faults(drip_body_s=1.0)
         box: list[Result] = []
         worker = threading.Thread(
-            target=lambda: box.append(check_one(url, POLICY, options=options))
+            target=lambda: box.append(check_one(url, POLICY, options=options, pools=pools))
         )
         worker.daemon = True
         worker.start()
@@ -258,9 +263,7 @@ def test_a_pool_retired_while_in_use_still_serves_its_probe(
     # often while a probe is between its requests on it.
     urls = [first.url(CLIP), second.url(CLIP)] * 6
     with ConnectionPools(max_pools=1) as pools:
-        options = _options()
-        options = replace(options, remote=replace(options.remote, pools=pools))
-        _ok(run_batch(urls, POLICY, options, workers=4))
+        _ok(run_batch(urls, POLICY, _options(), workers=4, pools=pools))
 
 
 def test_a_probes_deadline_does_not_cut_another_probe_on_its_old_connection(
@@ -277,17 +280,15 @@ def test_a_probes_deadline_does_not_cut_another_probe_on_its_old_connection(
 
         def probe_b() -> None:
             try:
-                b_options = RemoteOptions(
-                    pools=pools, public_networks=PUBLIC_LOOPBACK, deadline_s=30
-                )
-                with fetch(url, options=b_options) as source:
+                b_options = RemoteOptions(public_networks=PUBLIC_LOOPBACK, deadline_s=30)
+                with fetch(url, gate=_gate(), options=b_options, pools=pools) as source:
                     outcome["b"] = source.info.status
             except Exception as exc:  # the failure is the finding
                 outcome["b"] = f"{type(exc).__name__}: {exc}"
 
         b = threading.Thread(target=probe_b)
-        a_options = RemoteOptions(pools=pools, public_networks=PUBLIC_LOOPBACK, deadline_s=1.5)
-        with fetch(url, options=a_options):  # answered at ~1 s
+        a_options = RemoteOptions(public_networks=PUBLIC_LOOPBACK, deadline_s=1.5)
+        with fetch(url, gate=_gate(), options=a_options, pools=pools):  # answered at ~1 s
             b.start()  # B's request is in flight from ~1 s to ~2 s; A's deadline passes at 1.5 s
             time.sleep(1.0)
         b.join(timeout=60)
@@ -323,12 +324,14 @@ def test_a_host_whose_pool_was_retired_while_busy_stays_within_per_host(shapes: 
         MediaServer(shapes) as b,
         ConnectionPools(per_host=1, max_pools=1) as pools,
     ):
-        options = RemoteOptions(pools=pools, public_networks=PUBLIC_LOOPBACK, deadline_s=30)
+        options = RemoteOptions(public_networks=PUBLIC_LOOPBACK, deadline_s=30)
         outcomes: list[object] = []
 
         def read_a() -> None:
             try:
-                with fetch(a.url("0-faststart.mp4"), options=options) as source:
+                with fetch(
+                    a.url("0-faststart.mp4"), gate=_gate(), options=options, pools=pools
+                ) as source:
                     outcomes.append(source.info.status)
             except Exception as exc:  # the failure is the finding
                 outcomes.append(f"{type(exc).__name__}: {exc}")
@@ -336,7 +339,7 @@ def test_a_host_whose_pool_was_retired_while_busy_stays_within_per_host(shapes: 
         first = threading.Thread(target=read_a)
         first.start()
         time.sleep(0.3)  # A's first read is in flight for ~1 s
-        with fetch(b.url("0-faststart.mp4"), options=options) as source:
+        with fetch(b.url("0-faststart.mp4"), gate=_gate(), options=options, pools=pools) as source:
             assert source.info.status == 206
         second = threading.Thread(target=read_a)
         second.start()

@@ -39,11 +39,11 @@ def _never_raise_on_output() -> None:
 def _warn_of_a_password(ledger: str | None) -> None:
     """A password in --ledger is on the command line: `ps` shows it to every user for the
     whole run. One line says where psycopg (libpq) reads it from instead."""
-    # The schemes are ledger.backend.DSN_SCHEMES, spelled here so that a command without a
+    # The schemes are ledger.dsn.DSN_SCHEMES, spelled here so that a command without a
     # DSN does not load the ledger package (test_startup counts what `check` loads).
     if not ledger or not ledger.startswith(("postgresql://", "postgres://")):
         return
-    from ..ledger.pg import dsn_password
+    from ..ledger.dsn import dsn_password
 
     if dsn_password(ledger):
         print(

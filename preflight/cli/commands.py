@@ -31,9 +31,6 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
     from ..pipeline import CheckOptions
     from ..probing.options import RemoteOptions
 
-    cache = None
-    if getattr(args, "no_cache", True) is False:
-        cache = _open_cache(args.ledger)
     remote = RemoteOptions(
         connect_timeout_s=args.connect_timeout,
         read_timeout_s=args.read_timeout,
@@ -46,7 +43,6 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
         remote=remote,
         limits=_probe_limits(args),
         allow_private_urls=args.allow_private_urls,
-        cache=cache,
     )
 
 
@@ -109,6 +105,7 @@ def run_check(args: argparse.Namespace) -> int:
         if args.dask is not None:
             raise UsageError("kling: sources are checked here, not on a Dask cluster")
         options = _with_kling(args, options)
+    cache = _open_cache(args.ledger) if not args.no_cache else None  # closed below
     # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
     mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
     progress = Progress(len(sources), sys.stderr, enabled=wanted(quiet=args.quiet, mode=mode))
@@ -143,6 +140,7 @@ def run_check(args: argparse.Namespace) -> int:
                 on_result=on_result,
                 timeout_s=args.dask_timeout,
                 on_lost=on_lost,
+                cache=cache,
             )
         else:
             results = run_batch(
@@ -151,6 +149,7 @@ def run_check(args: argparse.Namespace) -> int:
                 options,
                 workers=args.workers or default_workers(sources),
                 on_result=on_result,
+                cache=cache,
             )
         code = exit_code_for_verdicts([r.verdict for r in results])
         progress.close()  # before the summary or the --json document: no bar while they print
@@ -159,12 +158,12 @@ def run_check(args: argparse.Namespace) -> int:
             summary["skipped"] = {"total": skipped.total(), "kinds": dict(skipped.most_common())}
         reporter.finish(results, summary)
         # The cache stays open for the reports: --html keeps its thumbnails beside the facts.
-        thumbnails = options.cache.thumbnails(options.backend) if options.cache else None
+        thumbnails = cache.thumbnails(options.backend) if cache else None
         _write_reports(args, results, policy, thumbnails)
     finally:
         progress.close()
-        if options.cache is not None:
-            options.cache.close()
+        if cache is not None:
+            cache.close()
     return code
 
 
@@ -455,7 +454,7 @@ def _policy(args: argparse.Namespace) -> Policy:
 
 def run_completion(args: argparse.Namespace) -> int:
     from .completion import script
-    from .parser import build_parser
 
-    sys.stdout.write(script(args.shell, build_parser()))
+    # The parser hands over its own builder (set_defaults): commands.py does not import parser.py.
+    sys.stdout.write(script(args.shell, args.build_parser()))
     return ExitCode.OK

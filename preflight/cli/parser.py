@@ -170,8 +170,7 @@ def _add_validate(subcommands: _Subcommands[_Parser]) -> None:
         "validate-request",
         help="validate an init-selection request body",
         description="Validate a JSON request body against the shipped schema "
-        "preflight/schemas/init-selection.request.schema."
-        "json. Exit 0 valid, 2 invalid or unreadable.",
+        "schemas/init-selection.request.schema.json. Exit 0 valid, 2 invalid or unreadable.",
     )
     validate.add_argument("body", metavar="BODY.json", help="a file, or - for standard input")
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
@@ -356,7 +355,7 @@ def _add_completion(subcommands: _Subcommands[_Parser]) -> None:
         "| source).",
     )
     completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
-    completion.set_defaults(handler=commands.run_completion)
+    completion.set_defaults(handler=commands.run_completion, build_parser=build_parser)
 
 
 def _add_fix(subcommands: _Subcommands[_Parser]) -> None:

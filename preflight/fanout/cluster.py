@@ -22,6 +22,8 @@ from ..verdict import Result
 if TYPE_CHECKING:
     from distributed import Client
 
+    from ..cache import ProbeCache
+
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 # The most a run waits for the scheduler to have a worker, at the start (--dask-timeout) and
 # whenever all of them have left: a scheduler without workers would otherwise wait forever.
@@ -56,6 +58,7 @@ def run_on_cluster(
     on_result: Callable[[int, Result], None] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     on_lost: Callable[[str], None] | None = None,
+    cache: ProbeCache | None = None,
 ) -> list[Result]:
     """Check every source on the cluster; `on_result(index, result)` in completion order.
 
@@ -82,6 +85,7 @@ def run_on_cluster(
             options,
             on_result=on_result,
             timeout_s=timeout_s,
+            cache=cache,
         )
     if lost and on_lost is not None:
         on_lost(lost)

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 from ..batch import Collected
 from ..pipeline import CheckOptions, FileProbe, judge_file
 from ..policy import Policy
-from ..policy.url import is_url, redact_url
+from ..sources import is_url, redact_url
 from ..verdict import Failure, Result
 from .task import check_url_on_worker, probe_on_worker
 
 if TYPE_CHECKING:
     from distributed import Client, Future
+
+    from ..cache import ProbeCache
 
 # A task whose worker dies is put back by the scheduler (up to its allowed-failures, 3 by
 # default); `retries` adds re-runs for a task that raised on a worker (ours never do by design,
@@ -59,13 +61,14 @@ class _Run:
         options: CheckOptions,
         on_result: Callable[[int, Result], None] | None,
         timeout_s: float,
+        cache: ProbeCache | None = None,
     ) -> None:
         self.client = client
         self.address = address
         self.sources = sources
         self.policy = policy
         self.options = options
-        self.shipped = replace(options, cache=None)  # the cache is a file here, never shipped
+        self.cache = cache  # a file here, never shipped: workers get the options only
         self.collected = Collected(len(sources), on_result)
         self.timeout_s = timeout_s
         self.batch_id = uuid.uuid4().hex[:12]
@@ -131,7 +134,7 @@ class _Run:
         name = self.sources[index]
         task = _Task(index, name)
         if not is_url(name):
-            cache = self.options.cache
+            cache = self.cache
             task.cache_key = cache.file_key(name, self.options.backend) if cache else None
             hit = cache.get(task.cache_key) if cache is not None else None
             if hit is not None:  # facts known here: nothing to send
@@ -156,13 +159,13 @@ class _Run:
         try:
             if is_url(task.name):
                 future = self.client.submit(
-                    check_url_on_worker, task.name, self.policy, self.shipped,
+                    check_url_on_worker, task.name, self.policy, self.options,
                     key=key, retries=RETRIES, **where,
                 )  # fmt: skip
             else:
                 # By absolute path: the worker's working folder is not ours.
                 future = self.client.submit(
-                    probe_on_worker, os.path.abspath(task.name), self.shipped,
+                    probe_on_worker, os.path.abspath(task.name), self.options,
                     key=key, retries=RETRIES, **where,
                 )  # fmt: skip
         except Exception:  # a closed client (the scheduler went away): no traceback, stop
@@ -227,13 +230,13 @@ class _Run:
                 "the same view of the files",
             )
             return
-        cache = self.options.cache
+        cache = self.cache
         if cache is not None and facts is not None:
             cache.put(task.cache_key, facts, probed.disagreements)
         self._deliver(task.index, judge_file(probed, self.policy, self.options))
 
     def _url_answer(self, task: _Task, result: Result) -> None:
-        info, cache = result.remote, self.options.cache
+        info, cache = result.remote, self.cache
         if cache is not None and info is not None and result.facts is not None:
             url_key = cache.url_key(
                 info.final_url, info.etag, info.last_modified, info.size_bytes, self.options.backend
@@ -279,6 +282,7 @@ def fan_out(
     *,
     on_result: Callable[[int, Result], None] | None,
     timeout_s: float,
+    cache: ProbeCache | None = None,
 ) -> tuple[list[Result], str]:
     """Every source's Result (input order), and why the run stopped early ('' if it did not)."""
-    return _Run(client, address, sources, policy, options, on_result, timeout_s).run()
+    return _Run(client, address, sources, policy, options, on_result, timeout_s, cache).run()

@@ -1,8 +1,9 @@
 """The only names the fixing package takes from the rest of preflight, imported in this one place.
 
-Every import goes through a stable façade (pipeline, policy, errors, facts, verdict, status, and
-the bounded worker pool that reads stream details), so the internals behind them can move without
-touching preflight.fixing.
+A deliberate façade, and the one re-exporting module kept on purpose: every import goes through a
+stable interface (pipeline, policy, errors, facts, verdict, status, and the bounded worker pool
+that reads stream details), so the internals behind them can move without touching
+preflight.fixing, and this list says what fixing depends on.
 """
 
 from __future__ import annotations

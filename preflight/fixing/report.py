@@ -1,6 +1,6 @@
 """How fix results are shown: a plan with marks and before → after for people, JSON for scripts.
 
-The JSON shapes are the contract in preflight/schemas/fix.schema.json.
+The JSON shapes are the contract in schemas/fix.schema.json.
 """
 
 from __future__ import annotations

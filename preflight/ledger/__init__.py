@@ -2,8 +2,9 @@
 
 `Ledger(path)` opens (or creates) one: a SQLite file, or a postgresql:// DSN shared between
 machines; `default_path()` is where it lives unless told otherwise. backend.py picks the store
-and says what both give; store.py owns the SQLite file, pg.py the PostgreSQL connection and
-schema, watchdog.py its client-side read bound, retry.py reconnecting with back-off; book.py
+and says what both give; dsn.py tells a DSN from a path and masks its password; store.py owns
+the SQLite file, pg.py the PostgreSQL connection and schema, watchdog.py its client-side read
+bound, retry.py reconnecting with back-off, knobs.py the waits the environment sets; book.py
 the Ledger's writes on either, reads.py its reads, queries.py their SQL, manual.py a session
 recorded by hand; lock.py the SQLite per-(source, account) lock, claim.py the PostgreSQL claim
 with its lease and fencing token; rows.py the typed rows and the one stamp format.

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from .dsn import is_dsn
+
 if TYPE_CHECKING:
     from pathlib import Path
 
 Dialect = Literal["sqlite", "postgresql"]
-DSN_SCHEMES = ("postgresql://", "postgres://")
 
 
 class Row(Protocol):
@@ -71,10 +72,6 @@ class Claim(Protocol):
     def held(self, store: Store) -> bool:
         """When recording what was sent: still ours, or taken over meanwhile (contended)?"""
         ...
-
-
-def is_dsn(location: str | Path) -> bool:
-    return isinstance(location, str) and location.startswith(DSN_SCHEMES)
 
 
 def open_store(location: str | Path, *, threads: bool = False) -> Store:

@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 from ..errors import ClaimLost, LedgerError
 from . import lock, queries
 from .backend import Claim
+from .knobs import env_seconds
 from .queries import SESSION_LIFETIME
 from .reads import LedgerReads
-from .retry import env_seconds, open_retrying
+from .retry import open_retrying
 from .retry import retry_s as default_retry_s
 from .rows import (
     FINISHED_STATES,

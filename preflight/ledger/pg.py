@@ -5,13 +5,13 @@ its schema and version, and the same execute/transaction/guard the SQLite store 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import LedgerError, LedgerUnavailable
+from .dsn import masked, secrets_of
+from .knobs import env_seconds
 from .tables import PROBE_CACHE, records, upgrade_steps
 from .watchdog import WATCHDOG
 
@@ -86,60 +86,7 @@ def _row_factory(cursor: Any) -> Any:
 
 def read_timeout_s() -> float:
     """$PREFLIGHT_LEDGER_READ_TIMEOUT_S, else READ_TIMEOUT_S: how long one call may take."""
-    from .retry import env_seconds
-
     return env_seconds("PREFLIGHT_LEDGER_READ_TIMEOUT_S", READ_TIMEOUT_S)
-
-
-# The password of a URL DSN (user:PASSWORD@) or of a key=value one, found without parsing it:
-# a DSN psycopg cannot parse still names its password in psycopg's message.
-_URL_PASSWORD = re.compile(r"^[a-z]+://[^/@?#]*?:([^/?#]*)@")
-_QUERY_PASSWORD = re.compile(r"(?:[?&]|^|\s)password\s*=\s*'?([^&\s']+)")
-
-
-def dsn_password(dsn: str) -> str | None:
-    """The password written inside a DSN, if any (what `ps` shows of an argument)."""
-    found = _URL_PASSWORD.match(dsn) or _QUERY_PASSWORD.search(dsn)
-    return found.group(1) if found and found.group(1) else None
-
-
-def masked(dsn: str) -> str:
-    """The DSN without its password, to print and to name the ledger in errors. Never raises."""
-    try:
-        return _masked(dsn)
-    except ValueError:  # not a URL urllib can split ([::1 unclosed, say): hide what we found
-        text = dsn
-        for secret in _secrets(dsn):
-            text = text.replace(secret, "***")
-        return text
-
-
-def _masked(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
-    query = urlencode(
-        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="*"
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _secrets(dsn: str) -> list[str]:
-    found = dsn_password(dsn)
-    # Longest first, so a decoded password is not left half-replaced by its encoded form.
-    out = {found, unquote(found)} if found else set()
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        password = conninfo_to_dict(dsn).get("password")
-        if password:
-            out.add(str(password))
-    except Exception:  # a DSN psycopg cannot parse: the regex's finding is all there is
-        pass
-    return sorted(out, key=len, reverse=True)
 
 
 class PgStore:
@@ -154,7 +101,7 @@ class PgStore:
     def __init__(self, dsn: str, *, prepare: bool = True) -> None:
         self._dsn = dsn
         self.path = masked(dsn)
-        self._secrets = _secrets(dsn)
+        self._secrets = secrets_of(dsn)
         self.read_timeout_s = read_timeout_s()
         try:
             import psycopg

@@ -9,7 +9,6 @@ after COMMIT reached the server makes us run a committed operation again.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import time
 from collections.abc import Callable
@@ -18,21 +17,13 @@ from typing import TypeVar
 
 from ..errors import ClaimLost, LedgerError, LedgerUnavailable
 from .backend import Store, open_store
+from .knobs import env_seconds
 
 RETRY_S = 30.0
 _FIRST_DELAY_S = 0.05
 _MAX_DELAY_S = 2.0
 
 T = TypeVar("T")
-
-
-def env_seconds(name: str, default: float) -> float:
-    """A knob of the ledger: $name if it is a positive number of seconds, else `default`."""
-    try:
-        value = float(os.environ.get(name, ""))
-    except ValueError:
-        return default
-    return value if 0 < value < 86_400 else default
 
 
 def retry_s() -> float:

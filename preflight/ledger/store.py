@@ -12,7 +12,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, Literal
 
 from ..errors import LedgerError
-from .backend import is_dsn
+from .dsn import is_dsn
 from .tables import SCHEMA_VERSION, records, upgrade_steps
 
 BUSY_TIMEOUT_MS = 30_000

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import NetworkError
-from ..sources import is_url as is_url  # defined with the sources; re-exported for old callers
+from ..sources import has_userinfo, host_of, redact_url
 from ..verdict import RemoteInfo, Violation
 
 EXPIRY_WARNING = timedelta(minutes=30)
@@ -25,22 +25,9 @@ VIDEO_TYPES = {"video/mp4", "video/quicktime", "application/octet-stream"}
 # it would connect to an address the API cannot reach (the first URL is judged like a redirect
 # hop, so a service calling check_one(user_url) never sends a request inside its own network).
 UNFETCHABLE = frozenset({"url.scheme", "url.host", "url.credentials", "url.public"})
-# scheme://userinfo@ — greedy up to the last @ before the path, as URL parsers split it.
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:)?//[^/?#]*@")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 
 Resolver = Callable[[str], Sequence[str]]
-
-
-def redact_url(url: str) -> str:
-    """`url` with any userinfo replaced by `***`: what may be printed, logged or stored.
-
-    The whole userinfo goes, the user name too: a token is often sent as the user name alone.
-    """
-    match = _USERINFO.match(url)
-    if match is None:
-        return url
-    return f"{match.group(1) or ''}//***@{url[match.end() :]}"
 
 
 def resolve_host(host: str) -> list[str]:
@@ -89,6 +76,10 @@ class UrlGate:
         """The judged addresses of `host`, or None when it was never judged (do not connect)."""
         return self._pins.get(_host_key(host))
 
+    def judge_hop(self, source: str, location: str) -> UrlJudgement:
+        """Judge a redirect before anything connects to it (judge_hop with this gate)."""
+        return judge_hop(source, location, self)
+
     def private_address(self, host: str) -> str:
         """The first address of `host` the API could not reach, or '' when all are public."""
         networks = [ipaddress.ip_network(n, strict=False) for n in self.public_networks]
@@ -131,24 +122,10 @@ def private_address_of(url: str, gate: UrlGate) -> str:
     return gate.private_address(host) if host is not None else ""
 
 
-def host_of(url: str) -> str | None:
-    """The host of `url`, or None when it has none or cannot be parsed (a bad port, a bad [v6])."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises for a port that is not a number in range
-    except ValueError:
-        return None
-    return parts.hostname or None
-
-
 def _scheme_of(url: str) -> str:
     """The scheme, lower-cased, or '' (unlike urlsplit this never raises, whatever the URL)."""
     match = _SCHEME.match(url)
     return match.group(1).lower() if match else ""
-
-
-def _has_userinfo(url: str) -> bool:
-    return _USERINFO.match(url) is not None
 
 
 def judge_before_fetch(facts: UrlFacts) -> UrlJudgement:
@@ -182,7 +159,7 @@ def judge_before_fetch(facts: UrlFacts) -> UrlJudgement:
     if host is None:
         violations.append(_no_host("the URL has no usable host (or a bad port)"))
         return UrlJudgement(violations, warnings)
-    if _has_userinfo(url):
+    if has_userinfo(url):
         violations.append(_credentials("the URL carries credentials (user:password@)"))
     private = facts.private_address
     allow_private = facts.allow_private
@@ -245,7 +222,7 @@ def judge_hop(source: str, location: str, gate: UrlGate) -> UrlJudgement:
     host = host_of(location)
     if host is None:
         return UrlJudgement([_no_host(f"{said}, which has no usable host")], [])
-    if _has_userinfo(location):
+    if has_userinfo(location):
         return UrlJudgement([_credentials(f"{said}, which carries credentials")], [])
     warnings: list[Violation] = []
     if scheme == "http" and _scheme_of(source) == "https":

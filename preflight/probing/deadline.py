@@ -13,12 +13,8 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from ..errors import NetworkError
-
-if TYPE_CHECKING:
-    from .options import RemoteOptions
 
 SHORTEST_TIMEOUT_S = 0.01  # a socket timeout of 0 would mean non-blocking, not "no time left"
 
@@ -82,9 +78,9 @@ class Deadline:
         left = max(self.remaining(), SHORTEST_TIMEOUT_S)
         return left if timeout is None else min(timeout, left)
 
-    def timeouts(self, options: RemoteOptions) -> tuple[float, float]:
-        """The (connect, read) timeouts for the next request, neither past the deadline."""
-        return (self.limit(options.connect_timeout_s), self.limit(options.read_timeout_s))
+    def timeouts(self, timeout: tuple[float, float]) -> tuple[float, float]:
+        """The (connect, read) `timeout` for the next request, neither past the deadline."""
+        return (self.limit(timeout[0]), self.limit(timeout[1]))
 
     def track(self, sock: socket.socket) -> socket.socket:
         """Watch a connection's socket while this probe uses it: the watchdog shuts it down when

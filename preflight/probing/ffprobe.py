@@ -18,10 +18,10 @@ from typing import Any
 
 from ..errors import ProbeError
 from ..facts import BackendReading, as_float
-from .limits import DEFAULT_TIMEOUT_S, ProbeLimits
+from .limits import ProbeLimits
 from .names import codec_from_fourcc, container_from_ffprobe
 
-__all__ = ["DEFAULT_TIMEOUT_S", "find_ffprobe", "read", "reading_from_json", "run_json"]
+__all__ = ["find_ffprobe", "read", "reading_from_json", "run_json"]
 # What ffprobe prints when an allocation fails under the bound (AVERROR(ENOMEM)), or when the bound
 # is too small to even map its libraries (it needs ~350 MiB of address space to start).
 _OUT_OF_MEMORY = ("Cannot allocate memory", "failed to map segment")

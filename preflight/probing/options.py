@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-
-if TYPE_CHECKING:
-    from .transport import ConnectionPools
 
 DEFAULT_MAX_PREFIX = 32 * 1024 * 1024
 # One source's whole budget: connect, redirects, every Range request and every body byte. A healthy
@@ -46,9 +42,6 @@ class RemoteOptions:
     # the connection goes to the addresses it answered (a second DNS answer cannot redirect us).
     resolve: Callable[[str], Sequence[str]] | None = None
     per_host: int = DEFAULT_PER_HOST  # connections open to one host at once (a batch's pools)
-    # The run's connections, kept alive between probes (batch.run_batch opens them for a batch);
-    # None: each probe opens its own and closes them when it ends.
-    pools: ConnectionPools | None = None
 
     def __post_init__(self) -> None:
         _check_networks(self.public_networks)

@@ -1,11 +1,11 @@
 """Read a video at an http(s) URL by its boxes only: one Session, small Range requests.
 
-`fetch` opens the URL: redirects are followed here, each hop judged (policy.url.judge_hop) before
-anything connects to it, and the first answer is kept as data (RemoteInfo: a 4xx status or a
-refused hop is for the judge, not an exception). `RemoteSource.probe` then walks top-level box
-headers and fetches `moov` whole; MediaInfo and ffprobe read a snapshot of those bytes
-(snapshot.py) in which `mdat` payloads are zeros, never the URL itself. One deadline
-(RemoteOptions.deadline_s) bounds all of it.
+`fetch` opens the URL: redirects are followed here, each hop judged by the caller's gate (gate.py:
+the pipeline builds it from the policy) before anything connects to it, and the first answer is
+kept as data (RemoteInfo: a 4xx status or a refused hop is for the judge, not an exception).
+`RemoteSource.probe` then walks top-level box headers and fetches `moov` whole; MediaInfo and
+ffprobe read a snapshot of those bytes (snapshot.py) in which `mdat` payloads are zeros, never the
+URL itself. One deadline (RemoteOptions.deadline_s) bounds all of it.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import requests
 
 from ..errors import NetworkError, ProbeError, UsageError
 from ..facts import BackendName, BackendReading
-from ..policy.url import UrlGate, host_of, judge_hop, redact_url, resolve_host
+from ..sources import host_of, redact_url
 from ..verdict import RemoteInfo
 from .deadline import Deadline
+from .gate import Gate
 from .limits import ProbeLimits
 from .local import ProbeResult, probe_stream
 from .options import RemoteOptions
@@ -98,7 +99,11 @@ class RemoteSource:
 
 @contextmanager
 def fetch(
-    url: str, *, options: RemoteOptions | None = None, gate: UrlGate | None = None
+    url: str,
+    *,
+    gate: Gate,
+    options: RemoteOptions | None = None,
+    pools: ConnectionPools | None = None,
 ) -> Iterator[RemoteSource]:
     """GET the first bytes of `url`; the RemoteSource yielded reads the rest while the block runs.
 
@@ -106,12 +111,10 @@ def fetch(
     loops) and ProbeError (kind empty) for a zero-byte resource; a 4xx or a refused redirect is
     data in `info`. `gate` judges `url` and every redirect hop and holds the addresses the
     connections go to; the check passes the gate that judged `url` itself, so its host is
-    resolved once. Without one, a private `url` (UsageError) and private hops are refused.
+    resolved once. A private `url` is refused (UsageError) unless the gate allows it. `pools`:
+    a run's kept-alive connections (the caller closes them); None: the probe's own, closed here.
     """
     options = options or RemoteOptions()
-    gate = gate or UrlGate(
-        public_networks=options.public_networks, resolve=options.resolve or resolve_host
-    )
     if url != redact_url(url):
         # requests would send them as Basic auth; the check rejects such a URL (url.credentials).
         raise UsageError("a URL with credentials (user:password@) is not fetched")
@@ -130,7 +133,7 @@ def fetch(
         )
     with contextlib.ExitStack() as stack:
         # A batch shares its run's connections; a lone probe opens its own and closes them here.
-        pools = options.pools or stack.enter_context(ConnectionPools(options.per_host))
+        pools = pools or stack.enter_context(ConnectionPools(options.per_host))
         deadline = stack.enter_context(Deadline(options.deadline_s))
         session = stack.enter_context(open_session(options, gate, deadline, pools))
         first = _first_read(session, url, options, info, gate, deadline)
@@ -142,7 +145,7 @@ def _get_following_redirects(
     url: str,
     options: RemoteOptions,
     info: RemoteInfo,
-    gate: UrlGate,
+    gate: Gate,
     deadline: Deadline,
 ) -> requests.Response | None:
     """GET the first bytes of `url`, following at most MAX_REDIRECTS redirects ourselves.
@@ -157,7 +160,7 @@ def _get_following_redirects(
             response = session.get(
                 url,
                 headers={"Range": f"bytes=0-{FIRST_READ - 1}"},
-                timeout=deadline.timeouts(options),
+                timeout=deadline.timeouts(options.timeout),
                 stream=True,
                 allow_redirects=False,
             )
@@ -174,7 +177,7 @@ def _get_following_redirects(
             return response
         response.close()
         target = urljoin(url, location)
-        judgement = judge_hop(url, target, gate)
+        judgement = gate.judge_hop(url, target)
         info.hop_warnings += judgement.warnings
         if judgement.violations:
             info.refused = judgement.violations
@@ -218,7 +221,7 @@ def _first_read(
     url: str,
     options: RemoteOptions,
     info: RemoteInfo,
-    gate: UrlGate,
+    gate: Gate,
     deadline: Deadline,
 ) -> bytes | None:
     """The first bytes of the file, or None when the answer is not the file (a 4xx, a refused

@@ -1,6 +1,6 @@
 """The HTTP transport of a remote probe: one deadline per source, bounded retries, judged addresses.
 
-`open_session` gives a requests Session that connects only to the addresses a UrlGate judged,
+`open_session` gives a requests Session that connects only to the addresses a Gate judged,
 sleeps at most a few seconds for a Retry-After, and hangs up when the source's deadline passes.
 Its connections come from `ConnectionPools`: the run's, shared by every probe of a batch (kept
 alive between them, at most `per_host` to one host at once), or the probe's own.
@@ -37,8 +37,8 @@ from urllib3.util import connection as urllib3_connection
 from urllib3.util.retry import Retry
 
 from ..errors import NetworkError
-from ..policy.url import UrlGate
 from .deadline import SHORTEST_TIMEOUT_S, Deadline
+from .gate import Gate
 from .options import DEFAULT_PER_HOST, MAX_PER_HOST, RemoteOptions
 
 _MAX_POOLS = 64  # hosts whose idle connections are kept; the least recently used one is retired
@@ -47,7 +47,7 @@ _MAX_POOLS = 64  # hosts whose idle connections are kept; the least recently use
 class _Route:
     """Where one probe's connections may go: the gate's judged addresses, within the deadline."""
 
-    def __init__(self, gate: UrlGate, deadline: Deadline) -> None:
+    def __init__(self, gate: Gate, deadline: Deadline) -> None:
         self.gate = gate
         self.deadline = deadline
 
@@ -83,7 +83,7 @@ class _Route:
             else:
                 _watch(conn, self.deadline, sock)
                 return sock
-        assert error is not None  # addresses is never empty (UrlGate.addresses)
+        assert error is not None  # addresses is never empty (the gate's addresses)
         raise error
 
 
@@ -384,7 +384,7 @@ class _ProbeRetry(Retry):
 
 
 def open_session(
-    options: RemoteOptions, gate: UrlGate, deadline: Deadline, pools: ConnectionPools
+    options: RemoteOptions, gate: Gate, deadline: Deadline, pools: ConnectionPools
 ) -> requests.Session:
     """A Session for one probe: judged addresses only, bounded retries (refused connects, 5xx),
     connections from `pools` (the run's, or the probe's own)."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ProbeError
-from ..policy.url import is_url
 from ..probing.limits import ProbeLimits
+from ..sources import is_url
 from ..verdict import Result
 
 JPEG_PREFIX = "data:image/jpeg;base64,"

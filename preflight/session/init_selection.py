@@ -27,7 +27,7 @@ from ..ledger import AttemptRow, Ledger, SessionRow, default_path
 from ..ledger.backend import Claim
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
-from ..policy.url import redact_url
+from ..sources import redact_url
 from .client import InitClient, Outcome
 from .credentials import ApiKey, load_api_key, resolve_api_base
 from .result import CrossCheck, InitResult, ServerFacts, cross_check, duration_bucket

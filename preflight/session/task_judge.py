@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ApiError, UsageError
 from ..policy import Policy
-from ..policy.url import redact_url
+from ..sources import redact_url
 from ..verdict import Failure, Result, Violation
 from .task_query import ACTIONS, ActionCache, TaskAnswer, TaskClient
 

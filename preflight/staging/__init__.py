@@ -7,6 +7,7 @@ only module that imports boto3 (the `s3` extra).
 
 from __future__ import annotations
 
-from .stage import DEFAULT_EXPIRES_S, StageResult, StagingError, parse_target, stage_file
+from ..errors import StagingError
+from .stage import DEFAULT_EXPIRES_S, StageResult, parse_target, stage_file
 
 __all__ = ["DEFAULT_EXPIRES_S", "StageResult", "StagingError", "parse_target", "stage_file"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import StagingError, UsageError, VideoRejected, VideoUnreadable
+from ..errors import UsageError, VideoRejected, VideoUnreadable
 from ..pipeline import CheckOptions, check_one
 from ..policy import Policy, load_policy
 from ..verdict import Result
@@ -27,7 +27,7 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 # S3 keys are at most 1024 bytes; the key adds /<64 hex sha256>/<file name> to the prefix.
 _MAX_PREFIX_BYTES = 512
 
-__all__ = ["DEFAULT_EXPIRES_S", "StageResult", "StagingError", "parse_target", "stage_file"]
+__all__ = ["DEFAULT_EXPIRES_S", "StageResult", "parse_target", "stage_file"]
 
 
 @dataclass
@@ -136,7 +136,7 @@ def stage_file(
     expires_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=expires_s)
     url = bucket.presign(key, expires_s)
     # The remote check never reads the cache: the object, not the local file, is under test.
-    remote = check_one(url, policy, options=replace(options, cache=None))
+    remote = check_one(url, policy, options=options)
     return StageResult(
         source=name,
         bucket=bucket_name,
