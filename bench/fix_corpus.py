@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from preflight.fixing import DEFAULT_PRESET
+from preflight.fixing.graph import DEFAULT_PRESET
 
 FIXABLE = {"container", "duration", "resolution", "fps"}
 HERE = Path(__file__).resolve().parent

@@ -23,7 +23,7 @@ _EXPORTS = {
     "ExitCode": "status",
     "Facts": "facts",
     "Failure": "verdict",
-    "FixResult": "fixing",
+    "FixResult": "fixing.result",
     "InitResult": "session",
     "LedgerBusy": "errors",
     "LedgerError": "errors",
@@ -43,7 +43,7 @@ _EXPORTS = {
     "Violation": "verdict",
     "check": "pipeline",
     "check_one": "pipeline",
-    "fix": "fixing",
+    "fix": "fixing.run",
     "init_session": "session",
     "iter_check": "pipeline",
     "judge": "policy",
@@ -127,7 +127,8 @@ if TYPE_CHECKING:
         VideoUnreadable,
     )
     from .facts import Facts
-    from .fixing import FixResult, fix
+    from .fixing.result import FixResult
+    from .fixing.run import fix
     from .pipeline import CheckOptions, check, check_one, iter_check
     from .policy import Policy, judge, load_policy
     from .probing import probe

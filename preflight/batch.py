@@ -20,6 +20,7 @@ from .verdict import Failure, Result
 
 if TYPE_CHECKING:
     from .cache import ProbeCache
+    from .pipeline import KlingLookup
     from .probing.transport import ConnectionPools
 
 # A URL probe is one or two round trips and a few ms of parsing: a worker spends most of its time
@@ -56,6 +57,7 @@ def run_batch(
     on_result: Callable[[int, Result], None] | None = None,
     cache: ProbeCache | None = None,
     pools: ConnectionPools | None = None,
+    kling: KlingLookup | None = None,
 ) -> list[Result]:
     """Check every source; `on_result(index, result)` is called in completion order.
 
@@ -64,9 +66,9 @@ def run_batch(
     The caller closes what it passed.
     """
     if pools is not None:
-        return _run(sources, policy, options, workers, on_result, cache, pools)
+        return _run(sources, policy, options, workers, on_result, cache, pools, kling)
     with shared_connections(sources, options) as shared:
-        return _run(sources, policy, options, workers, on_result, cache, shared)
+        return _run(sources, policy, options, workers, on_result, cache, shared, kling)
 
 
 def _run(
@@ -77,13 +79,14 @@ def _run(
     on_result: Callable[[int, Result], None] | None,
     cache: ProbeCache | None,
     pools: ConnectionPools | None,
+    kling: KlingLookup | None = None,
 ) -> list[Result]:
     collected = Collected(len(sources), on_result)
 
     def one(index: int) -> tuple[int, Result]:
         try:
             return index, check_one(
-                sources[index], policy, options=options, cache=cache, pools=pools
+                sources[index], policy, options=options, cache=cache, pools=pools, kling=kling
             )
         except Exception as exc:  # a bug must cost one source, not the batch
             failure = Failure("internal", f"{type(exc).__name__}: {exc}")

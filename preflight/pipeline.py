@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import NetworkError, ProbeError, UsageError
 from .facts import BackendName, Disagreement, Facts, ReaderName
@@ -20,13 +20,13 @@ from .policy import Policy, judge, load_policy
 from .probing.limits import ProbeLimits
 from .probing.names import DEFAULT_BACKEND, answered_by
 from .probing.options import RemoteOptions
-from .sources import is_url, redact_url
-from .verdict import Failure, Result
+from .sources import KLING_PREFIX, is_url, parse_kling, redact_url
+from .verdict import Failure, Result, Verdict
 
 if TYPE_CHECKING:
     from .cache import ProbeCache
+    from .policy.url import UrlFacts
     from .probing.transport import ConnectionPools
-    from .session.task_judge import KlingCheck
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,14 @@ class CheckOptions:
     remote: RemoteOptions = field(default_factory=RemoteOptions)
     limits: ProbeLimits = field(default_factory=ProbeLimits)  # each backend parse's time, memory
     allow_private_urls: bool = False
-    kling: KlingCheck | None = None  # how kling:TASK/VIDEO sources are looked up (needs a key)
+
+
+class KlingLookup(Protocol):
+    """What checks a kling:TASK_ID/VIDEO_ID source: session.task_judge.KlingCheck (the task query
+    client, its cache of actions, whether to probe the video). A live resource handed in beside
+    the options, as the cache and the pools are, so that the pipeline never imports session."""
+
+    def check(self, source: str, policy: Policy, options: CheckOptions) -> Result: ...
 
 
 def _options(backend: BackendName | None, options: CheckOptions | None) -> CheckOptions:
@@ -60,35 +67,37 @@ def check_one(
     options: CheckOptions | None = None,
     cache: ProbeCache | None = None,
     pools: ConnectionPools | None = None,
+    kling: KlingLookup | None = None,
 ) -> Result:
-    """Probe and judge one local file or http(s) URL.
+    """Probe and judge one local file, http(s) URL or kling:TASK_ID/VIDEO_ID.
 
     `backend` (default auto) is a shorthand for `options=CheckOptions(backend=...)`; giving both
     with different backends is a UsageError. `cache` (an open ProbeCache: facts of sources probed
     before) is asked first and filled; `pools` are a run's kept-alive connections for a URL
-    (None: the probe opens its own). The caller opened both and closes them.
+    (None: the probe opens its own). The caller opened both and closes them. `kling` looks up a
+    kling: source (it needs the API key: without it such a source is an `error`, kind `no_key`).
     """
     policy = policy or load_policy()
     options = _options(backend, options)
     name = os.fspath(source)
     if is_url(name):
         return check_url(name, policy, options, cache=cache, pools=pools)
-    if name.startswith("kling:"):  # a Kling video: ./kling:x names a file of that name
-        return _check_kling(name, policy, options)
+    if name.startswith(KLING_PREFIX):  # a Kling video: ./kling:x names a file of that name
+        return _check_kling(name, policy, options, kling)
     return judge_file(probe_file(name, options, cache), policy, options)
 
 
-def _check_kling(source: str, policy: Policy, options: CheckOptions) -> Result:
-    from .session.task_judge import check_kling, parse_kling
-
+def _check_kling(
+    source: str, policy: Policy, options: CheckOptions, kling: KlingLookup | None
+) -> Result:
     try:
         parse_kling(source)
     except UsageError as exc:
         return Result(source, "error", error=Failure("kling_source", str(exc)))
-    if options.kling is None:
+    if kling is None:
         message = "a kling: source needs the API key (COMETAPI_KEY or --api-key-file)"
         return Result(source, "error", error=Failure("no_key", message))
-    return check_kling(source, policy, options.kling, options)
+    return kling.check(source, policy, options)
 
 
 @dataclass(frozen=True)
@@ -138,7 +147,7 @@ def judge_file(probed: FileProbe, policy: Policy, options: CheckOptions) -> Resu
             backend=options.backend,
             probe_ms=probed.probe_ms,
         )
-    verdict = judge(probed.facts, policy)
+    verdict = _judged(probed.facts, policy)
     return Result(
         probed.name,
         verdict.verdict,
@@ -150,6 +159,17 @@ def judge_file(probed: FileProbe, policy: Policy, options: CheckOptions) -> Resu
         probe_ms=probed.probe_ms,
         cached=probed.cached,
     )
+
+
+def _judged(facts: Facts | None, policy: Policy, url: UrlFacts | None = None) -> Verdict:
+    """policy.judge, then each problem `preflight fix` answers names it first (fixhints.py)."""
+    verdict = judge(facts, policy, url)
+    if facts is None or not (verdict.violations or verdict.warnings):
+        return verdict
+    from .fixhints import fix_first
+
+    violations, warnings = fix_first(facts, policy, verdict.violations, verdict.warnings)
+    return replace(verdict, violations=violations, warnings=warnings)
 
 
 def check_url(
@@ -227,7 +247,7 @@ def check_url(
     except (ProbeError, NetworkError) as exc:
         return failed(exc.kind, str(exc))
     elapsed = (time.perf_counter() - started) * 1000
-    verdict = judge(facts, policy, replace(subject, remote=info))
+    verdict = _judged(facts, policy, replace(subject, remote=info))
     return Result(
         shown,
         verdict.verdict,
@@ -257,11 +277,12 @@ def iter_check(
     backend: BackendName | None = None,
     options: CheckOptions | None = None,
     cache: ProbeCache | None = None,
+    kling: KlingLookup | None = None,
 ) -> Iterator[Result]:
     """Check sources one at a time, yielding each Result as it is ready (input order).
 
     The URLs among them share kept-alive connections (as a CLI batch does), closed when the
-    iteration ends or the iterator is dropped. `cache`: as for check_one.
+    iteration ends or the iterator is dropped. `cache`, `kling`: as for check_one.
     """
     policy = policy or load_policy()
     options = _options(backend, options)
@@ -270,7 +291,7 @@ def iter_check(
         for source in sources:
             if pools is None and is_url(os.fspath(source)):
                 pools = sharing_connections(options)
-            yield check_one(source, policy, options=options, cache=cache, pools=pools)
+            yield check_one(source, policy, options=options, cache=cache, pools=pools, kling=kling)
     finally:
         if pools is not None:
             pools.close()
@@ -283,8 +304,12 @@ def check(
     backend: BackendName | None = None,
     options: CheckOptions | None = None,
     cache: ProbeCache | None = None,
+    kling: KlingLookup | None = None,
 ) -> list[Result]:
-    """Check one source or many (paths and URLs mixed); results keep the input order."""
+    """Check one source or many (paths, URLs and kling: sources mixed); results keep the input
+    order."""
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
-    return list(iter_check(sources, policy, backend=backend, options=options, cache=cache))
+    return list(
+        iter_check(sources, policy, backend=backend, options=options, cache=cache, kling=kling)
+    )

@@ -231,3 +231,15 @@ def host_of(url: str) -> str | None:
 def has_userinfo(url: str) -> bool:
     """Whether `url` carries a user name or password (scheme://userinfo@host)."""
     return _USERINFO.match(url) is not None
+
+
+KLING_PREFIX = "kling:"  # kling:TASK_ID/VIDEO_ID: a Kling-generated video (`./kling:x` is a file)
+
+
+def parse_kling(source: str) -> tuple[str, str]:
+    """(task_id, video_id) of `kling:TASK_ID/VIDEO_ID`; UsageError if it is not that shape."""
+    rest = source[len(KLING_PREFIX) :] if source.startswith(KLING_PREFIX) else ""
+    task_id, _, video_id = rest.partition("/")
+    if not task_id or not video_id or "/" in video_id:
+        raise UsageError(f"{source!r} is not kling:TASK_ID/VIDEO_ID")
+    return task_id, video_id

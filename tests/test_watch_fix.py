@@ -75,7 +75,8 @@ def ffmpeg_children(pid: int) -> list[int]:
                 return True
         return False
 
-    return [p for p in parents if names[p] in ("ffmpeg", "ffprobe") and descends(p)]
+    # The pinned binary is named ffmpeg-linux-x86_64-v9.0.2 (imageio-ffmpeg): match by prefix.
+    return [p for p in parents if names[p].startswith(("ffmpeg", "ffprobe")) and descends(p)]
 
 
 def stop_the_fix(pid: int) -> list[int]:

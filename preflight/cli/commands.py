@@ -15,67 +15,15 @@ from typing import IO, TYPE_CHECKING
 from ..errors import PreflightError, UsageError
 from ..report.printable import shown
 from ..status import ExitCode, exit_code_for_verdicts
+from .settings import check_options, kling_lookup, open_cache, probe_limits
 
 if TYPE_CHECKING:
     from collections import Counter
 
-    from ..cache import ProbeCache, ThumbnailCache
-    from ..fixing import FixResult
-    from ..pipeline import CheckOptions
+    from ..cache import ThumbnailCache
+    from ..fixing.result import FixResult
     from ..policy import Policy
-    from ..probing.limits import ProbeLimits
     from ..verdict import Result
-
-
-def _check_options(args: argparse.Namespace) -> CheckOptions:
-    from ..pipeline import CheckOptions
-    from ..probing.options import RemoteOptions
-
-    remote = RemoteOptions(
-        connect_timeout_s=args.connect_timeout,
-        read_timeout_s=args.read_timeout,
-        deadline_s=args.deadline,
-        max_prefix_bytes=int(args.max_prefix_mib * 1024 * 1024),
-        per_host=args.per_host,
-    )
-    return CheckOptions(
-        backend=args.probe,
-        remote=remote,
-        limits=_probe_limits(args),
-        allow_private_urls=args.allow_private_urls,
-    )
-
-
-def _with_kling(args: argparse.Namespace, options: CheckOptions) -> CheckOptions:
-    """`options` that can look up kling:TASK/VIDEO sources: only they need the API key."""
-    from dataclasses import replace
-
-    from ..session.credentials import load_api_key, resolve_api_base
-    from ..session.task_judge import KlingCheck, MemoryActions
-    from ..session.task_query import TaskClient
-
-    client = TaskClient(resolve_api_base(args.api_base), load_api_key(args.api_key_file))
-    plan = KlingCheck(client, args.task_action, MemoryActions(), not args.no_probe_video_id)
-    return replace(options, kling=plan)
-
-
-def _probe_limits(args: argparse.Namespace) -> ProbeLimits:
-    from ..probing.limits import ProbeLimits
-
-    return ProbeLimits(timeout_s=args.probe_timeout, memory_mib=args.probe_memory_mib)
-
-
-def _open_cache(ledger: str | None) -> ProbeCache | None:
-    from ..cache import ProbeCache
-    from ..errors import LedgerError
-    from ..ledger import default_path
-
-    try:
-        return ProbeCache(ledger or default_path())
-    except LedgerError as exc:
-        # A cache is an optimisation: without one every source is probed, which is still right.
-        print(f"preflight: warning: no probe cache ({exc})", file=sys.stderr)
-        return None
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -100,12 +48,13 @@ def run_check(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be 1 or more")
     if args.workers is not None and args.dask is not None:
         raise UsageError("--workers and --dask: give one (with --dask the cluster's workers probe)")
-    options = _check_options(args)
+    options = check_options(args)
+    kling = None
     if any(s.startswith("kling:") for s in sources):
         if args.dask is not None:
             raise UsageError("kling: sources are checked here, not on a Dask cluster")
-        options = _with_kling(args, options)
-    cache = _open_cache(args.ledger) if not args.no_cache else None  # closed below
+        kling = kling_lookup(args)
+    cache = open_cache(args.ledger) if not args.no_cache else None  # closed below
     # --json and --jsonl are the older spellings of --format json|jsonl (argparse keeps them apart)
     mode = args.format or ("json" if args.json else "jsonl" if args.jsonl else "text")
     progress = Progress(len(sources), sys.stderr, enabled=wanted(quiet=args.quiet, mode=mode))
@@ -150,6 +99,7 @@ def run_check(args: argparse.Namespace) -> int:
                 workers=args.workers or default_workers(sources),
                 on_result=on_result,
                 cache=cache,
+                kling=kling,
             )
         code = exit_code_for_verdicts([r.verdict for r in results])
         progress.close()  # before the summary or the --json document: no bar while they print
@@ -247,7 +197,7 @@ def run_init(args: argparse.Namespace) -> int:
                 args.file,
                 args.stage,
                 policy=_policy(args),
-                options=_check_options(args),
+                options=check_options(args),
                 expires_s=args.expires,
             )
             # Each presigning gives another URL for the same bytes: the hash is the source.
@@ -261,7 +211,7 @@ def run_init(args: argparse.Namespace) -> int:
             video_id=args.video_id,
             task_id=args.task_id,
             policy=_policy(args),
-            options=_check_options(args),
+            options=check_options(args),
             api_base=args.api_base,
             api_key_file=args.api_key_file,
             ledger=args.ledger,
@@ -295,7 +245,7 @@ def run_stage(args: argparse.Namespace) -> int:
 
     bucket, _prefix = parse_target(args.to)  # a bad --to is a usage error before any check
     policy = _policy(args)
-    options = _check_options(args)
+    options = check_options(args)
     verdicts: list[str] = []
     for name in args.files:
         try:
@@ -353,7 +303,7 @@ def run_watch(args: argparse.Namespace) -> int:
         code = main_loop(
             args.folder,
             policy=_policy(args),
-            check_options=CheckOptions(backend=args.probe, limits=_probe_limits(args)),
+            check_options=CheckOptions(backend=args.probe, limits=probe_limits(args)),
             options=options,
             out=sys.stdout,
         )
@@ -361,8 +311,8 @@ def run_watch(args: argparse.Namespace) -> int:
 
 
 def run_fix(args: argparse.Namespace) -> int:
-    from ..fixing import DEFAULT_PRESET
     from ..fixing.batch import InOrder, fix_many, outputs_for
+    from ..fixing.graph import DEFAULT_PRESET
     from ..fixing.report import summarize, write_json, write_json_line, write_summary, write_text
     from ..sources import DEFAULT_INCLUDE, expand_sources
     from .progress import FIX_OUTCOMES, Progress, wanted
@@ -420,7 +370,8 @@ def run_fix(args: argparse.Namespace) -> int:
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
-    from ..testing.sandbox import DEMO_KEY, Sandbox, serve, start_in_background
+    from ..testing.detached import start_in_background
+    from ..testing.sandbox import DEMO_KEY, Sandbox, serve
 
     try:
         if not args.foreground:  # eval "$(preflight sandbox)" returns; kill $PREFLIGHT_SANDBOX_PID

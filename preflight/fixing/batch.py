@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from .deps import Policy, Result, UsageError, check_one
+from .deps import Policy, Result, UsageError
+from .recheck import check_one
 from .result import FixResult
 from .run import fix, resolve_output
 from .spawn import FixCancelled, parallel_limit

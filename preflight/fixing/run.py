@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import graph, measure, packets, spawn
-from .deps import Facts, Failure, Policy, Result, UsageError, check_one, load_policy
+from .deps import Facts, Failure, Policy, Result, UsageError, load_policy
 from .keep import TEN_BIT_MODES, StreamInfo
 from .plan import EXTEND_MODES, SERVER_SENSITIVE, Plan, Step, make_plan, needs_fix
+from .recheck import check_one
 from .result import FixResult, Written, surviving_steps
 from .workspace import OpenedSource, Workspace
 

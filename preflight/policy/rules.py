@@ -45,9 +45,7 @@ def judge_media(facts: Facts, policy: Policy) -> tuple[list[Violation], list[Vio
         _judge_resolution(facts, policy, violations)
         _judge_fps(facts, policy, violations, warnings)
         _judge_stream_warnings(facts, warnings)
-    from .fixfirst import fix_first
-
-    return fix_first(facts, policy, violations, warnings)
+    return violations, warnings
 
 
 def _judge_container(

@@ -12,10 +12,11 @@ from ..ledger import Ledger
 from ..ledger.tasks import TaskActions
 from ..pipeline import CheckOptions
 from ..policy import Policy, load_policy
+from ..sources import KLING_PREFIX
 from .client import InitClient
 from .credentials import ApiKey, load_api_key
 from .result import InitResult
-from .task_judge import KLING_PREFIX, KlingCheck, judged_kling
+from .task_judge import KlingCheck, judged_kling
 from .task_query import TaskClient
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import ApiError, UsageError
+from ..errors import ApiError
 from ..policy import Policy
-from ..sources import redact_url
+from ..sources import KLING_PREFIX, parse_kling, redact_url
 from ..verdict import Failure, Result, Violation
 from .task_query import ACTIONS, ActionCache, TaskAnswer, TaskClient
 
@@ -29,20 +29,10 @@ __all__ = [
     "parse_kling",
 ]
 
-KLING_PREFIX = "kling:"
 MAX_AGE = timedelta(days=30)  # API.md: only videos generated within the last 30 days
 WARN_WITHIN = timedelta(hours=1)  # a video this close to the limit may expire before it is used
 _UNFINISHED = ("submitted", "processing")
 _EPSILON = 1e-6
-
-
-def parse_kling(source: str) -> tuple[str, str]:
-    """(task_id, video_id) of `kling:TASK_ID/VIDEO_ID`; UsageError if it is not that shape."""
-    rest = source[len(KLING_PREFIX) :] if source.startswith(KLING_PREFIX) else ""
-    task_id, _, video_id = rest.partition("/")
-    if not task_id or not video_id or "/" in video_id:
-        raise UsageError(f"{source!r} is not kling:TASK_ID/VIDEO_ID")
-    return task_id, video_id
 
 
 @dataclass(frozen=True)
@@ -53,6 +43,10 @@ class KlingCheck:
     action: str | None = None  # --task-action: the only route asked
     cache: ActionCache | None = None
     probe: bool = True  # --no-probe-video-id turns it off
+
+    def check(self, source: str, policy: Policy, options: Any) -> Result:
+        """pipeline.KlingLookup: the Result of one kling:TASK/VIDEO source (check_kling)."""
+        return check_kling(source, policy, self, options)
 
 
 class MemoryActions:

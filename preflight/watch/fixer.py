@@ -73,7 +73,8 @@ class Fixer:
                 log.warning("%s: not fixed: %s", job.source, exc)
 
     def _fix(self, job: _Job) -> None:
-        from ..fixing import FixCancelled, fix
+        from ..fixing.run import fix
+        from ..fixing.spawn import FixCancelled
 
         self._on_event(WatchEvent("fixing", job.source, job.result))
         job.folder.mkdir(parents=True, exist_ok=True)

@@ -3,15 +3,17 @@ ffmpeg command (often a re-encode where fix would re-time or cut losslessly).
 
 The plan is fix's own (fixing.plan.make_plan, pure: no ffprobe, no file read), so a hint says
 what `preflight fix --dry-run` would print. Loaded only when a file has a problem fix answers.
+The pipeline applies it after policy.judge: the policy knows nothing of fix, and fix's planner
+imports the policy, so the call belongs above both.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from ..facts import Facts
-from ..verdict import Violation
-from .load import Policy
+from .facts import Facts
+from .policy import Policy
+from .verdict import Violation
 
 _FIXABLE = ("container.", "duration.", "resolution.", "fps.")
 
@@ -23,8 +25,8 @@ def fix_first(
     problems = (*violations, *warnings)
     if not any(p.rule.startswith(_FIXABLE) for p in problems):
         return violations, warnings
-    from ..fixing.keep import StreamInfo
-    from ..fixing.plan import make_plan
+    from .fixing.keep import StreamInfo
+    from .fixing.plan import make_plan
 
     rules = {v.rule for v in violations}
     plan = make_plan(facts, rules, {w.rule for w in warnings}, policy, StreamInfo())
