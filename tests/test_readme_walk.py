@@ -44,7 +44,7 @@ NOT_RUN = {
     "https://cdn.example.com/a.mp4\\n' | preflight check --from - --jsonl": "names a public CDN: "
     "the suite sends nothing off loopback",
     "pip install 'preflight[postgres]'": "installs from the network",
-    "export PREFLIGHT_LEDGER='postgresql://preflight:PASSWORD@db.internal/preflight'": "a host "
+    "export PREFLIGHT_LEDGER='postgresql://preflight@db.internal/preflight'": "a host "
     "named db.internal (tests/test_ledger_pg.py runs a real cluster)",
     "preflight init --video-url https://cdn.example.com/take1.mp4": "a public CDN and the "
     "db.internal ledger",
@@ -123,6 +123,7 @@ class Masks:
             (r"\b\d{15,20}\b", "<ID>"),
             (r"PREFLIGHT_SANDBOX_PID=\d+", "PREFLIGHT_SANDBOX_PID=<PID>"),
             (r'"elapsed_ms": [\d.]+', '"elapsed_ms": <MS>'),
+            (r"^(\s*wrote .*; )\d+(\.\d+)? s$", r"\1<SECONDS> s"),  # fix's time taken
         ]
         for pattern, name in rules:
             line = re.sub(pattern, name, line)
