@@ -11,7 +11,6 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from .pipeline import CheckOptions, check_one, sharing_connections
 from .policy import Policy
@@ -176,6 +175,8 @@ def _host_key(source: str) -> str:
     """scheme://host:port of a URL (the unit the connection pools bound), '' for a file."""
     if not is_url(source):
         return ""
+    from urllib.parse import urlsplit  # here: it loads ipaddress, which a local check never needs
+
     try:
         parts = urlsplit(source)
         port = parts.port

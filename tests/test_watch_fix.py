@@ -114,7 +114,8 @@ def test_fixes_are_printed_recorded_and_never_hold_up_new_files(tmp_path: Path) 
             os.kill(child, signal.SIGCONT)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=DEADLINE_S)
-    assert proc.returncode == 0 and "Traceback" not in err, err
+    # Ctrl-C ends a watch with 130, as the exit-code table says (issue 22 item 7).
+    assert proc.returncode == 130 and "Traceback" not in err, err
     assert out.lines[0] == "REJECT  short.mp4  -> rejected/short.mp4  (resolution.height)"
     assert out.lines[1] == "FIXING  rejected/short.mp4  (resolution.height)"
     assert out.index("FIXING  rejected/short.mp4") < out.index("PASS    next.mp4")
@@ -143,7 +144,7 @@ def test_an_unfixable_file_says_why(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=DEADLINE_S)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # Ctrl-C
     assert out.lines[:2] == [
         "REJECT  sound.mp4  -> rejected/sound.mp4  (stream.no_video)",
         "FIXING  rejected/sound.mp4  (stream.no_video)",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,6 +41,10 @@ def masked(dsn: str) -> str:
 
 
 def _masked(dsn: str) -> str:
+    # Here, not at the top: urllib.parse loads ipaddress, and a cached local check, which asks
+    # is_dsn of its ledger path, needs neither.
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
     parts = urlsplit(dsn)
     netloc = parts.netloc
     if "@" in netloc:
@@ -56,6 +59,8 @@ def _masked(dsn: str) -> str:
 
 def secrets_of(dsn: str) -> list[str]:
     """Every spelling of the DSN's password, to hide wherever the DSN's text could show."""
+    from urllib.parse import unquote
+
     found = dsn_password(dsn)
     # Longest first, so a decoded password is not left half-replaced by its encoded form.
     out = {found, unquote(found)} if found else set()
