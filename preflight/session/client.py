@@ -45,6 +45,27 @@ ROUTE = "/kling/v1/videos/multi-elements/init-selection"
 MAX_RETRY_AFTER_S = 120.0  # a Retry-After beyond this is a refusal in all but name: not waited
 
 
+def retry_delay(
+    attempt: int, retry_after_s: float | None, backoff_s: float, backoff_max_s: float
+) -> float | None:
+    """How long to wait before the attempt after `attempt`: the answer's Retry-After, else a
+    jittered exponential back-off; None when the API asks for more than MAX_RETRY_AFTER_S (that
+    is the answer, never a sleep). The init route and the task query (task_query.py) share it."""
+    if retry_after_s is not None:
+        return None if retry_after_s > MAX_RETRY_AFTER_S else retry_after_s
+    ceiling = min(backoff_max_s, backoff_s * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)  # jitter: many clients do not retry in step
+
+
+def too_long_to_wait(exc: ApiError) -> ApiError:
+    """`exc`, saying that the API asked for a wait longer than this client makes."""
+    exc.args = (
+        f"{exc} (the API asks to wait {exc.retry_after_s:g} s, more than the"
+        f" {MAX_RETRY_AFTER_S:g} s this client waits: try again later)",
+    )
+    return exc
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one HTTP attempt ended, for the ledger row written before it."""
@@ -140,13 +161,11 @@ class InitClient:
                     if attempt == self.max_attempts:
                         exc.args = (f"{exc} (gave up after {attempt} attempts)",)
                         raise
-                    wait = self._delay(attempt, exc.retry_after_s)
+                    wait = retry_delay(
+                        attempt, exc.retry_after_s, self.backoff_s, self.backoff_max_s
+                    )
                     if wait is None:
-                        exc.args = (
-                            f"{exc} (the API asks to wait {exc.retry_after_s:g} s, more than the"
-                            f" {MAX_RETRY_AFTER_S:g} s this client waits: try again later)",
-                        )
-                        raise
+                        raise too_long_to_wait(exc) from None
                     self.sleep(wait)
                     continue
                 data = dict(success["data"])
@@ -174,13 +193,6 @@ class InitClient:
                     server_date=answered,
                 )
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _delay(self, attempt: int, retry_after_s: float | None) -> float | None:
-        """How long to wait before the next attempt; None if the API asks for more than we wait."""
-        if retry_after_s is not None:
-            return None if retry_after_s > MAX_RETRY_AFTER_S else retry_after_s
-        ceiling = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # jitter: many clients do not retry in step
 
     def _post(self, session: requests.Session, url: str, body: dict[str, Any]) -> requests.Response:
         self._trace(f"POST {url} Authorization: Bearer *** body={json.dumps(body)}")

@@ -9,7 +9,6 @@ What an answer amounts to is answers.py's classification, the same as init's.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import requests
 
 from ..errors import ApiError
 from .answers import envelope_error, non_json_error, server_date, transport_error
-from .client import MAX_RETRY_AFTER_S
+from .client import retry_delay, too_long_to_wait
 from .credentials import ApiKey
 
 __all__ = ["ACTIONS", "ActionCache", "TaskAnswer", "TaskClient", "task_route"]
@@ -113,13 +112,9 @@ class TaskClient:
                 if attempt == self.max_attempts:
                     exc.args = (f"{exc} (task query gave up after {attempt} attempts)",)
                     raise
-                wait = self._delay(attempt, exc.retry_after_s)
-                if wait is None:
-                    exc.args = (
-                        f"{exc} (the API asks to wait {exc.retry_after_s:g} s, more than the"
-                        f" {MAX_RETRY_AFTER_S:g} s this client waits: try again later)",
-                    )
-                    raise
+                wait = retry_delay(attempt, exc.retry_after_s, self.backoff_s, self.backoff_max_s)
+                if wait is None:  # the same rules as init's (client.py)
+                    raise too_long_to_wait(exc) from None
                 self.sleep(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -170,13 +165,6 @@ class TaskClient:
             server_date(response),
             None if request_id is None else str(request_id),
         )
-
-    def _delay(self, attempt: int, retry_after_s: float | None) -> float | None:
-        # The same rules as init's (client.py): a Retry-After over the cap is not waited.
-        if retry_after_s is not None:
-            return None if retry_after_s > MAX_RETRY_AFTER_S else retry_after_s
-        ceiling = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
 
     def _trace(self, line: str) -> None:
         if self.debug is not None:
