@@ -149,7 +149,9 @@ def assert_billed_once_and_known(
 class SilentProxy:
     """A loopback TCP proxy to `upstream` that can go silent: freeze() stops forwarding in both
     directions while every connection stays open (no RST, no FIN), as a partition or a frozen
-    middlebox would; thaw() resumes. New connections are accepted, and held, while frozen."""
+    middlebox would; thaw() resumes. New connections are accepted, and held, while frozen.
+    silence_held() silences for good only the connections open now (a new one is served), and
+    refuse_new() closes the listener."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self._upstream = upstream
@@ -159,6 +161,7 @@ class SilentProxy:
         self._running.set()  # cleared while frozen
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
+        self._silenced: set[socket.socket] = set()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -168,10 +171,20 @@ class SilentProxy:
     def thaw(self) -> None:
         self._running.set()
 
+    def silence_held(self) -> None:
+        with self._lock:
+            self._silenced.update(self._sockets)
+
+    def refuse_new(self) -> None:
+        # shutdown, not only close: a close leaves a listener that the accept() thread holds.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
     def close(self) -> None:
         self._closed.set()
         self._running.set()
-        self._listener.close()
+        self.refuse_new()
         with self._lock:
             for sock in self._sockets:
                 with contextlib.suppress(OSError):
@@ -204,6 +217,9 @@ class SilentProxy:
             while not self._closed.is_set():
                 if not self._running.wait(0.05):
                     continue  # frozen: leave the bytes in the kernel's buffers
+                if src in self._silenced:
+                    self._closed.wait(0.05)  # silenced for good: the same, for this one
+                    continue
                 ready, _, _ = select.select([src], [], [], 0.05)
                 if not ready:
                     continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shlex
 import socket
 import sqlite3
@@ -35,6 +34,7 @@ from preflight.session.credentials import ApiKey
 from preflight.testing import ROUTE, Fault, Sandbox
 
 from .conftest import preflight_script, run_cli
+from .money import SilentProxy
 
 KEY = "sk-test-fence-5d1c8e"
 OTHER_KEY = "sk-test-fence-other-93ab"
@@ -390,74 +390,15 @@ def test_every_operation_reconnects_after_all_connections_are_terminated(pg_ledg
         assert [a.id for a in ledger.attempts()] == [attempt]
 
 
-class _Proxy:
-    """A loopback TCP proxy to PostgreSQL that can go silent: the connections it holds stop
-    forwarding (and stay open, as a frozen proxy's do) while new ones are served normally."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self._target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._silenced: list[socket.socket] = []
-        self._live: list[tuple[socket.socket, socket.socket]] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self._target, timeout=10)
-            with self._lock:
-                self._live.append((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-
-    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
-        pair = {client: upstream, upstream: client}
-        while True:
-            with self._lock:
-                if client in self._silenced:
-                    return  # silent: nothing forwarded, nothing closed
-            ready, _, _ = select.select(list(pair), [], [], 0.05)
-            for sock in ready:
-                with self._lock:
-                    if client in self._silenced:
-                        return
-                try:
-                    data = sock.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                pair[sock].sendall(data)
-
-    def go_silent(self) -> None:
-        with self._lock:
-            self._silenced.extend(client for client, _ in self._live)
-
-    def refuse_new(self) -> None:
-        # shutdown, not close: a close leaves a listener that another thread's accept() holds.
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-
-    def close(self) -> None:
-        self.refuse_new()
-        with self._lock:
-            for pair in self._live:
-                for sock in pair:
-                    sock.close()
-
-
 @pytest.fixture
-def silent_path(pg_ledger: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, _Proxy]]:
+def silent_path(
+    pg_ledger: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, SilentProxy]]:
     monkeypatch.setenv("PREFLIGHT_LEDGER_READ_TIMEOUT_S", "1.5")
     monkeypatch.setenv("PREFLIGHT_LEDGER_RETRY_S", "20")
     address = pg_ledger.split("@", 1)[1].split("/", 1)[0]
     host, port = address.rsplit(":", 1)
-    proxy = _Proxy((host, int(port)))
+    proxy = SilentProxy((host, int(port)))
     try:
         yield pg_ledger.replace(f"@{address}/", f"@127.0.0.1:{proxy.port}/"), proxy
     finally:
@@ -484,24 +425,24 @@ def _bounded(call: Any) -> Any:
 
 
 def test_a_silent_path_is_cut_by_the_read_bound_and_reconnected(
-    silent_path: tuple[str, _Proxy],
+    silent_path: tuple[str, SilentProxy],
 ) -> None:
     # Before: statement_timeout is the server's and the path is silent: a hang without end.
     dsn, proxy = silent_path
     with Ledger(dsn) as ledger:
         assert ledger.sessions() == []
-        proxy.go_silent()  # the held connection freezes; a new one is served
+        proxy.silence_held()  # the held connection freezes; a new one is served
         assert _bounded(ledger.sessions) == []
 
 
 def test_a_path_that_stays_silent_is_an_error_not_a_hang(
-    silent_path: tuple[str, _Proxy], monkeypatch: pytest.MonkeyPatch
+    silent_path: tuple[str, SilentProxy], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dsn, proxy = silent_path
     monkeypatch.setenv("PREFLIGHT_LEDGER_RETRY_S", "1")
     with Ledger(dsn) as ledger:
         assert ledger.sessions() == []
-        proxy.go_silent()
+        proxy.silence_held()
         proxy.refuse_new()  # and nothing new gets through either
         with pytest.raises(LedgerUnavailable):
             _bounded(ledger.sessions)
