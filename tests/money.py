@@ -221,8 +221,8 @@ class SilentProxy:
                     self._closed.wait(0.05)  # silenced for good: the same, for this one
                     continue
                 ready, _, _ = select.select([src], [], [], 0.05)
-                if not ready:
-                    continue
+                if not ready or not self._running.is_set() or src in self._silenced:
+                    continue  # silenced while select() waited: the bytes stay where they are
                 data = src.recv(65536)
                 if not data:
                     dst.shutdown(socket.SHUT_WR)
