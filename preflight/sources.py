@@ -234,6 +234,17 @@ def has_userinfo(url: str) -> bool:
 
 
 KLING_PREFIX = "kling:"  # kling:TASK_ID/VIDEO_ID: a Kling-generated video (`./kling:x` is a file)
+# The routes that make a Kling video task, in the order the task query tries them when none is
+# named (API.md, "Looking up a Kling task"); the parser offers them to --task-action and the
+# stand-in serves them, so they are text here, beside the kling: name, not in the query client.
+TASK_ACTIONS = (
+    "text2video",
+    "image2video",
+    "multi-image2video",
+    "multi-elements",
+    "lip-sync",
+    "effects",
+)
 
 
 def parse_kling(source: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from ..policy import PROFILES
 from ..probing.limits import DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S
 from ..probing.names import BACKENDS
 from ..probing.options import DEFAULT_DEADLINE_S, DEFAULT_PER_HOST
+from ..sources import TASK_ACTIONS
 
 
 def add_expires_option(parser: argparse.ArgumentParser) -> None:
@@ -151,18 +152,6 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
         "nearest .preflight.json or [tool.preflight] of a pyproject.toml, from here up, if "
         "you or root own it and no one else may write it)",
     )
-
-
-# The routes a Kling video task is made by (session/task_query.ACTIONS, kept here as text so the
-# parser does not import the requests-based client).
-TASK_ACTIONS = (
-    "text2video",
-    "image2video",
-    "multi-image2video",
-    "multi-elements",
-    "lip-sync",
-    "effects",
-)
 
 
 def add_kling_options(parser: argparse.ArgumentParser, *, with_account: bool) -> None:

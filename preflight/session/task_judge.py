@@ -14,9 +14,9 @@ from typing import Any
 
 from ..errors import ApiError
 from ..policy import Policy
-from ..sources import KLING_PREFIX, parse_kling, redact_url
+from ..sources import KLING_PREFIX, TASK_ACTIONS, parse_kling, redact_url
 from ..verdict import Failure, Result, Violation
-from .task_query import ACTIONS, ActionCache, TaskAnswer, TaskClient
+from .task_query import ActionCache, TaskAnswer, TaskClient
 
 __all__ = [
     "KLING_PREFIX",
@@ -97,7 +97,7 @@ def judge_task(
                     "video_id.not_found",
                     f"no task {_clean(task_id)} under the routes asked ({tried})",
                     None,
-                    list(ACTIONS),
+                    list(TASK_ACTIONS),
                     "check the task_id and the account's key; name the route that made the "
                     "task with --task-action NAME",
                 )

@@ -19,21 +19,12 @@ from urllib.parse import quote
 import requests
 
 from ..errors import ApiError
+from ..sources import TASK_ACTIONS
 from .answers import envelope_error, non_json_error, server_date, transport_error
 from .client import retry_delay, too_long_to_wait
 from .credentials import ApiKey
 
-__all__ = ["ACTIONS", "ActionCache", "TaskAnswer", "TaskClient", "task_route"]
-
-# The routes that make a video task, in the order they are tried when none is named.
-ACTIONS = (
-    "text2video",
-    "image2video",
-    "multi-image2video",
-    "multi-elements",
-    "lip-sync",
-    "effects",
-)
+__all__ = ["ActionCache", "TaskAnswer", "TaskClient", "task_route"]
 
 
 def task_route(action: str, task_id: str) -> str:
@@ -83,7 +74,7 @@ class TaskClient:
         "no such task" (auth, a rate limit past its waits, a server that keeps failing).
         """
         known = action or (cache.cached_action(self.api_base, task_id) if cache else None)
-        order: Sequence[str] = (known,) if known else ACTIONS
+        order: Sequence[str] = (known,) if known else TASK_ACTIONS
         asked: list[str] = []
         with requests.Session() as session:
             session.headers["User-Agent"] = "preflight"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote
 
+from ..sources import TASK_ACTIONS
 from .answers import Answer, Fault, comet_error, envelope, fault_answer
 
 __all__ = [
@@ -29,14 +30,6 @@ __all__ = [
 
 DAY_S = 86400.0
 _ROUTE = re.compile(r"^/kling/v1/videos/([a-z0-9-]+)/([^/]+)$")
-_ACTIONS = (
-    "text2video",
-    "image2video",
-    "multi-image2video",
-    "multi-elements",
-    "lip-sync",
-    "effects",
-)
 
 
 @dataclass(frozen=True)
@@ -106,7 +99,7 @@ def answer_query(
         return fault_answer(fault, None)
     if task is None and sandbox.any_task:
         task = catch_all(task_id)
-    if action not in _ACTIONS or task is None or task.action != action:
+    if action not in TASK_ACTIONS or task is None or task.action != action:
         return envelope(404, 1203, f"resource does not exist: task {task_id}")
     return Answer(200, task.payload(sandbox.clock_offset_s), code=0)
 
