@@ -53,6 +53,18 @@ def run_cli(
     )
 
 
+def init_env(api_base: str, key: str, tmp_path: Path) -> dict[str, str]:
+    """Our environment for `preflight init` against a stand-in at `api_base`: its key, and a ledger
+    of the test's own (no COMETAPI_KEY or NO_COLOR of ours leaks in)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("COMETAPI_KEY", "NO_COLOR")}
+    return {
+        **base,
+        "COMETAPI_KEY": key,
+        "PREFLIGHT_API_BASE": api_base,
+        "PREFLIGHT_LEDGER": str(tmp_path / "ledger.sqlite3"),
+    }
+
+
 def run_json(*args: str) -> tuple[int, Any]:
     done = run_cli(*args)
     assert "Traceback" not in done.stderr, done.stderr

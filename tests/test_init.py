@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from preflight.testing import ROUTE, Fault, Sandbox
 from preflight.testing.media_server import MediaServer
 from preflight.testing.tasks import KlingTask
 
-from .conftest import FIXTURES, preflight_script
+from .conftest import FIXTURES, init_env, preflight_script
 
 KEY = "sk-test-SECRET-7f3a9c1e"
 MEDIA = FIXTURES / "media"
@@ -46,13 +45,7 @@ def api() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def env(api: Sandbox, tmp_path: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("COMETAPI_KEY", "NO_COLOR")}
-    return {
-        **base,
-        "COMETAPI_KEY": KEY,
-        "PREFLIGHT_API_BASE": api.base_url,
-        "PREFLIGHT_LEDGER": str(tmp_path / "ledger.sqlite3"),
-    }
+    return init_env(api.base_url, KEY, tmp_path)
 
 
 def init(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

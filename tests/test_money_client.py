@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import subprocess
 import threading
 import time
@@ -25,7 +24,7 @@ from preflight.session.client import InitClient, Outcome
 from preflight.session.credentials import ApiKey
 from preflight.testing import Fault, Sandbox
 
-from .conftest import preflight_script
+from .conftest import init_env, preflight_script
 
 KEY = "sk-test-SECRET-money-client"
 BODY = {"video_id": "784912347344945152", "task_id": "7849"}
@@ -39,13 +38,7 @@ def api() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def env(api: Sandbox, tmp_path: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("COMETAPI_KEY", "NO_COLOR")}
-    return {
-        **base,
-        "COMETAPI_KEY": KEY,
-        "PREFLIGHT_API_BASE": api.base_url,
-        "PREFLIGHT_LEDGER": str(tmp_path / "ledger.sqlite3"),
-    }
+    return init_env(api.base_url, KEY, tmp_path)
 
 
 def init_json(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[int, dict[str, Any]]:

@@ -7,7 +7,6 @@ The real CLI against the loopback stand-in API; the ledger's raw bytes (WAL incl
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from preflight.testing import ROUTE, Fault, Sandbox
 from preflight.testing.answers import ECHO_FORMS, encode_echo
 from preflight.testing.media_server import MediaServer
 
-from .conftest import FIXTURES, preflight_script
+from .conftest import FIXTURES, init_env, preflight_script
 
 KEY = "sk-test/SECRET+7f3a9c1e"  # a '/' and a '+': JSON and URL encodings both change them
 IDS = ("--video-id", "784912347344945152", "--task-id", "7849")
@@ -40,13 +39,7 @@ def api() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def env(api: Sandbox, tmp_path: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("COMETAPI_KEY", "NO_COLOR")}
-    return {
-        **base,
-        "COMETAPI_KEY": KEY,
-        "PREFLIGHT_API_BASE": api.base_url,
-        "PREFLIGHT_LEDGER": str(tmp_path / "ledger.sqlite3"),
-    }
+    return init_env(api.base_url, KEY, tmp_path)
 
 
 def init(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

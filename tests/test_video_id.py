@@ -7,7 +7,6 @@ real media server for the videos' URLs.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -21,7 +20,7 @@ from preflight.testing import Fault, Sandbox
 from preflight.testing.media_server import MediaServer
 from preflight.testing.tasks import DAY_S, KlingTask
 
-from .conftest import FIXTURES, preflight_script
+from .conftest import FIXTURES, init_env, preflight_script
 
 KEY = "sk-test-SECRET-video-id"
 # The order the issue names; written out here, not imported from the code under test.
@@ -79,13 +78,7 @@ def api(media: MediaServer) -> Iterator[Sandbox]:
 
 @pytest.fixture
 def env(api: Sandbox, tmp_path: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("COMETAPI_KEY", "NO_COLOR")}
-    return {
-        **base,
-        "COMETAPI_KEY": KEY,
-        "PREFLIGHT_API_BASE": api.base_url,
-        "PREFLIGHT_LEDGER": str(tmp_path / "ledger.sqlite3"),
-    }
+    return init_env(api.base_url, KEY, tmp_path)
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
